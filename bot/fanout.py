@@ -1,0 +1,162 @@
+"""Delivering one job's message to its recipients: claim, quota, send in calls of ≤ 5, record.
+
+Each recipient's row moves to `sending` (committed) before its request goes out, so a
+crash leaves an honest `unknown` rather than a silent repeat; every outcome is recorded
+per recipient, and one recipient's failure never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Sequence
+
+from bot.deliveries import Claim, DeliveryLog
+from bot.kakao_client import MAX_RECEIVERS, KakaoApi
+from bot.kakao_errors import KakaoError, KakaoLoginRequired, KakaoSendUnknown
+from bot.quota import QuotaBook, quota_day
+from bot.recipients import Target, Unreachable
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RecipientResult:
+    key: str
+    label: str
+    status: str  # sent | failed | unknown | skipped | already-sent
+    reason: str = ""
+    code: int | None = None
+
+
+@dataclass
+class FanoutReport:
+    job: str
+    slot_key: str
+    results: list[RecipientResult] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[RecipientResult]:
+        return [r for r in self.results if r.status in ("failed", "unknown", "skipped")]
+
+    @property
+    def failed(self) -> bool:
+        return any(r.status in ("failed", "unknown") for r in self.results)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+
+@dataclass
+class Fanout:
+    """Everything one delivery needs; `message_for` gives each target its template object."""
+
+    log: DeliveryLog
+    api: KakaoApi
+    db_session: Callable  # Database.session, for the quota counts
+    job: str
+    slot_key: str
+    sender: str
+    now: datetime
+    late: bool = False
+    alert: bool = False  # a problem report to "me": may use the reserved quota
+
+    def deliver(self, targets: Sequence[Target], unreachable: Sequence[Unreachable],
+                message_for: Callable[[Target], dict]) -> FanoutReport:
+        report = FanoutReport(self.job, self.slot_key)
+        day = quota_day(self.now)
+        for problem in unreachable:
+            self._skip(report, problem.key, problem.label, problem.reason, day)
+        claimed: list[tuple[Target, int]] = []
+        for target in targets:
+            claim = self.log.claim(job=self.job, slot_key=self.slot_key, recipient=target.key, label=target.label,
+                                   sender=self.sender, quota_day=day, late=self.late)
+            if claim.row_id is None:
+                report.results.append(_not_claimed(target, claim))
+            else:
+                claimed.append((target, claim.row_id))
+        with self.db_session() as session:
+            book = QuotaBook.load(session, self.sender, day, [t.key for t, _ in claimed])
+        allowed = []
+        for target, row_id in claimed:
+            refusal = book.take(target.key, alert=self.alert)
+            if refusal:
+                self.log.mark([row_id], "skipped", reason=refusal)
+                report.results.append(RecipientResult(target.key, target.label, "skipped", refusal))
+            else:
+                allowed.append((target, row_id))
+        self._send_all(allowed, message_for, report)
+        for result in report.problems:
+            log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason)
+        return report
+
+    def _send_all(self, allowed: list[tuple[Target, int]], message_for: Callable[[Target], dict],
+                  report: FanoutReport) -> None:
+        me = [(t, r) for t, r in allowed if t.uuid is None]
+        friends = [(t, r) for t, r in allowed if t.uuid is not None]
+        batches = [friends[i:i + MAX_RECEIVERS] for i in range(0, len(friends), MAX_RECEIVERS)]
+        pending = [me] if me else []
+        pending += batches
+        for index, batch in enumerate(pending):
+            try:
+                self._send_batch(batch, message_for, report)
+            except KakaoLoginRequired as exc:
+                # No send can succeed without a login: record the rest as failed, by name.
+                for rest in pending[index + 1:]:
+                    self._record(rest, report, "failed", str(exc), None)
+                return
+
+    def _send_batch(self, batch: list[tuple[Target, int]], message_for: Callable[[Target], dict],
+                    report: FanoutReport) -> None:
+        template = message_for(batch[0][0])
+        self.log.mark([row for _, row in batch], "sending")
+        try:
+            if batch[0][0].uuid is None:
+                self.api.send_to_me(template)
+                self._record(batch, report, "sent", "", None)
+                return
+            result = self.api.send_to_friends([t.uuid for t, _ in batch], template)
+        except KakaoSendUnknown as exc:
+            self._record(batch, report, "unknown", str(exc), None)
+            return
+        except KakaoLoginRequired as exc:
+            self._record(batch, report, "failed", str(exc), None)
+            raise
+        except KakaoError as exc:
+            self._record(batch, report, "failed", str(exc), _int_code(exc))
+            return
+        for target, row in batch:
+            if target.uuid in result.sent:
+                self._record([(target, row)], report, "sent", "", None)
+            else:
+                error = result.failed[target.uuid]
+                status = "unknown" if isinstance(error, KakaoSendUnknown) else "failed"
+                self._record([(target, row)], report, status, str(error), _int_code(error))
+
+    def _record(self, batch: list[tuple[Target, int]], report: FanoutReport, status: str, reason: str,
+                code: int | None) -> None:
+        self.log.mark([row for _, row in batch], status, code=code, reason=reason or None)
+        for target, _ in batch:
+            report.results.append(RecipientResult(target.key, target.label, status, reason, code))
+
+    def _skip(self, report: FanoutReport, key: str, label: str, reason: str, day: str) -> None:
+        claim = self.log.skip(job=self.job, slot_key=self.slot_key, recipient=key, label=label,
+                              sender=self.sender, quota_day=day, reason=reason)
+        if claim.row_id is None and claim.previous_status == "sent":
+            report.results.append(RecipientResult(key, label, "already-sent"))
+        else:
+            report.results.append(RecipientResult(key, label, "skipped", reason))
+
+
+def _not_claimed(target: Target, claim: Claim) -> RecipientResult:
+    if claim.previous_status == "sent":
+        return RecipientResult(target.key, target.label, "already-sent")
+    if claim.previous_status == "unknown":
+        return RecipientResult(target.key, target.label, "unknown",
+                               claim.previous_reason or "an earlier send's outcome is unknown; not repeated")
+    return RecipientResult(target.key, target.label, "skipped", f"being sent by another instance ({claim.previous_status})")
+
+
+def _int_code(error: KakaoError) -> int | None:
+    return error.code if isinstance(error.code, int) else None

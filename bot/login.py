@@ -1,0 +1,124 @@
+"""`kakao login`: the authorization code flow from a terminal.
+
+Prints the authorize URL, then waits for Kakao's redirect on `[kakao].redirect_uri` with a
+one-shot listener on this machine (or takes a pasted `--code`), checks `state` in constant
+time, exchanges the code and stores the tokens, encrypted, under an account name.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Callable
+from urllib.parse import parse_qs, urlsplit
+
+from bot.app import App
+from bot.kakao_errors import KakaoOAuthError
+from tokens.kakao import LoginStatus
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+class LoginFailed(Exception):
+    pass
+
+
+@dataclass
+class Redirect:
+    code: str | None
+    state: str | None
+    error: str | None
+    error_description: str | None
+
+
+def kakao_login(app: App, account: str, *, code: str | None = None, out: Callable[[str], None] = print,
+                timeout: float = 300.0, on_listening: Callable[[str], None] | None = None) -> LoginStatus:
+    """Log in and store the tokens under `account`; `on_listening(url)` is told the authorize URL."""
+    if code is None:
+        state = secrets.token_hex(16)
+        url = app.kakao_auth.authorize_url(state)
+        redirect = _wait_for_redirect(app.config.kakao.redirect_uri, url, out, timeout, on_listening)
+        if redirect.error:
+            raise LoginFailed(_denied_message(redirect))
+        if not redirect.state or not hmac.compare_digest(redirect.state, state):
+            raise LoginFailed("the redirect's state does not match this login: ignored (possible forgery); try again")
+        code = redirect.code
+    if not code:
+        raise LoginFailed("Kakao's redirect carried no code")
+    try:
+        answer = app.kakao_auth.exchange_code(code)
+    except KakaoOAuthError as exc:
+        raise LoginFailed(str(exc)) from None
+    granted = set((answer.scope or "").split())
+    status = app.kakao_tokens.store_login(account, answer)
+    missing = {"talk_message", "friends"} - granted if answer.scope else set()
+    if missing:
+        out(f"warning: Kakao did not grant {', '.join(sorted(missing))}: enable those consent items "
+            "([카카오 로그인] > [동의항목]) and log in again to send to friends")
+    return status
+
+
+def _denied_message(redirect: Redirect) -> str:
+    if redirect.error == "access_denied":
+        return ("consent was declined at Kakao (access_denied). Log in again and agree to "
+                "'카카오톡 메시지 전송' (talk_message) and '친구 목록' (friends)")
+    return f"Kakao answered {redirect.error}: {redirect.error_description or ''}".strip()
+
+
+def _wait_for_redirect(redirect_uri: str, authorize_url: str, out: Callable[[str], None], timeout: float,
+                       on_listening: Callable[[str], None] | None) -> Redirect:
+    parts = urlsplit(redirect_uri)
+    if parts.hostname not in LOOPBACK_HOSTS:
+        raise LoginFailed(f"redirect_uri {redirect_uri} is not on this machine: open the URL below, then run "
+                          f"`kakao login --code CODE` with the code from the address bar.\n{authorize_url}")
+    port = parts.port or 80
+    holder: list[Redirect] = []
+    server = _one_shot_server(port, parts.path or "/", holder)
+    out("Open this address in a browser and log in with Kakao:\n")
+    out(f"  {authorize_url}\n")
+    out(f"Waiting for Kakao to redirect to {redirect_uri} …")
+    if on_listening:
+        threading.Thread(target=on_listening, args=(authorize_url,), daemon=True).start()
+    server.timeout = 1.0
+    deadline = timeout
+    try:
+        while not holder and deadline > 0:
+            server.handle_request()
+            deadline -= server.timeout
+    finally:
+        server.server_close()
+    if not holder:
+        raise LoginFailed(f"no redirect arrived within {int(timeout)} s; run `kakao login --code CODE` instead")
+    return holder[0]
+
+
+def _one_shot_server(port: int, path: str, holder: list[Redirect]) -> HTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            url = urlsplit(self.path)
+            if url.path != path:
+                self.send_error(404)
+                return
+            query = {key: values[0] for key, values in parse_qs(url.query).items()}
+            holder.append(Redirect(query.get("code"), query.get("state"), query.get("error"),
+                                   query.get("error_description")))
+            ok = "code" in query and "error" not in query
+            body = ("<h1>로그인 완료</h1><p>You can close this tab.</p>" if ok
+                    else "<h1>로그인 실패</h1><p>See the terminal.</p>").encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:  # the query holds the code: never log it
+            pass
+
+    try:
+        return HTTPServer(("127.0.0.1", port), Handler)
+    except OSError as exc:
+        raise LoginFailed(f"cannot listen on 127.0.0.1:{port} for the redirect ({exc.strerror}); "
+                          "stop what uses that port, or use `kakao login --code CODE`") from None

@@ -1,0 +1,59 @@
+"""Logging to stderr, with a last line of defence that masks anything token-shaped.
+
+The code never logs tokens; the filter exists so that a library's debug line or an
+exception text carrying a bearer token or an OAuth form still cannot leak one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+
+_SECRET_PATTERNS = [
+    (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
+    (re.compile(r"(?i)\b(access_token|refresh_token|client_secret|code|token)=([^&\s'\"]+)"), r"\1=[redacted]"),
+    (re.compile(r"(?i)(\"(?:access_token|refresh_token|client_secret)\"\s*:\s*\")[^\"]+"), r"\1[redacted]"),
+    (re.compile(r"\bshp(?:at|ca|ss|pa)_[A-Za-z0-9]+"), "shp_[redacted]"),
+]
+
+
+def redact(text: str) -> str:
+    for pattern, replacement in _SECRET_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def setup_logging(verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if os.environ.get("JOURNAL_STREAM"):
+        # journald adds its own timestamps; <N> prefixes carry the level.
+        handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("urllib3", "werkzeug", "alembic", "waitress"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _JournalFormatter(logging.Formatter):
+    LEVELS = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"<{self.LEVELS.get(record.levelno, 6)}>{super().format(record)}"

@@ -1,0 +1,24 @@
+"""Plain-text preview of a Kakao template object, for `--dry-run`, `demo` and logs."""
+
+from __future__ import annotations
+
+
+def preview(template: dict) -> str:
+    kind = template.get("object_type")
+    if kind == "text":
+        lines = [template.get("text", "")]
+    elif kind == "list":
+        lines = [template.get("header_title", "")]
+        lines += [f"• {item.get('title', '')} {item.get('description', '')}".rstrip()
+                  for item in template.get("contents", [])]
+    elif kind == "feed":
+        content = template.get("content", {})
+        lines = [content.get("title", ""), content.get("description", "")]
+    else:
+        lines = [f"({kind or 'nothing'})"]
+    buttons = [button.get("title", "") for button in template.get("buttons", [])]
+    if template.get("button_title"):
+        buttons.append(template["button_title"])
+    if buttons:
+        lines.append("[" + "] [".join(buttons) + "]")
+    return "\n".join(line for line in lines if line)

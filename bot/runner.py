@@ -1,0 +1,130 @@
+"""Running one job for one slot: collect → resolve recipients → render → deliver → remember.
+
+Used by `send-now` (and later the scheduler). A job's failure is reported and never stops
+the other jobs; problems with recipients are summarised in one message to "me".
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.app import App
+from bot.config import JobConfig
+from bot.fanout import Fanout, FanoutReport
+from bot.job_memory import StoredJobState
+from bot.kakao_errors import KakaoError, KakaoLoginRequired
+from bot.kakao_templates import text_template
+from bot.recipients import Friend, Target, resolve
+from jobs import job_kind
+from jobs.base import JobContext, JobFailed, JobState, Outcome
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    job: str
+    slot_key: str
+    status: str  # delivered | nothing | failed | dry-run
+    error: str | None = None
+    fanout: FanoutReport | None = None
+    previews: list[tuple[str, dict]] = field(default_factory=list)  # (recipient label, template)
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "failed" or bool(self.fanout and self.fanout.failed)
+
+
+class _DryRunState:
+    """Reads the job's memory, keeps writes in memory: a dry run records nothing."""
+
+    def __init__(self, stored: JobState):
+        self.stored, self.written = stored, {}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.written.get(key, self.stored.get(key, default))
+
+    def set(self, key: str, value: Any) -> None:
+        self.written[key] = value
+
+
+class Runner:
+    def __init__(self, app: App):
+        self.app = app
+        self._friends: dict[str, list[Friend]] = {}  # per sender, for this run only (Kakao policy)
+
+    def run(self, job: JobConfig, slot_key: str, *, dry_run: bool = False, late: bool = False,
+            since: datetime | None = None) -> RunReport:
+        kind = job_kind(job.kind)
+        stored = StoredJobState(self.app.db, job.name)
+        now = self.app.clock().astimezone(self.app.config.timezone)
+        ctx = JobContext(state=_DryRunState(stored) if dry_run else stored, http=self.app.http, now=now,
+                         since=since, link_url=self.app.config.kakao.web_domain)
+        try:
+            outcome = kind.collect(job, ctx)
+        except JobFailed as exc:
+            return self._failed(job, slot_key, str(exc))
+        if outcome.empty and (job.skip_if_empty or outcome.context.get("unchanged")):
+            log.info("%s: nothing to report", job.name)
+            return RunReport(job.name, slot_key, "nothing")
+        try:
+            targets, unreachable = resolve(job.to, self._friends_for(job))
+        except KakaoLoginRequired as exc:
+            return self._failed(job, slot_key, str(exc))
+
+        def message_for(target: Target) -> dict:
+            audience = "me" if target.uuid is None else "friend"
+            return kind.render(job, outcome, audience=audience, web_domain=self.app.config.kakao.web_domain,
+                               default_link=self.app.config.kakao.web_domain)
+
+        if dry_run:
+            previews = [(target.label, message_for(target)) for target in targets]
+            previews += [(f"{problem.label} (skipped: {problem.reason})", {}) for problem in unreachable]
+            return RunReport(job.name, slot_key, "dry-run", previews=previews)
+        fanout = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session, job.name,
+                        slot_key, job.sender, now, late=late)
+        report = fanout.deliver(targets, unreachable, message_for)
+        if report.count("sent"):
+            self._remember(stored, outcome)
+        self._report_problems(job, slot_key, report, now)
+        return RunReport(job.name, slot_key, "delivered", fanout=report)
+
+    def _friends_for(self, job: JobConfig) -> list[Friend] | None:
+        if all(recipient.kind == "me" for recipient in job.to):
+            return []
+        if job.sender not in self._friends:
+            try:
+                self._friends[job.sender] = self.app.kakao_api(job.sender).friends()
+            except KakaoLoginRequired:
+                raise
+            except KakaoError as exc:
+                log.error("%s: cannot fetch the friends list of %r: %s", job.name, job.sender, exc)
+                return None
+        return self._friends[job.sender]
+
+    def _remember(self, stored: StoredJobState, outcome: Outcome) -> None:
+        for key, value in outcome.on_delivered:
+            stored.set(key, value)
+
+    def _failed(self, job: JobConfig, slot_key: str, why: str) -> RunReport:
+        log.error("%s failed: %s", job.name, why)
+        return RunReport(job.name, slot_key, "failed", error=why)
+
+    def _report_problems(self, job: JobConfig, slot_key: str, report: FanoutReport, now: datetime) -> None:
+        """One message to "me" per job and slot naming who did not get the message, and why."""
+        problems = report.problems
+        if not problems or any(r.reason.startswith("Kakao login failed") for r in problems):
+            return
+        lines = [f"⚠️ {job.name}: {len(problems)}명에게 보내지 못했습니다"]
+        lines += [f"• {r.label}: {r.status} — {r.reason}" for r in problems]
+        template = text_template("\n".join(lines), link=self.app.config.kakao.web_domain,
+                                 web_domain=self.app.config.kakao.web_domain)
+        alert = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session,
+                       f"{job.name}!problems", slot_key, job.sender, now, alert=True)
+        try:
+            alert.deliver([Target("me", "me")], [], lambda _target: template)
+        except KakaoError as exc:  # the report is best effort; the problems are already logged
+            log.error("%s: could not report problems to me: %s", job.name, exc)

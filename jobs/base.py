@@ -1,0 +1,50 @@
+"""What every job kind gets and gives: its context in, an outcome out.
+
+A job kind is a module in `jobs/` with
+  KIND: str                                          the `kind = "…"` it handles
+  PARAM_KEYS: frozenset[str]                         its own config keys
+  parse_params(raw: dict, fail) -> Params            typed, validated params
+  collect(job, ctx) -> Outcome                       fetch the data
+  render(job, outcome, audience) -> dict             Kakao template_object for "me" or "friend"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import requests
+
+
+class JobState(Protocol):
+    """Small persisted key/value memory of one job (ETag, what was sent last, …)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any) -> None: ...
+
+
+@dataclass
+class JobContext:
+    state: JobState
+    http: requests.Session
+    now: datetime  # aware, in the configured zone
+    since: datetime | None = None  # the previous slot of this job, for digests
+    link_url: str = "https://example.com"  # default link of messages (a registered Kakao web domain)
+
+
+@dataclass
+class Outcome:
+    """What a job collected, ready to render."""
+
+    context: dict[str, Any] = field(default_factory=dict)  # values for the Jinja2 template
+    empty: bool = False  # nothing to report
+    fingerprint: str | None = None  # identity of the content, for only_if_changed
+    link: str | None = None  # where the message links to
+    # Called once the message went out to every recipient, to remember what was sent.
+    on_delivered: list[tuple[str, Any]] = field(default_factory=list)  # (state key, value)
+
+
+class JobFailed(Exception):
+    """The job could not collect its data; the message says why, for a person."""

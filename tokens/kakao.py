@@ -1,0 +1,184 @@
+"""Kakao access tokens on demand, from stored (encrypted) refresh tokens.
+
+The life cycle peers get wrong, done right:
+- the access token is reused until shortly before it expires (Kakao caps issuance per user);
+- a refresh answer with a `refresh_token` (sent only in the refresh token's last month, when
+  the old one dies) replaces the stored one, committed before the new access token is used;
+  an answer without one keeps the old refresh token;
+- concurrent callers refresh once: a lock per login in this process, a row lock across
+  processes sharing the database;
+- a dead refresh token marks the login as needing a person, so nothing retries in a loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable
+
+from sqlalchemy import select, update
+
+from bot.db import Database, utcnow
+from bot.kakao_client import KakaoAuth, TokenAnswer
+from bot.kakao_errors import KakaoLoginRequired
+from tokens.models import KakaoLogin
+from tokens.vault import Vault
+
+log = logging.getLogger(__name__)
+
+# Refresh this long before expiry, so a token never dies between minting and use.
+REFRESH_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class LoginStatus:
+    """Token health for people and /healthz: expiry instants and scopes, never token values."""
+
+    account: str
+    access_expires_at: datetime
+    refresh_expires_at: datetime
+    scopes: tuple[str, ...]
+    needs_login_reason: str | None
+    refreshed_at: datetime | None
+
+
+def login_required(account: str, why: str) -> KakaoLoginRequired:
+    return KakaoLoginRequired(None, "login_required", why, None,
+                              f"Run `python -m bot kakao login --account {account}`.")
+
+
+class KakaoTokens:
+    """Stores Kakao logins and mints their access tokens."""
+
+    def __init__(self, db: Database, vault: Vault, auth: KakaoAuth, *,
+                 clock: Callable[[], datetime] = utcnow, margin: timedelta = REFRESH_MARGIN):
+        self.db, self.vault, self.auth = db, vault, auth
+        self.clock, self.margin = clock, margin
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- storing ---------------------------------------------------------------------
+    def store_login(self, account: str, answer: TokenAnswer) -> LoginStatus:
+        """Keep the tokens of a fresh code exchange (replacing an older login of that name)."""
+        if not answer.refresh_token or not answer.refresh_token_expires_in:
+            raise ValueError("a login answer must carry a refresh token")
+        now = self.clock()
+        with self.db.session() as session:
+            row = session.get(KakaoLogin, account) or KakaoLogin(account=account)
+            row.access_token_enc = self.vault.encrypt(answer.access_token)
+            row.access_expires_at = now + timedelta(seconds=answer.expires_in)
+            row.refresh_token_enc = self.vault.encrypt(answer.refresh_token)
+            row.refresh_expires_at = now + timedelta(seconds=answer.refresh_token_expires_in)
+            row.scopes = answer.scope or ""
+            row.needs_login_reason = None
+            row.refreshed_at = now
+            session.add(row)
+        return self.status(account)
+
+    # -- minting ---------------------------------------------------------------------
+    def access_token(self, account: str) -> str:
+        with self.db.session() as session:
+            row = self._row(session, account)
+            if self._fresh(row):
+                return self.vault.decrypt(row.access_token_enc)
+        return self._refresh(account, rejected=None)
+
+    def renew(self, account: str, rejected: str) -> str:
+        """Kakao refused `rejected` (-401): refresh, unless another caller already did."""
+        return self._refresh(account, rejected=rejected)
+
+    def source(self, account: str) -> "BoundTokens":
+        return BoundTokens(self, account)
+
+    def _refresh(self, account: str, rejected: str | None) -> str:
+        with self._lock_for(account):
+            dead: KakaoLoginRequired | None = None
+            with self.db.session() as session:
+                # A no-op UPDATE takes the row's write lock on PostgreSQL and SQLite alike:
+                # a second process waits here, then sees the token the first one stored.
+                session.execute(update(KakaoLogin).where(KakaoLogin.account == account)
+                                .values(account=KakaoLogin.account))
+                row = self._row(session, account, populate_existing=True)
+                current = self.vault.decrypt(row.access_token_enc)
+                if self._fresh(row) and current != rejected:
+                    return current
+                try:
+                    answer = self._ask_kakao(row, account)
+                except KakaoLoginRequired as exc:
+                    row.needs_login_reason = str(exc)
+                    dead = exc
+                else:
+                    self._apply(row, answer)
+                    token = answer.access_token
+            # Committed (rotated refresh token included) before anyone uses the new access token.
+            if dead is not None:
+                log.error("Kakao login %r needs a person: %s", account, dead)
+                raise dead
+            return token
+
+    def _ask_kakao(self, row: KakaoLogin, account: str) -> TokenAnswer:
+        if row.refresh_expires_at <= self.clock():
+            raise login_required(account, f"the refresh token expired at {row.refresh_expires_at:%Y-%m-%d %H:%M} UTC")
+        return self.auth.refresh(self.vault.decrypt(row.refresh_token_enc), account=account)
+
+    def _apply(self, row: KakaoLogin, answer: TokenAnswer) -> None:
+        now = self.clock()
+        row.access_token_enc = self.vault.encrypt(answer.access_token)
+        row.access_expires_at = now + timedelta(seconds=answer.expires_in)
+        row.refreshed_at = now
+        if answer.refresh_token:
+            # Kakao rotated: the old refresh token is dead from this moment on.
+            row.refresh_token_enc = self.vault.encrypt(answer.refresh_token)
+            row.refresh_expires_at = now + timedelta(seconds=answer.refresh_token_expires_in or 0)
+            log.info("Kakao login %r: refresh token rotated, valid until %s", row.account,
+                     row.refresh_expires_at.strftime("%Y-%m-%d"))
+        if answer.scope:
+            row.scopes = answer.scope
+
+    def _row(self, session, account: str, populate_existing: bool = False) -> KakaoLogin:  # noqa: ANN001
+        options = {"populate_existing": True} if populate_existing else {}
+        row = session.execute(select(KakaoLogin).where(KakaoLogin.account == account)
+                              .execution_options(**options)).scalar_one_or_none()
+        if row is None:
+            raise login_required(account, f"no Kakao login named {account!r} is stored")
+        if row.needs_login_reason:
+            raise login_required(account, row.needs_login_reason)
+        return row
+
+    def _fresh(self, row: KakaoLogin) -> bool:
+        return row.access_expires_at - self.margin > self.clock()
+
+    def _lock_for(self, account: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(account, threading.Lock())
+
+    # -- reporting -------------------------------------------------------------------
+    def status(self, account: str) -> LoginStatus | None:
+        with self.db.session() as session:
+            row = session.get(KakaoLogin, account)
+            return _status(row) if row else None
+
+    def all_status(self) -> list[LoginStatus]:
+        with self.db.session() as session:
+            return [_status(row) for row in session.scalars(select(KakaoLogin).order_by(KakaoLogin.account))]
+
+
+def _status(row: KakaoLogin) -> LoginStatus:
+    return LoginStatus(row.account, row.access_expires_at, row.refresh_expires_at,
+                       tuple(row.scopes.split()), row.needs_login_reason, row.refreshed_at)
+
+
+@dataclass(frozen=True)
+class BoundTokens:
+    """The TokenSource of one login, handed to a KakaoApi."""
+
+    tokens: KakaoTokens
+    account: str
+
+    def access_token(self) -> str:
+        return self.tokens.access_token(self.account)
+
+    def renew(self, rejected: str) -> str:
+        return self.tokens.renew(self.account, rejected)

@@ -1,0 +1,51 @@
+"""Encryption at rest: every token goes through a Vault before it touches the database.
+
+`BOT_SECRET_KEY` holds one or more Fernet keys, comma-separated: the first encrypts, all
+of them decrypt (MultiFernet), so a key can be rotated without losing stored tokens.
+There is no plaintext fallback: no key, no tokens.
+"""
+
+from __future__ import annotations
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+
+class VaultError(Exception):
+    pass
+
+
+class Vault:
+    def __init__(self, keys: str | None):
+        if not keys or not keys.strip():
+            raise VaultError(
+                "BOT_SECRET_KEY is not set: tokens are only ever stored encrypted. Create a key with\n"
+                "  python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'\n"
+                "and put it in the environment, .env, or a systemd credential"
+            )
+        fernets = []
+        for position, key in enumerate(part.strip() for part in keys.split(",")):
+            try:
+                fernets.append(Fernet(key))
+            except (ValueError, TypeError):
+                # Never echo the key itself, not even a wrong one.
+                raise VaultError(f"BOT_SECRET_KEY: key #{position + 1} is not a valid Fernet key (32 url-safe base64 bytes)") from None
+        self._fernet = MultiFernet(fernets)
+
+    def encrypt(self, plaintext: str) -> str:
+        return self._fernet.encrypt(plaintext.encode()).decode("ascii")
+
+    def decrypt(self, ciphertext: str) -> str:
+        try:
+            return self._fernet.decrypt(ciphertext.encode("ascii")).decode()
+        except (InvalidToken, ValueError):
+            raise VaultError(
+                "a stored token cannot be decrypted with BOT_SECRET_KEY: the key changed. "
+                "Put the old key after the new one (comma-separated) or log in again"
+            ) from None
+
+    def rotate(self, ciphertext: str) -> str:
+        """Re-encrypt with the first key (after a key rotation)."""
+        return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+
+    def __repr__(self) -> str:
+        return "Vault(<keys hidden>)"
