@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import sys
 import uuid
 from datetime import datetime
@@ -51,10 +52,13 @@ def _errors_to_exit_codes(command: Callable) -> Callable:
 class CliState:
     def __init__(self, config_path: str | None):
         self.config_path = default_config_path(config_path)
+        self.explicit = config_path is not None
         self._app: App | None = None
 
     def config(self) -> Config:
-        config = load_config(self.config_path)
+        # A path the user named must exist; only the implicit ./config.toml may be absent.
+        named = self.explicit or bool(os.environ.get("BOT_CONFIG"))
+        config = load_config(self.config_path, require_file=named)
         for warning in config.warnings:
             log.warning("%s: %s", self.config_path, warning)
         return config
@@ -95,7 +99,8 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 @_errors_to_exit_codes
 def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_run: bool, force: bool) -> None:
     """Run scheduled jobs now (all if none are named) and send."""
-    app = state.app(migrate=not dry_run)
+    # A dry run records nothing, but still needs the schema to read the jobs' memory.
+    app = state.app()
     jobs = _select_jobs(app.config, job_names, slot)
     runner = Runner(app)
     reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run) for job in jobs]
@@ -209,7 +214,8 @@ def kakao_status(state: CliState) -> None:
     if not logins:
         raise Failed("no Kakao login stored: run `python -m bot kakao login`")
     for status in logins:
-        health = f"NEEDS LOGIN: {status.needs_login_reason}" if status.needs_login_reason else "ok"
+        health = (f"NEEDS LOGIN: {status.needs_login_reason} — run `python -m bot kakao login --account "
+                  f"{status.account}`" if status.needs_login_reason else "ok")
         click.echo(f"{status.account}: {health}\n  access token expires  {_local(app, status.access_expires_at)}\n"
                    f"  refresh token expires {_local(app, status.refresh_expires_at)}\n"
                    f"  scopes {' '.join(status.scopes) or '?'}")

@@ -16,6 +16,9 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 from bot.recipients import Recipient, parse_recipient
 from bot.schedule import parse_cron, parse_duration
 
@@ -88,6 +91,7 @@ class Config:
         default_factory=lambda: {"morning": time(8), "noon": time(12), "evening": time(18)}
     )
     grace_seconds: int = 1800
+    quota_reserve: int = 5  # of a sender's 100 daily messages, kept for problem reports to "me"
     jobs: tuple[JobConfig, ...] = ()
     warnings: tuple[str, ...] = ()
 
@@ -114,16 +118,33 @@ def load_config(path: str | os.PathLike, *, require_file: bool = False) -> Confi
             raise ConfigError(path, "(file)", "not found; copy config.example.toml to start")
         return Config(path=path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        # utf-8-sig: editors on Windows save a byte-order mark, which TOML would refuse.
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, "(file)", f"not valid TOML: not UTF-8 ({exc.reason})") from None
+    except OSError as exc:
+        raise ConfigError(path, "(file)", f"cannot be read: {exc.strerror or exc}") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, "(file)", f"not valid TOML: {exc}") from None
     return _Parser(path).parse(raw)
 
 
 _TOP_KEYS = {"timezone", "database", "server", "kakao", "shopify", "slots", "delivery", "jobs"}
 _JOB_KEYS = {"name", "kind", "at", "to", "from", "skip_if_empty", "template"}
+# The keys of each fixed table; [slots] takes any slot name.
+SECTION_KEYS = {
+    "database": {"url"},
+    "server": {"listen", "public_url"},
+    "kakao": {"redirect_uri", "auth_url", "api_url", "web_domain", "timeout"},
+    "shopify": {"api_version", "origin", "apps"},
+    "shopify.apps": {"name", "api_key_env", "api_secret_env", "old_api_secret_env", "scopes"},
+    "delivery": {"grace", "quota_reserve"},
+}
 _SLOT_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
-_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Job names are stored in 100-character columns (deliveries, job memory).
+_JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -157,7 +178,11 @@ class _Parser:
 
     def url(self, raw: dict, key: str, where: str, default: str) -> str:
         value = self.get(raw, key, where, str, default)
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  (raises on a port that is not a number in 0..65535)
+        except ValueError:
+            raise self.fail(where, f"must be an http(s) URL, got {value!r}") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise self.fail(where, f"must be an http(s) URL, got {value!r}")
         return value.rstrip("/") if key != "redirect_uri" else value
@@ -176,17 +201,20 @@ class _Parser:
         zone_name = self.get(raw, "timezone", "timezone", str, "Asia/Seoul")
         try:
             zone = ZoneInfo(zone_name)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Asia" is a folder of zones
             raise self.fail("timezone", f"unknown time zone {zone_name!r} (e.g. 'Asia/Seoul')") from None
         kakao = self.kakao(raw.get("kakao", {}))
         server = self.server(raw.get("server", {}))
         slots = self.slots(raw.get("slots", {}))
-        delivery = self.table(raw.get("delivery", {}), "delivery", {"grace"})
+        delivery = self.table(raw.get("delivery", {}), "delivery", SECTION_KEYS["delivery"])
         grace_text = self.get(delivery, "grace", "delivery.grace", str, "30m")
         try:
             grace = parse_duration(grace_text)
         except ValueError as exc:
             raise self.fail("delivery.grace", str(exc)) from None
+        reserve = self.get(delivery, "quota_reserve", "delivery.quota_reserve", int, 5)
+        if not 0 <= reserve <= 50:
+            raise self.fail("delivery.quota_reserve", f"must be between 0 and 50, got {reserve}")
         jobs = self.jobs(raw.get("jobs", []), slots)
         config = Config(
             path=self.path,
@@ -197,6 +225,7 @@ class _Parser:
             shopify=self.shopify(raw.get("shopify", {})),
             slots=slots,
             grace_seconds=grace,
+            quota_reserve=reserve,
             jobs=jobs,
         )
         from bot.quota import plan_warnings  # late import: quota imports config types
@@ -204,14 +233,19 @@ class _Parser:
         return Config(**{**config.__dict__, "warnings": tuple(plan_warnings(config))})
 
     def database(self, raw: Any) -> DatabaseConfig:
-        raw = self.table(raw, "database", {"url"})
+        raw = self.table(raw, "database", SECTION_KEYS["database"])
         url = self.get(raw, "url", "database.url", str, DatabaseConfig.url)
-        if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
+        # Only the drivers that are installed; the URL itself is never echoed: it may hold a password.
+        if not re.match(r"^(sqlite(\+pysqlite)?|postgres(ql)?(\+psycopg)?)://", url):
             raise self.fail("database.url", "must be a sqlite:/// or postgresql+psycopg:// URL")
+        try:
+            make_url(url)
+        except (ArgumentError, ValueError):
+            raise self.fail("database.url", "not a valid database URL (bad host, port or format)") from None
         return DatabaseConfig(url=url)
 
     def server(self, raw: Any) -> ServerConfig:
-        raw = self.table(raw, "server", {"listen", "public_url"})
+        raw = self.table(raw, "server", SECTION_KEYS["server"])
         listen = self.get(raw, "listen", "server.listen", str, "127.0.0.1:8080")
         match = re.fullmatch(r"\[?([0-9A-Za-z.:-]+?)\]?:(\d{1,5})", listen)
         if not match or not 0 < int(match.group(2)) < 65536:
@@ -220,8 +254,7 @@ class _Parser:
         return ServerConfig(host=match.group(1), port=int(match.group(2)), public_url=public_url)
 
     def kakao(self, raw: Any) -> KakaoConfig:
-        keys = {"redirect_uri", "auth_url", "api_url", "web_domain", "timeout"}
-        raw = self.table(raw, "kakao", keys)
+        raw = self.table(raw, "kakao", SECTION_KEYS["kakao"])
         timeout = self.get(raw, "timeout", "kakao.timeout", (int, float), KakaoConfig.timeout)
         if not 0 < timeout <= 120:
             raise self.fail("kakao.timeout", "must be between 0 and 120 seconds")
@@ -234,7 +267,7 @@ class _Parser:
         )
 
     def shopify(self, raw: Any) -> ShopifyConfig:
-        raw = self.table(raw, "shopify", {"api_version", "origin", "apps"})
+        raw = self.table(raw, "shopify", SECTION_KEYS["shopify"])
         version = self.get(raw, "api_version", "shopify.api_version", str, ShopifyConfig.api_version)
         if not re.fullmatch(r"\d{4}-(01|04|07|10)|unstable", version):
             raise self.fail("shopify.api_version", f"must be a quarterly version like 2025-10, got {version!r}")
@@ -246,16 +279,16 @@ class _Parser:
             self.shopify_app(item, f"shopify.apps[{i}]") for i, item in enumerate(apps_raw)
         )
         names = [app.name for app in apps]
-        if len(set(names)) != len(names):
-            raise self.fail("shopify.apps", "two apps have the same name")
+        duplicate = next((name for name in names if names.count(name) > 1), None)
+        if duplicate:
+            raise self.fail("shopify.apps", f"two apps are named {duplicate!r}")
         return ShopifyConfig(api_version=version, origin=origin.rstrip("/"), apps=apps)
 
     def shopify_app(self, raw: Any, where: str) -> ShopifyAppConfig:
-        keys = {"name", "api_key_env", "api_secret_env", "old_api_secret_env", "scopes"}
-        raw = self.table(raw, where, keys)
+        raw = self.table(raw, where, SECTION_KEYS["shopify.apps"])
         name = self.get(raw, "name", f"{where}.name", str, "default")
         if not _JOB_NAME.match(name):
-            raise self.fail(f"{where}.name", "letters, digits, '.', '_' and '-' only")
+            raise self.fail(f"{where}.name", "up to 100 letters, digits, '.', '_' and '-' only")
         env_name = re.compile(r"^[A-Z_][A-Z0-9_]*$")
         values = {}
         for key in ("api_key_env", "api_secret_env", "old_api_secret_env"):
@@ -307,10 +340,11 @@ class _Parser:
     def job(self, item: dict, where: str, kind: Any, slots: dict[str, time]) -> JobConfig:
         name = self.get(item, "name", f"{where}.name", str, None)
         if not name or not _JOB_NAME.match(name):
-            raise self.fail(f"{where}.name", "required: letters, digits, '.', '_' and '-'")
+            raise self.fail(f"{where}.name", "required: up to 100 letters, digits, '.', '_' and '-'")
         where = f"jobs[{name}]"
         scheduled = getattr(kind, "SCHEDULED", True)
-        at = self.str_list(item, "at", f"{where}.at", ())
+        # A slot named twice is still one run per day.
+        at = tuple(dict.fromkeys(self.str_list(item, "at", f"{where}.at", ())))
         if scheduled and not at:
             raise self.fail(f"{where}.at", "required: slot names or cron expressions")
         if not scheduled and at:

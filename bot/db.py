@@ -14,11 +14,19 @@ from typing import Iterator
 
 from datetime import datetime, timezone
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from bot.config import ConfigError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Where a bad URL came from, for the error (the URL itself is never shown: it may hold a password).
+URL_SOURCE = "$BOT_DATABASE_URL or [database] url"
+# pg_advisory_lock key serialising migrations of instances that start together ("kaka" in ASCII, < 2**32
+# so that pg_locks shows it as objid).
+MIGRATION_LOCK_KEY = 0x6B616B61
 
 
 class Base(DeclarativeBase):
@@ -44,17 +52,38 @@ class Database:
     def migrate(self) -> None:
         from alembic import command
 
-        command.upgrade(alembic_config(self.engine), "head")
+        if self.engine.dialect.name != "postgresql":
+            command.upgrade(alembic_config(self.engine), "head")
+            return
+        # Several instances sharing one database may start together: without the lock both would
+        # create the tables and one would fail. The others wait and then find the schema at head.
+        with self.engine.connect() as lock:
+            lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            lock.commit()
+            try:
+                command.upgrade(alembic_config(self.engine), "head")
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                lock.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 def normalize_url(url: str, base_dir: Path | None) -> str:
-    """Resolve relative SQLite paths against the config's folder; pick psycopg 3 for PostgreSQL."""
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
+    """Resolve relative SQLite paths against the config's folder; pick psycopg 3 for PostgreSQL.
+
+    A URL that cannot be used is a ConfigError (exit 2) that does not repeat the URL.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(URL_SOURCE, "database.url", "not a valid database URL (bad host, port or format)") from None
+    if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(URL_SOURCE, "database.url",
+                          f"unsupported database driver {parsed.drivername!r}: use sqlite:/// or postgresql+psycopg://")
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database)
         if not path.is_absolute() and base_dir is not None:

@@ -3,7 +3,8 @@
 A (job, slot_key, recipient) row is unique. Whoever inserts it sends; a row found from an
 earlier run decides what a re-run may do:
   sent                 → nothing (already delivered)
-  sending              → the process died during the request: outcome unknown, reported
+  sending              → once its owner is gone, the process died during the request:
+                         outcome unknown, reported (while the owner lives: left to it)
   unknown              → reported again, never repeated
   failed / skipped     → taken over and tried again
   claimed              → taken over when its claimer is gone (crashed before the POST)
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Sequence
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.db import Database, utcnow
@@ -48,35 +50,56 @@ class DeliveryLog:
 
     def claim(self, *, job: str, slot_key: str, recipient: str, label: str, sender: str,
               quota_day: str, late: bool = False) -> Claim:
+        return self.claim_many(job=job, slot_key=slot_key, recipients=[(recipient, label)], sender=sender,
+                               quota_day=quota_day, late=late)[0]
+
+    def claim_many(self, *, job: str, slot_key: str, recipients: Sequence[tuple[str, str]], sender: str,
+                   quota_day: str, late: bool = False) -> list[Claim]:
+        """Claim (recipient key, label) pairs in one transaction: one commit, not one per recipient."""
         now = self.clock()
-        values = dict(job=job, slot_key=slot_key, recipient=recipient, label=label, sender=sender,
-                      status="claimed", quota_day=quota_day, claimed_by=self.owner, late=late,
-                      created_at=now, updated_at=now)
+        rows = [dict(job=job, slot_key=slot_key, recipient=key, label=label, sender=sender, status="claimed",
+                     quota_day=quota_day, claimed_by=self.owner, late=late, created_at=now, updated_at=now)
+                for key, label in dict(recipients).items()]
+        if not rows:
+            return []
         with self.db.session() as session:
             dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-            inserted = session.execute(
-                dialect.insert(Delivery).values(**values)
+            inserted = dict(session.execute(
+                dialect.insert(Delivery).values(rows)
                 .on_conflict_do_nothing(index_elements=["job", "slot_key", "recipient"])
-                .returning(Delivery.id)
-            ).scalar_one_or_none()
-            if inserted is not None:
-                return Claim(recipient, inserted)
-            row = session.execute(select(Delivery).where(
-                Delivery.job == job, Delivery.slot_key == slot_key, Delivery.recipient == recipient)).scalar_one()
-            if row.status == "sending":
-                # The process that started this request died before recording its outcome.
-                row.status, row.reason = "unknown", "the sending process stopped during the request"
-            if row.status in RETAKEABLE or (row.status == "claimed" and self._abandoned(row, now)):
-                # Conditional update: of several instances retaking the same row, one wins.
-                won = session.execute(
-                    update(Delivery).where(Delivery.id == row.id, Delivery.status == row.status,
-                                           Delivery.claimed_by == row.claimed_by)
-                    .values(status="claimed", claimed_by=self.owner, code=None, reason=None,
-                            quota_day=quota_day, label=label, updated_at=now)
-                ).rowcount
-                if won:
-                    return Claim(recipient, row.id)
-            return Claim(recipient, None, row.status, row.reason)
+                .returning(Delivery.recipient, Delivery.id)
+            ).all())
+            return [Claim(row["recipient"], inserted[row["recipient"]]) if row["recipient"] in inserted
+                    else self._reclaim(session, row, now) for row in rows]
+
+    def _reclaim(self, session: Session, values: dict, now: datetime) -> Claim:
+        """The row existed already: decide what this run may do with it (see the module docstring)."""
+        recipient, label, quota_day = values["recipient"], values["label"], values["quota_day"]
+        row = session.execute(select(Delivery).where(
+            Delivery.job == values["job"], Delivery.slot_key == values["slot_key"],
+            Delivery.recipient == recipient)).scalar_one()
+        if row.status == "sending" and self._abandoned(row, now):
+            # The process that started this request died before recording its outcome.
+            # Conditional: never overwrite an outcome its sender recorded meanwhile.
+            reason = "the sending process stopped during the request; the message may have been delivered"
+            changed = session.execute(
+                update(Delivery).where(Delivery.id == row.id, Delivery.status == "sending",
+                                       Delivery.claimed_by == row.claimed_by)
+                .values(status="unknown", reason=reason, updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            return Claim(recipient, None, "unknown" if changed else "sending", reason if changed else None)
+        if row.status in RETAKEABLE or (row.status == "claimed" and self._abandoned(row, now)):
+            # Conditional update: of several instances retaking the same row, one wins.
+            won = session.execute(
+                update(Delivery).where(Delivery.id == row.id, Delivery.status == row.status,
+                                       Delivery.claimed_by == row.claimed_by)
+                .values(status="claimed", claimed_by=self.owner, code=None, reason=None,
+                        quota_day=quota_day, label=label, updated_at=now)
+            ).rowcount
+            if won:
+                return Claim(recipient, row.id)
+        return Claim(recipient, None, row.status, row.reason)
 
     def _abandoned(self, row: Delivery, now: datetime) -> bool:
         host, _, rest = row.claimed_by.partition(":")
@@ -85,12 +108,23 @@ class DeliveryLog:
             return True
         return now - row.updated_at > STALE_CLAIM
 
-    def mark(self, row_ids: Sequence[int], status: str, *, code: int | None = None, reason: str | None = None) -> None:
+    def mark(self, row_ids: Sequence[int], status: str, *, code: int | None = None,
+             reason: str | None = None) -> set[int]:
+        """Set the status of rows this owner holds; returns the ids changed.
+
+        A row another instance took over (our claim went stale) is left alone: its new
+        owner sends it, and the caller must not.
+        """
         if not row_ids:
-            return
+            return set()
         with self.db.session() as session:
-            session.execute(update(Delivery).where(Delivery.id.in_(list(row_ids)))
-                            .values(status=status, code=code, reason=reason, updated_at=self.clock()))
+            changed = session.execute(
+                update(Delivery).where(Delivery.id.in_(list(row_ids)), Delivery.claimed_by == self.owner)
+                .values(status=status, code=code, reason=reason, updated_at=self.clock())
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            ).scalars().all()
+        return set(changed)
 
     def skip(self, *, job: str, slot_key: str, recipient: str, label: str, sender: str, quota_day: str,
              reason: str) -> Claim:

@@ -14,8 +14,8 @@ from typing import Callable, Sequence
 
 from bot.deliveries import Claim, DeliveryLog
 from bot.kakao_client import MAX_RECEIVERS, KakaoApi
-from bot.kakao_errors import KakaoError, KakaoLoginRequired, KakaoSendUnknown
-from bot.quota import QuotaBook, quota_day
+from bot.kakao_errors import KakaoError, KakaoOAuthError, KakaoSendUnknown
+from bot.quota import ME_RESERVE, QuotaBook, quota_day
 from bot.recipients import Target, Unreachable
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ class FanoutReport:
     job: str
     slot_key: str
     results: list[RecipientResult] = field(default_factory=list)
+    token_error: str | None = None  # no access token could be had: nothing could be sent
 
     @property
     def problems(self) -> list[RecipientResult]:
@@ -61,6 +62,7 @@ class Fanout:
     now: datetime
     late: bool = False
     alert: bool = False  # a problem report to "me": may use the reserved quota
+    reserve: int = ME_RESERVE  # of the sender's daily quota, kept for problem reports
 
     def deliver(self, targets: Sequence[Target], unreachable: Sequence[Unreachable],
                 message_for: Callable[[Target], dict]) -> FanoutReport:
@@ -69,15 +71,17 @@ class Fanout:
         for problem in unreachable:
             self._skip(report, problem.key, problem.label, problem.reason, day)
         claimed: list[tuple[Target, int]] = []
-        for target in targets:
-            claim = self.log.claim(job=self.job, slot_key=self.slot_key, recipient=target.key, label=target.label,
-                                   sender=self.sender, quota_day=day, late=self.late)
+        claims = self.log.claim_many(job=self.job, slot_key=self.slot_key, sender=self.sender, quota_day=day,
+                                     recipients=[(t.key, t.label) for t in targets], late=self.late)
+        by_key = {target.key: target for target in targets}
+        for claim in claims:
+            target = by_key[claim.recipient]
             if claim.row_id is None:
                 report.results.append(_not_claimed(target, claim))
             else:
                 claimed.append((target, claim.row_id))
         with self.db_session() as session:
-            book = QuotaBook.load(session, self.sender, day, [t.key for t, _ in claimed])
+            book = QuotaBook.load(session, self.sender, day, [t.key for t, _ in claimed], self.reserve)
         allowed = []
         for target, row_id in claimed:
             refusal = book.take(target.key, alert=self.alert)
@@ -101,8 +105,11 @@ class Fanout:
         for index, batch in enumerate(pending):
             try:
                 self._send_batch(batch, message_for, report)
-            except KakaoLoginRequired as exc:
-                # No send can succeed without a login: record the rest as failed, by name.
+            except KakaoOAuthError as exc:
+                # No access token to be had (dead login, issuance rate limit, bad client secret):
+                # no send can succeed and every try asks Kakao's token endpoint again, so the
+                # rest are recorded as failed, by name.
+                report.token_error = str(exc)
                 for rest in pending[index + 1:]:
                     self._record(rest, report, "failed", str(exc), None)
                 return
@@ -110,7 +117,15 @@ class Fanout:
     def _send_batch(self, batch: list[tuple[Target, int]], message_for: Callable[[Target], dict],
                     report: FanoutReport) -> None:
         template = message_for(batch[0][0])
-        self.log.mark([row for _, row in batch], "sending")
+        moved = self.log.mark([row for _, row in batch], "sending")
+        for target, row in batch:
+            if row not in moved:
+                # Our claim went stale and another instance took the row over: it sends, we don't.
+                report.results.append(RecipientResult(target.key, target.label, "skipped",
+                                                      "taken over by another instance"))
+        batch = [(target, row) for target, row in batch if row in moved]
+        if not batch:
+            return
         try:
             if batch[0][0].uuid is None:
                 self.api.send_to_me(template)
@@ -120,16 +135,15 @@ class Fanout:
         except KakaoSendUnknown as exc:
             self._record(batch, report, "unknown", str(exc), None)
             return
-        except KakaoLoginRequired as exc:
+        except KakaoOAuthError as exc:
             self._record(batch, report, "failed", str(exc), None)
             raise
         except KakaoError as exc:
             self._record(batch, report, "failed", str(exc), _int_code(exc))
             return
+        self._record([(t, row) for t, row in batch if t.uuid in result.sent], report, "sent", "", None)
         for target, row in batch:
-            if target.uuid in result.sent:
-                self._record([(target, row)], report, "sent", "", None)
-            else:
+            if target.uuid not in result.sent:
                 error = result.failed[target.uuid]
                 status = "unknown" if isinstance(error, KakaoSendUnknown) else "failed"
                 self._record([(target, row)], report, status, str(error), _int_code(error))
@@ -139,6 +153,22 @@ class Fanout:
         self.log.mark([row for _, row in batch], status, code=code, reason=reason or None)
         for target, _ in batch:
             report.results.append(RecipientResult(target.key, target.label, status, reason, code))
+
+    def fail_all(self, recipients: Sequence[tuple[str, str]], reason: str) -> FanoutReport:
+        """Record every recipient (key, label) as failed for `reason`, without sending (e.g. dead login)."""
+        report = FanoutReport(self.job, self.slot_key, token_error=reason)
+        day = quota_day(self.now)
+        for key, label in recipients:
+            target = Target(key, label)
+            claim = self.log.claim(job=self.job, slot_key=self.slot_key, recipient=key, label=label,
+                                   sender=self.sender, quota_day=day, late=self.late)
+            if claim.row_id is None:
+                report.results.append(_not_claimed(target, claim))
+            else:
+                self._record([(target, claim.row_id)], report, "failed", reason, None)
+        for result in report.problems:
+            log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason)
+        return report
 
     def _skip(self, report: FanoutReport, key: str, label: str, reason: str, day: str) -> None:
         claim = self.log.skip(job=self.job, slot_key=self.slot_key, recipient=key, label=label,

@@ -18,7 +18,8 @@ from urllib3.exceptions import NewConnectionError
 
 from bot import __version__
 from bot.kakao_errors import (
-    KakaoAuthError, KakaoError, KakaoSendUnknown, KakaoUnavailable, KakaoUnreachable, api_error, oauth_error,
+    KakaoAuthError, KakaoError, KakaoOAuthError, KakaoSendUnknown, KakaoUnavailable, KakaoUnreachable, api_error,
+    oauth_error,
 )
 from bot.recipients import Friend
 from bot.retry import RetryPolicy
@@ -59,6 +60,11 @@ class KakaoHttp:
             if 200 <= response.status_code < 300 and isinstance(body, dict):
                 return body
             if 200 <= response.status_code < 300:
+                if delivers:
+                    # Kakao accepted the request (2xx) but the answer is unreadable: the message
+                    # may well have gone out, so this is not a failure to retry.
+                    raise KakaoSendUnknown(None, f"Kakao's answer is not JSON (HTTP {response.status_code}); "
+                                                 "the message may have been delivered", response.status_code)
                 raise KakaoUnavailable(None, f"answer is not JSON (HTTP {response.status_code})", response.status_code)
             raise errors(response.status_code, body)
 
@@ -107,10 +113,11 @@ class TokenAnswer:
     def parse(cls, body: dict) -> "TokenAnswer":
         access, expires_in = body.get("access_token"), body.get("expires_in")
         if not isinstance(access, str) or not access or not isinstance(expires_in, int) or expires_in <= 0:
-            raise KakaoUnavailable(None, "token answer without access_token/expires_in")
+            # Not retryable: asking again could spend a refresh token Kakao already rotated away.
+            raise KakaoError(None, "token answer without access_token/expires_in")
         refresh, refresh_in = body.get("refresh_token"), body.get("refresh_token_expires_in")
         if refresh is not None and (not isinstance(refresh, str) or not isinstance(refresh_in, int)):
-            raise KakaoUnavailable(None, "token answer with a malformed refresh_token")
+            raise KakaoError(None, "token answer with a malformed refresh_token")
         scope = body.get("scope")
         return cls(access, expires_in, refresh, refresh_in, scope if isinstance(scope, str) else None)
 
@@ -183,16 +190,18 @@ class KakaoApi:
         return self._call("GET", "/v1/user/access_token_info")
 
     def friends(self) -> list[Friend]:
-        friends: list[Friend] = []
+        friends: dict[str, Friend] = {}  # by uuid: overlapping pages never list a friend twice
         params: dict[str, Any] = {"offset": 0, "limit": FRIENDS_PAGE}
         for _ in range(1000):  # a bound even if Kakao's after_url never ends
             body = self._call("GET", "/v1/api/talk/friends", params=params)
-            friends.extend(_parse_friend(item) for item in body.get("elements") or [] if _has_uuid(item))
+            for item in body.get("elements") or []:
+                if _has_uuid(item):
+                    friends.setdefault(item["uuid"], _parse_friend(item))
             next_params = _next_page(body.get("after_url"))
-            if not next_params or not body.get("elements"):
-                break
+            if not next_params or not body.get("elements") or next_params["offset"] <= params["offset"]:
+                break  # no next page, an empty page, or an after_url that does not move forward
             params = next_params
-        return friends
+        return list(friends.values())
 
     def send_to_me(self, template: dict) -> None:
         form = {"template_object": json.dumps(template, ensure_ascii=False)}
@@ -205,7 +214,10 @@ class KakaoApi:
         try:
             body = self._call("POST", "/v1/api/talk/friends/message/default/send", data=form, delivers=True)
         except KakaoError as exc:
-            if len(uuids) == 1 and exc.code is not None and not isinstance(exc, (KakaoAuthError, KakaoSendUnknown)):
+            # Only a kapi error answer (an int code) is about the receiver; a dead login
+            # (KakaoLoginRequired, code "KOE322" or None) or an unknown outcome is not.
+            if (len(uuids) == 1 and isinstance(exc.code, int) and not isinstance(exc.code, bool)
+                    and not isinstance(exc, (KakaoAuthError, KakaoSendUnknown, KakaoOAuthError))):
                 # With one receiver, Kakao reports that receiver's failure as a plain error answer.
                 return FriendSendResult([], {uuids[0]: exc})
             raise
@@ -227,21 +239,30 @@ def _next_page(after_url: Any) -> dict | None:
         return None
     query = parse_qs(urlsplit(after_url).query)
     try:
-        return {"offset": int(query["offset"][0]), "limit": int(query.get("limit", [FRIENDS_PAGE])[0])}
+        offset, limit = int(query["offset"][0]), int(query.get("limit", [FRIENDS_PAGE])[0])
     except (KeyError, ValueError, IndexError):
         return None
+    if offset < 0:
+        return None
+    return {"offset": offset, "limit": min(max(limit, 1), FRIENDS_PAGE)}
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else []
 
 
 def _parse_send_result(uuids: Sequence[str], body: dict) -> FriendSendResult:
     asked = set(uuids)
-    sent = [uuid for uuid in body.get("successful_receiver_uuids") or [] if uuid in asked]
+    sent = [uuid for uuid in _as_list(body.get("successful_receiver_uuids"))
+            if isinstance(uuid, str) and uuid in asked]
     failed: dict[str, KakaoError] = {}
-    for info in body.get("failure_info") or body.get("failure_infos") or []:
+    infos = [*_as_list(body.get("failure_info")), *_as_list(body.get("failure_infos"))]
+    for info in infos:
         if not isinstance(info, dict):
             continue
         error = api_error(400, {"code": info.get("code"), "msg": info.get("msg")})
-        for uuid in info.get("receiver_uuids") or []:
-            if uuid in asked:
+        for uuid in _as_list(info.get("receiver_uuids")):
+            if isinstance(uuid, str) and uuid in asked and uuid not in sent:
                 failed[uuid] = error
     for uuid in asked - set(sent) - set(failed):
         # Neither listed as sent nor as failed: we cannot know, so say so rather than guess.

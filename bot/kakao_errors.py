@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.logs import redact
+
 
 class KakaoError(Exception):
     """Any answer from Kakao that is not a success. `retryable`: no message can have gone out."""
@@ -160,14 +162,16 @@ def oauth_error(http_status: int, body: Any, *, refreshing: bool = False, accoun
     body = body if isinstance(body, dict) else {}
     error_code = body.get("error_code")
     error = str(body.get("error") or f"HTTP {http_status}")
-    description = str(body.get("error_description") or "")
+    # Kakao echoes a refused code in the description ("…for code=XYZ"): never repeat it.
+    description = redact(str(body.get("error_description") or ""))
     hint = _HINTS.get(str(error_code), "")
+    # A rate limit first: whatever `error` says with it, the login itself is not dead.
+    if error_code == "KOE237":
+        return KakaoRateLimited(error_code, error, description, http_status, hint)
     dead_refresh = refreshing and (error_code == "KOE322" or error == "invalid_grant")
     if dead_refresh:
         hint = f"Run `python -m bot kakao login --account {account}` to log in again."
         return KakaoLoginRequired(error_code, error, description, http_status, hint)
-    if error_code == "KOE237":
-        return KakaoRateLimited(error_code, error, description, http_status, hint)
     if http_status >= 500 or error_code == "KOE003":
         error_obj = KakaoOAuthError(error_code, error, description, http_status, "Kakao had a temporary problem; retry later.")
         error_obj.retryable = True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import socket
 import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -20,6 +21,7 @@ from bot.kakao_errors import KakaoOAuthError
 from tokens.kakao import LoginStatus
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+IDLE_CONNECTION_TIMEOUT = 5.0  # seconds a connection to the listener may stay silent
 
 
 class LoginFailed(Exception):
@@ -37,6 +39,10 @@ class Redirect:
 def kakao_login(app: App, account: str, *, code: str | None = None, out: Callable[[str], None] = print,
                 timeout: float = 300.0, on_listening: Callable[[str], None] | None = None) -> LoginStatus:
     """Log in and store the tokens under `account`; `on_listening(url)` is told the authorize URL."""
+    # Everything needed to store the tokens first (BOT_SECRET_KEY above all): a code is single
+    # use, and tokens Kakao issued that cannot be kept would be lost (and count against the
+    # issuance limit).
+    tokens = app.kakao_tokens
     if code is None:
         state = secrets.token_hex(16)
         url = app.kakao_auth.authorize_url(state)
@@ -53,7 +59,7 @@ def kakao_login(app: App, account: str, *, code: str | None = None, out: Callabl
     except KakaoOAuthError as exc:
         raise LoginFailed(str(exc)) from None
     granted = set((answer.scope or "").split())
-    status = app.kakao_tokens.store_login(account, answer)
+    status = tokens.store_login(account, answer)
     missing = {"talk_message", "friends"} - granted if answer.scope else set()
     if missing:
         out(f"warning: Kakao did not grant {', '.join(sorted(missing))}: enable those consent items "
@@ -71,12 +77,15 @@ def _denied_message(redirect: Redirect) -> str:
 def _wait_for_redirect(redirect_uri: str, authorize_url: str, out: Callable[[str], None], timeout: float,
                        on_listening: Callable[[str], None] | None) -> Redirect:
     parts = urlsplit(redirect_uri)
-    if parts.hostname not in LOOPBACK_HOSTS:
+    if parts.hostname not in LOOPBACK_HOSTS or parts.scheme != "http":
+        # An https:// loopback address cannot be served by this plain-HTTP listener either.
         raise LoginFailed(f"redirect_uri {redirect_uri} is not on this machine: open the URL below, then run "
                           f"`kakao login --code CODE` with the code from the address bar.\n{authorize_url}")
     port = parts.port or 80
     holder: list[Redirect] = []
-    server = _one_shot_server(port, parts.path or "/", holder)
+    # The browser connects to the redirect_uri's own address: [::1] needs an IPv6 listener.
+    host = "::1" if parts.hostname == "::1" else "127.0.0.1"
+    server = _one_shot_server(host, port, parts.path or "/", holder)
     out("Open this address in a browser and log in with Kakao:\n")
     out(f"  {authorize_url}\n")
     out(f"Waiting for Kakao to redirect to {redirect_uri} …")
@@ -95,8 +104,12 @@ def _wait_for_redirect(redirect_uri: str, authorize_url: str, out: Callable[[str
     return holder[0]
 
 
-def _one_shot_server(port: int, path: str, holder: list[Redirect]) -> HTTPServer:
+def _one_shot_server(host: str, port: int, path: str, holder: list[Redirect]) -> HTTPServer:
     class Handler(BaseHTTPRequestHandler):
+        # Browsers open speculative connections they never use; without a timeout the one-shot
+        # loop would block on such a socket forever and never see the real redirect.
+        timeout = IDLE_CONNECTION_TIMEOUT
+
         def do_GET(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
             if url.path != path:
@@ -106,7 +119,8 @@ def _one_shot_server(port: int, path: str, holder: list[Redirect]) -> HTTPServer
             holder.append(Redirect(query.get("code"), query.get("state"), query.get("error"),
                                    query.get("error_description")))
             ok = "code" in query and "error" not in query
-            body = ("<h1>로그인 완료</h1><p>You can close this tab.</p>" if ok
+            # Neutral on purpose: whether the state matches is decided (and told) in the terminal.
+            body = ("<h1>카카오 응답을 받았습니다</h1><p>Return to the terminal; you can close this tab.</p>" if ok
                     else "<h1>로그인 실패</h1><p>See the terminal.</p>").encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
@@ -117,8 +131,12 @@ def _one_shot_server(port: int, path: str, holder: list[Redirect]) -> HTTPServer
         def log_message(self, *args: object) -> None:  # the query holds the code: never log it
             pass
 
+    class Server(HTTPServer):
+        address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        return HTTPServer(("127.0.0.1", port), Handler)
+        return Server((host, port), Handler)
     except OSError as exc:
-        raise LoginFailed(f"cannot listen on 127.0.0.1:{port} for the redirect ({exc.strerror}); "
+        raise LoginFailed(f"cannot listen on {where} for the redirect ({exc.strerror}); "
                           "stop what uses that port, or use `kakao login --code CODE`") from None

@@ -27,7 +27,7 @@ APP_DAILY = 30_000
 SENDER_DAILY = 100
 RECIPIENT_DAILY = 100
 PAIR_DAILY = 20
-ME_RESERVE = 5  # of the sender's 100, kept for problem reports to "me"
+ME_RESERVE = 5  # default of [delivery].quota_reserve: of the sender's 100, kept for problem reports to "me"
 COUNTED = ("sending", "sent", "unknown")  # an unknown send may have been delivered: count it
 
 
@@ -45,9 +45,11 @@ class QuotaBook:
     sender_total: int = 0
     per_recipient: Counter = field(default_factory=Counter)
     per_pair: Counter = field(default_factory=Counter)
+    reserve: int = ME_RESERVE
 
     @classmethod
-    def load(cls, session, sender: str, day: str, recipients: Iterable[str]) -> "QuotaBook":  # noqa: ANN001
+    def load(cls, session, sender: str, day: str, recipients: Iterable[str],  # noqa: ANN001
+             reserve: int = ME_RESERVE) -> "QuotaBook":
         recipients = list(recipients)
         counted = (Delivery.quota_day == day) & Delivery.status.in_(COUNTED)
         app_total = session.scalar(select(func.count()).where(counted)) or 0
@@ -62,15 +64,15 @@ class QuotaBook:
             .group_by(Delivery.recipient)).all()))
         # "me" is the sender itself: what it received from itself is its recipient count.
         per_recipient["me"] = per_pair["me"]
-        return cls(sender, day, app_total, sender_total, per_recipient, per_pair)
+        return cls(sender, day, app_total, sender_total, per_recipient, per_pair, reserve)
 
     def take(self, recipient: str, *, alert: bool = False) -> str | None:
         """Count one send to `recipient`; None if allowed, else the reason it is not."""
-        sender_cap = SENDER_DAILY if alert and recipient == "me" else SENDER_DAILY - ME_RESERVE
+        sender_cap = SENDER_DAILY if alert and recipient == "me" else SENDER_DAILY - self.reserve
         if self.app_total >= APP_DAILY:
             return f"the app's daily quota ({APP_DAILY}) is used up"
         if self.sender_total >= sender_cap:
-            kept = "" if sender_cap == SENDER_DAILY else f", {ME_RESERVE} kept for problem reports to me"
+            kept = "" if sender_cap == SENDER_DAILY or not self.reserve else f", {self.reserve} kept for problem reports to me"
             return f"sender {self.sender!r} reached its daily quota ({self.sender_total}/{SENDER_DAILY}{kept})"
         if self.per_recipient[recipient] >= RECIPIENT_DAILY:
             return f"recipient reached its daily quota ({RECIPIENT_DAILY})"
@@ -98,9 +100,9 @@ def plan_warnings(config: "Config") -> list[str]:
             sends_per_pair[(job.sender, str(recipient))] += runs
     warnings = []
     for sender, count in sends_per_sender.items():
-        if count > SENDER_DAILY - ME_RESERVE:
+        if count > SENDER_DAILY - config.quota_reserve:
             warnings.append(f"jobs sent by {sender!r} plan {count} messages a day; Kakao allows {SENDER_DAILY} "
-                            f"per sender ({ME_RESERVE} are kept for problem reports): some will be skipped")
+                            f"per sender ({config.quota_reserve} are kept for problem reports): some will be skipped")
     for recipient, count in sends_per_recipient.items():
         if recipient != "me" and count > RECIPIENT_DAILY:
             warnings.append(f"{recipient} would receive {count} messages a day; Kakao allows {RECIPIENT_DAILY}")
@@ -111,19 +113,34 @@ def plan_warnings(config: "Config") -> list[str]:
 
 
 def max_runs_per_day(at: Iterable[str], config: "Config") -> int:
-    """Fires on the busiest day of the coming week (slots fire once a day each)."""
+    """Fires on the busiest day (slots fire once a day each).
+
+    The days looked at are the coming week plus, for each cron, the day it first fires: a
+    cron of some days of the month ("*/10 * 1 * *") may not fire this week, and its warning
+    must not depend on today's date.
+    """
+    at = list(dict.fromkeys(at))
+    zone = config.timezone
     slots = [entry for entry in at if entry in config.slots]
-    crons = [parse_cron(entry, config.timezone) for entry in at if entry not in config.slots]
+    crons = [parse_cron(entry, zone) for entry in at if entry not in config.slots]
     if not crons:
         return len(slots)
-    start = datetime.combine(date.today(), datetime.min.time(), tzinfo=config.timezone)
-    busiest = 0
-    for offset in range(7):
-        day_start = start + timedelta(days=offset)
-        day_end = day_start + timedelta(days=1)
-        fires = sum(_fires_between(trigger, day_start, day_end) for trigger in crons)
-        busiest = max(busiest, fires)
+    today = datetime.now(zone).date()
+    days = {today + timedelta(days=offset) for offset in range(7)}
+    for trigger in crons:
+        first = trigger.get_next_fire_time(None, _midnight(today, zone))
+        if first is not None:
+            days.add(first.astimezone(zone).date())
+    busiest = max(
+        sum(_fires_between(trigger, _midnight(day, zone), _midnight(day + timedelta(days=1), zone))
+            for trigger in crons)
+        for day in days
+    )
     return len(slots) + busiest
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=zone)
 
 
 def _fires_between(trigger, start: datetime, end: datetime, cap: int = 2000) -> int:  # noqa: ANN001

@@ -12,14 +12,17 @@ from datetime import datetime
 from typing import Any
 
 from bot.app import App
-from bot.config import JobConfig
+from bot.config import ConfigError, JobConfig
 from bot.fanout import Fanout, FanoutReport
 from bot.job_memory import StoredJobState
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
-from bot.kakao_templates import text_template
+from bot.kakao_templates import TemplateError, text_template
+from bot.logs import redact
 from bot.recipients import Friend, Target, resolve
+from bot.secrets import MissingSecret
 from jobs import job_kind
 from jobs.base import JobContext, JobFailed, JobState, Outcome
+from tokens.vault import VaultError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,16 @@ class Runner:
 
     def run(self, job: JobConfig, slot_key: str, *, dry_run: bool = False, late: bool = False,
             since: datetime | None = None) -> RunReport:
+        try:
+            return self._run(job, slot_key, dry_run=dry_run, late=late, since=since)
+        except (ConfigError, MissingSecret, VaultError):
+            raise  # the setup is wrong, not this job: every job would fail the same way (exit 2)
+        except Exception as exc:  # noqa: BLE001 — one job's bug must not stop the other jobs
+            log.exception("%s failed unexpectedly", job.name)
+            return self._failed(job, slot_key, redact(f"{type(exc).__name__}: {exc}"))
+
+    def _run(self, job: JobConfig, slot_key: str, *, dry_run: bool, late: bool,
+             since: datetime | None) -> RunReport:
         kind = job_kind(job.kind)
         stored = StoredJobState(self.app.db, job.name)
         now = self.app.clock().astimezone(self.app.config.timezone)
@@ -73,24 +86,45 @@ class Runner:
         try:
             targets, unreachable = resolve(job.to, self._friends_for(job))
         except KakaoLoginRequired as exc:
-            return self._failed(job, slot_key, str(exc))
+            if dry_run:
+                return self._failed(job, slot_key, str(exc))
+            return self._login_dead(job, slot_key, now, late, exc)
+
+        # Rendered once per audience, before anything is claimed: a template that fails
+        # fails the job, and leaves no half-made delivery behind.
+        messages: dict[str, dict] = {}
+        try:
+            for audience in dict.fromkeys("me" if t.uuid is None else "friend" for t in targets):
+                messages[audience] = kind.render(job, outcome, audience=audience,
+                                                 web_domain=self.app.config.kakao.web_domain,
+                                                 default_link=self.app.config.kakao.web_domain)
+        except (JobFailed, TemplateError) as exc:
+            return self._failed(job, slot_key, f"{job.name}: cannot render the message: {exc}")
 
         def message_for(target: Target) -> dict:
-            audience = "me" if target.uuid is None else "friend"
-            return kind.render(job, outcome, audience=audience, web_domain=self.app.config.kakao.web_domain,
-                               default_link=self.app.config.kakao.web_domain)
+            return messages["me" if target.uuid is None else "friend"]
 
         if dry_run:
             previews = [(target.label, message_for(target)) for target in targets]
             previews += [(f"{problem.label} (skipped: {problem.reason})", {}) for problem in unreachable]
             return RunReport(job.name, slot_key, "dry-run", previews=previews)
-        fanout = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session, job.name,
-                        slot_key, job.sender, now, late=late)
-        report = fanout.deliver(targets, unreachable, message_for)
+        report = self._fanout(job.name, slot_key, job.sender, now, late=late).deliver(targets, unreachable, message_for)
         if report.count("sent"):
             self._remember(stored, outcome)
         self._report_problems(job, slot_key, report, now)
         return RunReport(job.name, slot_key, "delivered", fanout=report)
+
+    def _login_dead(self, job: JobConfig, slot_key: str, now: datetime, late: bool,
+                    exc: KakaoLoginRequired) -> RunReport:
+        """No login, no message: every recipient is recorded as failed, naming the fix."""
+        recipients = [("me", "me") if r.kind == "me" else (str(r), r.value) for r in job.to]
+        report = self._fanout(job.name, slot_key, job.sender, now, late=late).fail_all(recipients, str(exc))
+        log.error("%s failed: %s", job.name, exc)
+        return RunReport(job.name, slot_key, "failed", error=str(exc), fanout=report)
+
+    def _fanout(self, job_name: str, slot_key: str, sender: str, now: datetime, **options: bool) -> Fanout:
+        return Fanout(self.app.deliveries, self.app.kakao_api(sender), self.app.db.session, job_name, slot_key,
+                      sender, now, reserve=self.app.config.quota_reserve, **options)
 
     def _friends_for(self, job: JobConfig) -> list[Friend] | None:
         if all(recipient.kind == "me" for recipient in job.to):
@@ -116,14 +150,13 @@ class Runner:
     def _report_problems(self, job: JobConfig, slot_key: str, report: FanoutReport, now: datetime) -> None:
         """One message to "me" per job and slot naming who did not get the message, and why."""
         problems = report.problems
-        if not problems or any(r.reason.startswith("Kakao login failed") for r in problems):
-            return
+        if not problems or report.token_error:
+            return  # without an access token, the report could not be sent either
         lines = [f"⚠️ {job.name}: {len(problems)}명에게 보내지 못했습니다"]
         lines += [f"• {r.label}: {r.status} — {r.reason}" for r in problems]
         template = text_template("\n".join(lines), link=self.app.config.kakao.web_domain,
                                  web_domain=self.app.config.kakao.web_domain)
-        alert = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session,
-                       f"{job.name}!problems", slot_key, job.sender, now, alert=True)
+        alert = self._fanout(f"{job.name}!problems", slot_key, job.sender, now, alert=True)
         try:
             alert.deliver([Target("me", "me")], [], lambda _target: template)
         except KakaoError as exc:  # the report is best effort; the problems are already logged

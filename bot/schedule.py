@@ -1,13 +1,15 @@
 """When jobs run: slot times, cron expressions with weekday names, and durations.
 
 Cron weekdays are accepted only as names (`mon-fri`): numbers mean Sunday=0 in cron but
-Monday=0 in APScheduler, so a number would silently shift every weekday by one.
+Monday=0 in APScheduler, so a number would silently shift every weekday by one. For the
+same reason a day of the month and a weekday are not accepted together: cron fires when
+either matches, APScheduler only when both do.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, tzinfo
+from datetime import date, datetime, time, timezone, tzinfo
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -28,16 +30,29 @@ def parse_cron(expression: str, zone: tzinfo | None = None) -> CronTrigger:
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError("needs 5 fields: minute hour day-of-month month day-of-week")
-    weekday = fields[4]
-    if re.search(r"\d", weekday.replace("*/", "")) and weekday != "*":
+    day, weekday = fields[2], fields[4]
+    # Any digit, also a step ("*/2" is sun,tue,… in cron but mon,wed,… in APScheduler).
+    if re.search(r"\d", weekday):
         raise ValueError("write weekdays as names (mon-fri, sat,sun): numbers differ between cron and APScheduler")
+    if day != "*" and weekday != "*":
+        raise ValueError("give a day of the month or weekdays, not both: cron fires when either matches, "
+                         "this scheduler only when both do")
     try:
-        return CronTrigger(minute=fields[0], hour=fields[1], day=fields[2], month=fields[3],
-                           day_of_week=weekday, timezone=zone or "UTC")
+        trigger = CronTrigger(minute=fields[0], hour=fields[1], day=day, month=fields[3],
+                              day_of_week=weekday, timezone=zone or "UTC")
     except ValueError as exc:
         raise ValueError(str(exc)) from None
+    if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:
+        raise ValueError("never fires (no such day, e.g. 30 February)")
+    return trigger
 
 
 def slot_instant(slot_time: time, day: date, zone: tzinfo) -> datetime:
-    """The aware instant of a slot on a local calendar day."""
-    return datetime.combine(day, slot_time, tzinfo=zone)
+    """The aware instant of a slot on a local calendar day.
+
+    A wall time that does not exist that day (skipped by a DST change) becomes the instant
+    it would have been without the change, shown in the offset in force then (02:30 on the
+    day Europe/Berlin springs forward → 03:30+02:00); an ambiguous one is its first occurrence.
+    """
+    local = datetime.combine(day, slot_time, tzinfo=zone)
+    return local.astimezone(timezone.utc).astimezone(zone)

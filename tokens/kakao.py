@@ -107,7 +107,8 @@ class KakaoTokens:
                 try:
                     answer = self._ask_kakao(row, account)
                 except KakaoLoginRequired as exc:
-                    row.needs_login_reason = str(exc)
+                    # Kept short: it is wrapped in "Kakao login failed (…)" whenever it is reported.
+                    row.needs_login_reason = f"{exc.code or exc.error}: {exc.description or exc.error}"
                     dead = exc
                 else:
                     self._apply(row, answer)

@@ -38,14 +38,22 @@ class Vault:
         try:
             return self._fernet.decrypt(ciphertext.encode("ascii")).decode()
         except (InvalidToken, ValueError):
-            raise VaultError(
-                "a stored token cannot be decrypted with BOT_SECRET_KEY: the key changed. "
-                "Put the old key after the new one (comma-separated) or log in again"
-            ) from None
+            raise _undecryptable() from None
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the first key (after a key rotation)."""
-        return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        try:
+            return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        except (InvalidToken, ValueError):
+            # Same contract as decrypt(): a VaultError, never cryptography's bare InvalidToken.
+            raise _undecryptable() from None
 
     def __repr__(self) -> str:
         return "Vault(<keys hidden>)"
+
+
+def _undecryptable() -> VaultError:
+    return VaultError(
+        "a stored token cannot be decrypted with BOT_SECRET_KEY: the key changed. "
+        "Put the old key after the new one (comma-separated) or log in again"
+    )
