@@ -8,18 +8,23 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import requests
 
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.db import Database, utcnow
 from bot.deliveries import DeliveryLog
 from bot.kakao_client import KakaoApi, KakaoAuth, KakaoHttp, new_session
 from bot.retry import RetryPolicy
 from bot.secrets import Secrets
+from bot.shopify_client import ShopifyApp, ShopifyHttp, ShopifyOAuth
 from tokens.kakao import KakaoTokens
 from tokens.vault import Vault
+
+if TYPE_CHECKING:
+    from bot.shopify_graphql import ShopifyGraphQL
+    from tokens.shopify import ShopifyTokens
 
 
 @dataclass
@@ -61,6 +66,39 @@ class App:
     @cached_property
     def deliveries(self) -> DeliveryLog:
         return DeliveryLog(self.db, clock=self.clock)
+
+    # -- Shopify ------------------------------------------------------------------------
+    def shopify_app(self, name: str) -> ShopifyApp:
+        """The configured app `name` with its credentials (MissingSecret if they are not set)."""
+        for app in self.config.shopify.apps:
+            if app.name == name:
+                old_secret = self.secrets.get(app.old_api_secret_env) if app.old_api_secret_env else None
+                return ShopifyApp(name=app.name, scopes=app.scopes, old_api_secret=old_secret,
+                                  api_key=self.secrets.require(app.api_key_env, f"client id of Shopify app {name!r}"),
+                                  api_secret=self.secrets.require(app.api_secret_env,
+                                                                  f"client secret of Shopify app {name!r}"))
+        known = ", ".join(app.name for app in self.config.shopify.apps)
+        raise ConfigError(self.config.path, "shopify.apps", f"no Shopify app named {name!r} (apps: {known})")
+
+    @cached_property
+    def shopify_http(self) -> ShopifyHttp:
+        return ShopifyHttp(new_session(), retry=self.retry)
+
+    def shopify_oauth(self, app_name: str) -> ShopifyOAuth:
+        return ShopifyOAuth(self.shopify_http, origin=self.config.shopify.origin, app=self.shopify_app(app_name))
+
+    @cached_property
+    def shopify_tokens(self) -> "ShopifyTokens":
+        from tokens.shopify import ShopifyTokens
+
+        return ShopifyTokens(self.db, self.vault, oauth_for=self.shopify_oauth, clock=self.clock)
+
+    def shopify_graphql(self, shop: str) -> "ShopifyGraphQL":
+        """The Admin GraphQL API of `shop`, through whichever app holds its active install."""
+        from bot.shopify_graphql import ShopifyGraphQL
+
+        return ShopifyGraphQL(self.shopify_http, origin=self.config.shopify.origin, shop=shop,
+                              api_version=self.config.shopify.api_version, tokens=self.shopify_tokens.source(shop))
 
     def kakao_api(self, account: str) -> KakaoApi:
         return KakaoApi(self.kakao_http, api_url=self.config.kakao.api_url,
