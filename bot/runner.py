@@ -75,7 +75,8 @@ class Runner:
         stored = StoredJobState(self.app.db, job.name)
         now = self.app.clock().astimezone(self.app.config.timezone)
         ctx = JobContext(state=_DryRunState(stored) if dry_run else stored, http=self.app.http, now=now,
-                         since=since, link_url=self.app.config.kakao.web_domain)
+                         since=since, link_url=self.app.config.kakao.web_domain,
+                         shopify=self.app.shopify_graphql)
         try:
             outcome = kind.collect(job, ctx)
         except JobFailed as exc:

@@ -147,9 +147,19 @@ def oauth_error(response: requests.Response, *, shop: str, app: str) -> ShopifyE
             f"{shop}: Shopify refused the grant ({description or error}): the merchant must authorise the app "
             f"again — open the install URL from `python -m bot shopify install {shop} --app {app}`",
             error=error, status=response.status_code, shop=shop)
+    if error == "shop_not_permitted":
+        return ShopifyBadCredentials(
+            f"{shop}: the client credentials grant only works on stores of the app's own organisation; "
+            f"install app {app!r} with `python -m bot shopify install {shop} --app {app}` instead",
+            error=error, status=response.status_code, shop=shop)
+    if error == "app_not_installed":
+        return ShopifyBadCredentials(
+            f"{shop}: app {app!r} is not installed on this shop: install it in the shop's admin "
+            f"(or `python -m bot shopify install {shop} --app {app}`), then connect again",
+            error=error, status=response.status_code, shop=shop)
     if error == "invalid_client" or response.status_code in (401, 403):
         return ShopifyBadCredentials(
-            f"{shop}: Shopify refused app {app!r}'s credentials ({description or error or response.status_code}): "
+            f"{shop}: Shopify refused the credentials of app {app!r} ({description or error or response.status_code}): "
             "check the client id/secret, or the app was uninstalled from the shop",
             error=error, status=response.status_code, shop=shop)
     return ShopifyOAuthError(f"{shop}: token request failed: HTTP {response.status_code} {error} {description}".strip(),

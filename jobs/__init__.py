@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from jobs import scrape
+from jobs import scrape, shopify_orders
 
-_KINDS: dict[str, ModuleType] = {module.KIND: module for module in (scrape,)}
+_KINDS: dict[str, ModuleType] = {module.KIND: module for module in (scrape, shopify_orders)}
 
 
 def job_kind(kind: str) -> ModuleType:

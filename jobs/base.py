@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import requests
 
@@ -32,6 +32,7 @@ class JobContext:
     now: datetime  # aware, in the configured zone
     since: datetime | None = None  # the previous slot of this job, for digests
     link_url: str = "https://example.com"  # default link of messages (a registered Kakao web domain)
+    shopify: Callable[[str], Any] | None = None  # shop domain → its Admin GraphQL client (bot.shopify_graphql)
 
 
 @dataclass

@@ -1,0 +1,744 @@
+"""A local stand-in of Shopify for many shops and apps: OAuth, the token endpoint, the GraphQL
+Admin API and webhook deliveries, on one Flask app.
+
+Point the bot at it with `[shopify].origin = "http://127.0.0.1:PORT/{shop}"`: every route
+starts with the shop domain (`/<shop>/admin/...`). It mirrors UPSTREAMS.md (Shopify part):
+signed OAuth callbacks, expiring offline tokens whose refresh tokens are one-time use (with
+Shopify's 2026-08 grace: a used refresh token works until its replacement is used), client
+credentials on the app's own stores only, query cost with a leaky bucket per shop and app,
+API versions that fall forward, protected customer data. Queries are answered by
+`bot.sandbox.shopify_graphql`. Tests inject clocks, add shops and orders, inspect what was
+received and script failures (`fail_next`, `hang_next`).
+
+This is a test double: it keeps every token and request in memory on purpose.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hmac
+import json
+import math
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Callable, Iterable
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import requests
+from flask import Flask, Response, redirect, request
+from werkzeug.exceptions import HTTPException
+
+from bot.sandbox.shopify_graphql import (
+    MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse, parse_time,
+)
+from bot.shopify_auth import is_valid_shop, query_hmac, webhook_hmac
+
+JSON_TYPE = "application/json; charset=utf-8"
+SUPPORTED_VERSIONS = ("2025-07", "2025-10", "2026-01", "2026-04", "2026-07", "2026-10")
+DEFAULT_SCOPE = "read_orders"
+CODE_TTL = 600
+RECOVERY = 30 * 86400  # a used refresh token may be retried for 30 days at most (2026-08 change)
+LEGACY_APP = "legacy-custom-app"  # owner of admin-created `shpat_` tokens
+DEPRECATION_DOC = "https://shopify.dev/api/usage/versioning#deprecation-practices"
+THROTTLE_DOC = "https://shopify.dev/api/usage/rate-limits"
+
+INVALID_TOKEN = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
+BAD_CLIENT = ("Client authentication failed due to unknown client, no client authentication included, "
+              "or unsupported authentication method.")
+BAD_GRANT = ("The provided authorization grant is invalid, expired, revoked, does not match the redirection "
+             "URI used in the authorization request, or was issued to another client.")
+INTERNAL_ERROR = {"errors": "Internal Server Error"}  # a ready-made body for fail_next(…, 500, …)
+
+ZERO_DECIMAL = {"KRW", "JPY", "VND"}
+PRODUCTS = [  # name, sku, unit price in KRW, unit price in two-decimal currencies
+    ("아메리카노 원두 200g", "BEAN-200", 15000, "12.5"),
+    ("드립백 10개입", "DRIP-10", 12000, "9.99"),
+    ("콜드브루 500ml", "COLD-500", 9000, "7.5"),
+    ("머그컵", "MUG-01", 18000, "14.0"),
+    ("텀블러", "TUMB-01", 25000, "19.99"),
+]
+CUSTOMERS = [("김", "민지"), ("이", "서준"), ("박", "하늘"), ("최", "유나"), ("정", "도윤")]
+
+
+class _Reply(Exception):
+    """Raised anywhere in a handler to answer at once with this status, JSON body and headers."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
+        super().__init__(status, body)
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), status=status, content_type=JSON_TYPE,
+                    headers=headers or {})
+
+
+def _oauth_error(error: str, description: str) -> _Reply:
+    return _Reply(400, {"error": error, "error_description": description})
+
+
+@dataclass
+class _App:
+    api_key: str
+    api_secret: str
+    scopes_granted: str | None
+    own_shops: set[str]
+
+
+@dataclass
+class _Shop:
+    domain: str
+    info: dict[str, Any]  # the GraphQL Shop object
+    timezone: ZoneInfo
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    next_number: int = 1001
+
+
+@dataclass
+class _Grant:
+    """What a code, access token or refresh token stands for."""
+
+    shop: str
+    app: str
+    scopes: tuple[str, ...]
+    expires_at: float | None  # None: never expires
+    parent: str | None = None  # the refresh token this token was minted from
+    first_used_at: float | None = None  # refresh tokens: when first exchanged
+
+
+@dataclass
+class _Bucket:
+    available: float
+    at: float
+
+
+class ShopifySandbox:
+    """Shops, apps, tokens and orders of a pretend Shopify, plus the Flask app serving them."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        latency: float = 0.0,
+        bucket_size: int = 2000,
+        restore_rate: float = 100.0,
+        throttle_status: int = 200,
+        supported_versions: Iterable[str] = SUPPORTED_VERSIONS,
+        access_ttl: int = 3600,
+        refresh_ttl: int = 7776000,
+        client_credentials_ttl: int = 86399,
+    ):
+        self.clock, self.wall_clock, self.latency = clock, wall_clock, latency
+        self.bucket_size, self.restore_rate, self.throttle_status = bucket_size, restore_rate, throttle_status
+        self.supported_versions = tuple(supported_versions)
+        self.access_ttl, self.refresh_ttl = access_ttl, refresh_ttl
+        self.client_credentials_ttl = client_credentials_ttl
+
+        # Knobs tests may change at any time.
+        self.deprecated_versions: set[str] = set()
+        self.orders_window_days: int | None = None  # e.g. 60: read_orders sees only recent orders
+
+        # Introspection for tests.
+        self.calls: list[tuple[str, str]] = []
+        self.token_requests: list[dict[str, Any]] = []
+        self.graphql_requests: list[dict[str, Any]] = []
+        self.subscriptions: dict[str, list[dict[str, Any]]] = {}
+        self.webhooks_sent: list[dict[str, Any]] = []
+        self.warnings: list[str] = []
+
+        self._apps: dict[str, _App] = {}
+        self._shops: dict[str, _Shop] = {}
+        self._codes: dict[str, _Grant] = {}
+        self._access: dict[str, _Grant] = {}
+        self._refresh: dict[str, _Grant] = {}
+        self._uninstalled: set[tuple[str, str]] = set()
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
+        self._subscription_owner: dict[str, str] = {}
+        self._ids = 6_100_000_000_000  # Shopify ids are large: never assume small ints
+        self._fails: dict[str, deque[tuple[int, Any, dict[str, str]]]] = {}
+        self._hangs: dict[str, deque[float]] = {}
+        self._lock = threading.RLock()
+        self.app = self._build_app()
+
+    # ---- test helpers: setup -----------------------------------------------------------
+
+    def wsgi_app(self) -> Flask:
+        return self.app
+
+    def register_app(self, api_key: str, api_secret: str, *, scopes_granted: str | None = None,
+                     own_shops: Iterable[str] = ()) -> None:
+        """An app; `scopes_granted` None grants what was asked; `own_shops` allow client credentials."""
+        with self._lock:
+            self._apps[api_key] = _App(api_key, api_secret, scopes_granted, set(own_shops))
+
+    def add_shop(self, shop: str, *, currency: str = "KRW", timezone: str = "Asia/Seoul",
+                 name: str | None = None) -> None:
+        if not is_valid_shop(shop):
+            raise ValueError(f"{shop!r} is not a *.myshopify.com domain")
+        with self._lock:
+            info = {"id": f"gid://shopify/Shop/{self._next_id()}", "name": name or shop.split(".")[0],
+                    "email": f"owner@{shop}", "currencyCode": currency, "myshopifyDomain": shop,
+                    "ianaTimezone": timezone}
+            self._shops[shop] = _Shop(shop, info, ZoneInfo(timezone))
+            self.subscriptions.setdefault(shop, [])
+
+    def add_orders(self, shop: str, count: int, *, start: datetime, every: timedelta, line_items: int = 2,
+                   currency: str | None = None, cancelled_every: int = 0, refunded_every: int = 0,
+                   fulfilled_every: int = 0, pending_every: int = 0,
+                   protected_customer: bool = True) -> list[dict[str, Any]]:
+        """`count` orders from `start`, `every` apart; every n-th one cancelled/refunded/... (0: none)."""
+        def nth(i: int, every_n: int) -> bool:
+            return every_n > 0 and i % every_n == 0
+
+        with self._lock:
+            s = self._shop(shop)
+            made = []
+            for i in range(1, count + 1):
+                created = _aware(start, s.timezone) + (i - 1) * every
+                order = self._new_order(s, created, line_items, currency)
+                if nth(i, cancelled_every):
+                    order.update(cancelledAt=_iso(created + timedelta(hours=1)), cancelReason="CUSTOMER",
+                                 displayFinancialStatus="REFUNDED")
+                elif nth(i, refunded_every):
+                    order["displayFinancialStatus"] = "REFUNDED"
+                elif nth(i, pending_every):
+                    order["displayFinancialStatus"] = "PENDING"
+                if nth(i, fulfilled_every) and not order["cancelledAt"]:
+                    order["displayFulfillmentStatus"] = "FULFILLED"
+                order["_protected"] = protected_customer
+                s.orders.append(order)
+                made.append(_public(order))
+            return made
+
+    def add_order(self, shop: str, **fields: Any) -> dict[str, Any]:
+        """One order; `fields` are GraphQL names (datetimes allowed), plus the shorthands `total`
+        (shop money), `currency`, `protected_customer` and `lineItems=[{name, sku, quantity, price}]`."""
+        with self._lock:
+            s = self._shop(shop)
+            created = fields.pop("createdAt", None) or datetime.fromtimestamp(self.wall_clock(), timezone.utc)
+            currency = fields.pop("currency", None)
+            order = self._new_order(s, _aware(created, s.timezone), 2, currency)
+            fields.setdefault("protected_customer", True)
+            self._apply(s, order, fields)
+            s.orders.append(order)
+            return _public(order)
+
+    def update_order(self, shop: str, order_id: str | int, **fields: Any) -> dict[str, Any]:
+        """Change an order (by gid, numeric id or name); `updatedAt` moves to now unless given."""
+        with self._lock:
+            s, order = self._find(shop, order_id)
+            fields.setdefault("updatedAt", datetime.fromtimestamp(self.wall_clock(), timezone.utc))
+            self._apply(s, order, fields)
+            return _public(order)
+
+    def rest_order(self, shop: str, order_id: str | int) -> dict[str, Any]:
+        """The order as a REST-shaped webhook body (`orders/create`): snake_case, money strings."""
+        with self._lock:
+            s, o = self._find(shop, order_id)
+            return _rest_order(o, s.timezone)
+
+    # ---- test helpers: tokens ----------------------------------------------------------
+
+    def issue_code(self, shop: str, api_key: str, *, scope: str = DEFAULT_SCOPE) -> str:
+        """An authorization code as if the merchant had just installed the app (consented)."""
+        with self._lock:
+            return self._issue_code(self._shop(shop).domain, self._apps[api_key], scope)
+
+    def legacy_token(self, shop: str, *, scope: str = DEFAULT_SCOPE) -> str:
+        """A legacy admin-created custom app token (`shpat_…`): never expires."""
+        with self._lock:
+            self._shop(shop)
+            return self._mint(self._access, "shpat_", _Grant(shop, LEGACY_APP, _scopes(scope), None))
+
+    def uninstall(self, shop: str, api_key: str, *, webhook_url: str | None = None) -> requests.Response | None:
+        """The merchant removes the app: its tokens, codes and webhook subscriptions there die.
+
+        With `webhook_url`, Shopify's `app/uninstalled` webhook is delivered there afterwards."""
+        with self._lock:
+            s = self._shop(shop)
+            self._uninstalled.add((shop, api_key))
+            for store in (self._codes, self._access, self._refresh):
+                for token in [t for t, g in store.items() if (g.shop, g.app) == (shop, api_key)]:
+                    del store[token]
+            self.subscriptions[shop] = [sub for sub in self.subscriptions[shop]
+                                        if self._subscription_owner.get(sub["id"]) != api_key]
+            payload = {"id": int(s.info["id"].rsplit("/", 1)[1]), "name": s.info["name"], "domain": shop,
+                       "myshopify_domain": shop, "currency": s.info["currencyCode"],
+                       "iana_timezone": s.info["ianaTimezone"]}
+            secret = self._apps[api_key].api_secret
+        if webhook_url is None:
+            return None
+        return self.send_webhook(webhook_url, topic="app/uninstalled", shop=shop, payload=payload, secret=secret)
+
+    def expire_access_tokens(self) -> None:
+        with self._lock:
+            past = self.clock() - 1
+            for grant in self._access.values():
+                if grant.expires_at is not None:
+                    grant.expires_at = past
+
+    def available(self, shop: str, api_key: str) -> float:
+        """Points left in the (shop, app) bucket now."""
+        with self._lock:
+            return self._bucket(shop, api_key).available
+
+    # ---- test helpers: introspection and scripting -------------------------------------
+
+    def count(self, path_suffix: str) -> int:
+        with self._lock:
+            return sum(1 for _, path in self.calls if path.endswith(path_suffix))
+
+    def fail_next(self, path_suffix: str, status: int, body: Any, times: int = 1,
+                  headers: dict[str, str] | None = None) -> None:
+        """The next `times` requests to a path ending with `path_suffix` answer status/body instead."""
+        with self._lock:
+            self._fails.setdefault(path_suffix, deque()).extend([(status, body, headers or {})] * times)
+
+    def hang_next(self, path_suffix: str, seconds: float) -> None:
+        """The next request to a path ending with `path_suffix` sleeps first (client timeouts)."""
+        with self._lock:
+            self._hangs.setdefault(path_suffix, deque()).append(seconds)
+
+    def send_webhook(self, url: str, *, topic: str, shop: str, payload: dict[str, Any], secret: str,
+                     webhook_id: str | None = None, event_id: str | None = None,
+                     triggered_at: datetime | str | None = None, api_version: str = "2025-10",
+                     hmac_override: str | None = None, timeout: float = 5.0) -> requests.Response:
+        """POST `payload` to `url` as Shopify delivers a webhook: raw JSON body, signed headers."""
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        if triggered_at is None:
+            triggered_at = datetime.fromtimestamp(self.wall_clock(), timezone.utc)
+        if isinstance(triggered_at, datetime):
+            triggered_at = triggered_at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+            triggered_at = triggered_at.replace("+00:00", "Z")
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Shopify-Captain-Hook",
+            "X-Shopify-Topic": topic,
+            "X-Shopify-Hmac-Sha256": hmac_override if hmac_override is not None else webhook_hmac(body, secret),
+            "X-Shopify-Shop-Domain": shop,
+            "X-Shopify-API-Version": api_version,
+            "X-Shopify-Webhook-Id": webhook_id or str(uuid.uuid4()),
+            "X-Shopify-Event-Id": event_id or str(uuid.uuid4()),
+            "X-Shopify-Triggered-At": triggered_at,
+        }
+        with self._lock:
+            self.webhooks_sent.append({"url": url, "headers": headers, "body": body})
+        return requests.post(url, data=body, headers=headers, timeout=timeout)
+
+    # ---- plumbing ----------------------------------------------------------------------
+
+    def _build_app(self) -> Flask:
+        app = Flask(__name__)
+        app.before_request(self._before)
+        app.register_error_handler(_Reply, lambda e: _json(e.status, e.body, e.headers))
+        app.register_error_handler(HTTPException, lambda e: _json(e.code or 500, {"errors": e.name}))
+        routes = [
+            ("/<shop>/admin/oauth/authorize", "GET", self._authorize),
+            ("/<shop>/admin/oauth/access_token", "POST", self._access_token),
+            ("/<shop>/admin/api/<version>/graphql.json", "POST", self._graphql),
+        ]
+        for path, method, view in routes:
+            app.add_url_rule(path, view.__name__, view, methods=[method])
+        return app
+
+    def _before(self) -> Response | None:
+        """Every request passes here: record it, simulate latency, play scripted failures."""
+        path = request.path
+        with self._lock:
+            self.calls.append((request.method, path))
+            hang = _pop_matching(self._hangs, path) or 0.0
+            fail = _pop_matching(self._fails, path)
+        delay = self.latency + hang
+        if delay > 0:
+            time.sleep(delay)  # outside the lock: slow requests must not serialise others
+        return _json(*fail) if fail else None
+
+    def _shop(self, shop: str) -> _Shop:
+        found = self._shops.get(shop)
+        if found is None:
+            raise KeyError(f"unknown shop {shop!r}: add_shop() it first")
+        return found
+
+    def _shop_or_404(self, shop: str) -> _Shop:
+        if shop not in self._shops:
+            raise _Reply(404, {"errors": "Not Found"})
+        return self._shops[shop]
+
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self._ids
+
+    def _mint(self, store: dict[str, _Grant], prefix: str, grant: _Grant) -> str:
+        token = prefix + secrets.token_hex(16)
+        store[token] = grant
+        return token
+
+    def _retire(self, parent: str | None) -> None:
+        """A replacement token was used: the refresh token it came from stops working."""
+        if parent is not None:
+            self._refresh.pop(parent, None)
+
+    # ---- orders ------------------------------------------------------------------------
+
+    def _new_order(self, s: _Shop, created: datetime, line_items: int, currency: str | None) -> dict[str, Any]:
+        currency = currency or s.info["currencyCode"]
+        number = s.next_number
+        s.next_number += 1
+        items = []
+        for j in range(line_items):
+            name, sku, krw, other = PRODUCTS[(number + j) % len(PRODUCTS)]
+            unit = Decimal(krw) if currency in ZERO_DECIMAL else Decimal(other)
+            items.append(self._line_item({"name": name, "sku": sku, "quantity": 1 + (number + j) % 2,
+                                          "price": unit}, currency))
+        family, given = CUSTOMERS[number % len(CUSTOMERS)]
+        at = _iso(created)
+        return {
+            "id": f"gid://shopify/Order/{self._next_id()}", "name": f"#{number}",
+            "createdAt": at, "updatedAt": at, "processedAt": at, "cancelledAt": None, "cancelReason": None,
+            "displayFinancialStatus": "PAID", "displayFulfillmentStatus": "UNFULFILLED",
+            "currencyCode": currency, "test": False,
+            "totalPriceSet": _money_bag(_total(items), currency),
+            "lineItems": items,
+            "customer": {"id": f"gid://shopify/Customer/{self._next_id()}", "displayName": family + given,
+                         "firstName": given, "lastName": family, "email": f"customer{number}@example.com"},
+            "_protected": True,
+        }
+
+    def _line_item(self, item: dict[str, Any], currency: str) -> dict[str, Any]:
+        unit = Decimal(str(item.get("price", 0)))
+        return {"id": f"gid://shopify/LineItem/{self._next_id()}", "name": item["name"],
+                "title": item.get("title", item["name"]), "sku": item.get("sku"),
+                "quantity": item.get("quantity", 1), "originalUnitPriceSet": _money_bag(unit, currency)}
+
+    def _apply(self, s: _Shop, order: dict[str, Any], fields: dict[str, Any]) -> None:
+        currency = order["totalPriceSet"]["shopMoney"]["currencyCode"]
+        if "protected_customer" in fields:
+            order["_protected"] = bool(fields.pop("protected_customer"))
+        if "lineItems" in fields:
+            order["lineItems"] = [self._line_item(item, currency) for item in fields.pop("lineItems")]
+            if "total" not in fields and "totalPriceSet" not in fields:
+                order["totalPriceSet"] = _money_bag(_total(order["lineItems"]), currency)
+        if "total" in fields:
+            order["totalPriceSet"] = _money_bag(Decimal(str(fields.pop("total"))), currency)
+        for key, value in fields.items():
+            order[key] = _iso(_aware(value, s.timezone)) if isinstance(value, datetime) else value
+
+    def _find(self, shop: str, order_id: str | int) -> tuple[_Shop, dict[str, Any]]:
+        s = self._shop(shop)
+        for order in s.orders:
+            if str(order_id) in (order["id"], str(order_number(order)), order["name"]):
+                return s, order
+        raise KeyError(f"no order {order_id!r} in {shop}")
+
+    # ---- OAuth ---------------------------------------------------------------------------
+
+    def _issue_code(self, shop: str, app: _App, scope: str) -> str:
+        self._uninstalled.discard((shop, app.api_key))  # consenting (re)installs the app
+        grant = _Grant(shop, app.api_key, _scopes(app.scopes_granted or scope), self.clock() + CODE_TTL)
+        code = secrets.token_hex(16)
+        self._codes[code] = grant
+        return code
+
+    def _authorize(self, shop: str) -> Response:
+        args = request.args
+        with self._lock:
+            self._shop_or_404(shop)
+            app = self._apps.get(args.get("client_id", ""))
+            if app is None:
+                client_id = args.get("client_id")
+                raise _oauth_error("invalid_request", f"Could not find an app with client_id {client_id!r}")
+            redirect_uri = args.get("redirect_uri")
+            if not redirect_uri:
+                raise _oauth_error("invalid_request", "The redirect_uri is missing")
+            # Merchant consent is automatic: the stand-in always installs.
+            code = self._issue_code(shop, app, args.get("scope", ""))
+            handle = shop.split(".")[0]
+            host = base64.b64encode(f"admin.shopify.com/store/{handle}".encode()).decode().rstrip("=")
+            params = [("code", code), ("host", host), ("shop", shop)]
+            if "state" in args:
+                params.append(("state", args["state"]))
+            params.append(("timestamp", str(int(self.wall_clock()))))
+            params.insert(1, ("hmac", query_hmac(params, app.api_secret)))
+        sep = "&" if "?" in redirect_uri else "?"
+        return redirect(redirect_uri + sep + urlencode(params), 302)
+
+    def _access_token(self, shop: str) -> Response:
+        form: dict[str, Any] = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+        form = form if isinstance(form, dict) else {}
+        with self._lock:
+            self.token_requests.append(dict(form))
+            self._shop_or_404(shop)
+            app = self._apps.get(str(form.get("client_id") or ""))
+            secret = str(form.get("client_secret") or "")
+            if app is None or not hmac.compare_digest(secret.encode(), app.api_secret.encode()):
+                raise _oauth_error("invalid_client", BAD_CLIENT)
+            grant_type = form.get("grant_type") or ("authorization_code" if "code" in form else "")
+            if grant_type == "authorization_code":
+                expiring = str(form.get("expiring")) == "1"
+                body = self._exchange_code(shop, app, str(form.get("code") or ""), expiring)
+            elif grant_type == "refresh_token":
+                body = self._use_refresh(shop, app, str(form.get("refresh_token") or ""))
+            elif grant_type == "client_credentials":
+                body = self._client_credentials(shop, app)
+            else:
+                raise _oauth_error("unsupported_grant_type", f"The grant type {grant_type!r} is not supported.")
+            return _json(200, body)
+
+    def _exchange_code(self, shop: str, app: _App, code: str, expiring: bool) -> dict[str, Any]:
+        grant = self._codes.get(code)
+        if grant is None or (grant.shop, grant.app) != (shop, app.api_key) or grant.expires_at <= self.clock():
+            raise _oauth_error("invalid_grant", BAD_GRANT)
+        del self._codes[code]  # one-time: a second exchange is invalid_grant
+        if not expiring:
+            access = self._mint(self._access, "shpca_", _Grant(shop, app.api_key, grant.scopes, None))
+            return {"access_token": access, "scope": ",".join(grant.scopes)}
+        return self._pair(shop, app, grant.scopes, parent=None)
+
+    def _pair(self, shop: str, app: _App, scopes: tuple[str, ...], parent: str | None) -> dict[str, Any]:
+        now = self.clock()
+        access = self._mint(self._access, "shpca_",
+                            _Grant(shop, app.api_key, scopes, now + self.access_ttl, parent))
+        refresh = self._mint(self._refresh, "shprt_",
+                             _Grant(shop, app.api_key, scopes, now + self.refresh_ttl, parent))
+        return {"access_token": access, "expires_in": self.access_ttl, "refresh_token": refresh,
+                "refresh_token_expires_in": self.refresh_ttl, "scope": ",".join(scopes)}
+
+    def _use_refresh(self, shop: str, app: _App, token: str) -> dict[str, Any]:
+        if (shop, app.api_key) in self._uninstalled:
+            raise _oauth_error("invalid_client", BAD_CLIENT)
+        grant = self._refresh.get(token)
+        now = self.clock()
+        if grant is None or (grant.shop, grant.app) != (shop, app.api_key) or (grant.expires_at or 0) <= now:
+            raise _oauth_error("invalid_grant", BAD_GRANT)
+        if grant.first_used_at is None:
+            grant.first_used_at = now
+        elif now - grant.first_used_at >= RECOVERY:
+            del self._refresh[token]
+            raise _oauth_error("invalid_grant", BAD_GRANT)
+        # One-time use, with the 2026-08 grace: `token` stays until a replacement is used
+        # (its new access token in an API call, or its new refresh token here).
+        self._retire(grant.parent)
+        return self._pair(shop, app, grant.scopes, parent=token)
+
+    def _client_credentials(self, shop: str, app: _App) -> dict[str, Any]:
+        if shop not in app.own_shops:
+            raise _oauth_error("shop_not_permitted", "Client credentials cannot be performed on this shop.")
+        if (shop, app.api_key) in self._uninstalled:
+            raise _oauth_error("app_not_installed", "The application is not installed on this shop.")
+        scopes = _scopes(app.scopes_granted or DEFAULT_SCOPE)
+        expires_at = self.clock() + self.client_credentials_ttl
+        access = self._mint(self._access, "shpat_", _Grant(shop, app.api_key, scopes, expires_at))
+        return {"access_token": access, "scope": ",".join(scopes), "expires_in": self.client_credentials_ttl}
+
+    # ---- GraphQL Admin API -------------------------------------------------------------
+
+    def _served_version(self, version: str) -> str:
+        """Unsupported versions silently fall forward to the oldest newer one (or the newest)."""
+        if version == "unstable" or version in self.supported_versions:
+            return version
+        if not re.fullmatch(r"\d{4}-\d{2}", version):
+            raise _Reply(404, {"errors": "Not Found"})
+        newer = sorted(v for v in self.supported_versions if v > version)
+        return newer[0] if newer else max(self.supported_versions)
+
+    def _graphql(self, shop: str, version: str) -> Response:
+        served = self._served_version(version)
+        headers = {"X-Shopify-API-Version": served}
+        if served in self.deprecated_versions:
+            headers["X-Shopify-API-Deprecated-Reason"] = DEPRECATION_DOC
+        payload = request.get_json(silent=True)
+        with self._lock:
+            s = self._shop_or_404(shop)
+            grant = self._access.get(request.headers.get("X-Shopify-Access-Token", ""))
+            expired = grant is not None and grant.expires_at is not None and grant.expires_at <= self.clock()
+            if grant is None or grant.shop != shop or expired:
+                raise _Reply(401, INVALID_TOKEN, headers)
+            self._retire(grant.parent)  # the new access token is in use: its predecessor retires
+            if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
+                raise _Reply(400, {"errors": {"query": "Required parameter missing or invalid"}}, headers)
+            variables = payload.get("variables") or {}
+            record = {"shop": shop, "app": grant.app, "version": version, "served_version": served,
+                      "query": payload["query"], "variables": variables, "requested_cost": None,
+                      "actual_cost": None, "throttled": False}
+            self.graphql_requests.append(record)
+            status, body, extra = self._answer(s, grant, payload["query"], variables, record)
+        return _json(status, body, {**headers, **extra})
+
+    def _answer(self, s: _Shop, grant: _Grant, query: str, variables: Any,
+                record: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        try:
+            operation = parse(query, variables if isinstance(variables, dict) else {})
+            unsupported = operation.unsupported()
+            if unsupported:
+                return 200, {"errors": [{"message": UNSUPPORTED, "path": [key]} for key in unsupported]}, {}
+            requested = operation.requested_cost()
+        except QueryError as e:
+            return 200, {"errors": [e.entry]}, {}
+        record["requested_cost"] = requested
+        if requested > MAX_COST:
+            return 200, {"errors": [{"message": _max_cost_message(requested), "extensions": {
+                "code": "MAX_COST_EXCEEDED", "cost": requested, "maxCost": MAX_COST}}]}, {}
+        bucket = self._bucket(s.domain, grant.app)
+        if requested > bucket.available:
+            record["throttled"] = True
+            body = {"errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED",
+                                                                        "documentation": THROTTLE_DOC}}],
+                    "extensions": {"cost": self._cost(requested, None, bucket)}}
+            extra = {}
+            if self.throttle_status == 429:
+                wait = math.ceil((requested - bucket.available) / self.restore_rate)
+                extra["Retry-After"] = f"{max(wait, 1):.1f}"
+            return self.throttle_status, body, extra
+        bucket.available -= requested
+        ctx = Context(shop=s.info, orders=s.orders, timezone=s.timezone, scopes=frozenset(grant.scopes),
+                      subscriptions=[sub for sub in self.subscriptions[s.domain]
+                                     if self._subscription_owner.get(sub["id"]) == grant.app],
+                      subscribe=lambda topic, uri: self._subscribe(s.domain, grant.app, topic, uri),
+                      visible_since=self._visible_since())
+        try:
+            data, errors, search = operation.execute(ctx)
+        except QueryError as e:
+            bucket.available += requested  # refused before any work: nothing charged
+            return 200, {"errors": [e.entry]}, {}
+        actual = operation.actual_cost(data)
+        bucket.available = min(self.bucket_size, bucket.available + requested - actual)
+        record["actual_cost"] = actual
+        self.warnings.extend(ctx.warnings)
+        body: dict[str, Any] = {"data": data}
+        if errors:
+            body["errors"] = errors
+        body["extensions"] = {"cost": self._cost(requested, actual, bucket)}
+        if search:
+            body["extensions"]["search"] = search
+        return 200, body, {}
+
+    def _bucket(self, shop: str, app: str) -> _Bucket:
+        """The (shop, app) leaky bucket, refilled at restore_rate per second of clock()."""
+        now = self.clock()
+        bucket = self._buckets.setdefault((shop, app), _Bucket(float(self.bucket_size), now))
+        bucket.available = min(float(self.bucket_size), bucket.available + (now - bucket.at) * self.restore_rate)
+        bucket.at = now
+        return bucket
+
+    def _cost(self, requested: int, actual: int | None, bucket: _Bucket) -> dict[str, Any]:
+        return {"requestedQueryCost": requested, "actualQueryCost": actual, "throttleStatus": {
+            "maximumAvailable": float(self.bucket_size), "currentlyAvailable": int(bucket.available),
+            "restoreRate": float(self.restore_rate)}}
+
+    def _visible_since(self) -> datetime | None:
+        if self.orders_window_days is None:
+            return None
+        now = datetime.fromtimestamp(self.wall_clock(), timezone.utc)
+        return now - timedelta(days=self.orders_window_days)
+
+    def _subscribe(self, shop: str, app: str, topic: str, uri: str) -> dict[str, Any]:
+        # Every create is recorded, duplicates included: tests see what the bot asked for.
+        sub = {"topic": topic, "uri": uri, "id": f"gid://shopify/WebhookSubscription/{self._next_id()}"}
+        self.subscriptions.setdefault(shop, []).append(sub)
+        self._subscription_owner[sub["id"]] = app
+        return sub
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def _pop_matching(queues: dict[str, deque[Any]], path: str) -> Any:
+    for suffix, queue in queues.items():
+        if queue and path.endswith(suffix):
+            return queue.popleft()
+    return None
+
+
+def _scopes(scope: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in scope.split(",") if s.strip())
+
+
+def _aware(value: datetime | str, tz: ZoneInfo) -> datetime:
+    """A datetime with a zone; naive values are in the shop's time zone."""
+    moment = parse_time(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
+
+
+def _iso(moment: datetime) -> str:
+    """GraphQL DateTime as Shopify writes it: UTC, seconds, `Z`."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _decimal(amount: Decimal) -> str:
+    """GraphQL Decimal as Shopify writes it: "45000.0", "12.5", "19.99"."""
+    text = format(amount.normalize(), "f")
+    return text if "." in text else text + ".0"
+
+
+def _money_bag(amount: Decimal, currency: str) -> dict[str, Any]:
+    return {"shopMoney": {"amount": _decimal(amount), "currencyCode": currency},
+            "presentmentMoney": {"amount": _decimal(amount), "currencyCode": currency}}
+
+
+def _total(items: list[dict[str, Any]]) -> Decimal:
+    return sum((Decimal(i["originalUnitPriceSet"]["shopMoney"]["amount"]) * i["quantity"] for i in items),
+               Decimal(0))
+
+
+def _public(order: dict[str, Any]) -> dict[str, Any]:
+    """An order as a query for every field would show it (with customer data approval)."""
+    out = {k: copy.deepcopy(v) for k, v in order.items() if not k.startswith("_")}
+    out["lineItems"] = {"nodes": out["lineItems"]}
+    return out
+
+
+def _max_cost_message(cost: int) -> str:
+    return (f"Query cost is {cost}, which exceeds the single query max cost limit ({MAX_COST}).\n\n"
+            "See https://shopify.dev/concepts/about-apis/rate-limits for more information on how the\n"
+            "cost of a query is calculated.\n\n"
+            "To query larger amounts of data with fewer limits, bulk operations should be used instead.\n"
+            "See https://shopify.dev/api/usage/bulk-operations/queries for usage details.\n")
+
+
+def _rest_money(amount: str, currency: str) -> dict[str, Any]:
+    text = f"{Decimal(amount):.2f}"
+    return {"shop_money": {"amount": text, "currency_code": currency},
+            "presentment_money": {"amount": text, "currency_code": currency}}
+
+
+def _rest_order(o: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
+    """REST shape of a stored order: numeric ids, shop-zone timestamps, 2-decimal money strings."""
+    def at(value: str | None) -> str | None:
+        return parse_time(value).astimezone(tz).isoformat(timespec="seconds") if value else None
+
+    total = o["totalPriceSet"]["shopMoney"]
+    currency = total["currencyCode"]
+    number = int(re.sub(r"\D", "", o["name"]) or 0)
+    items = [{
+        "id": int(li["id"].rsplit("/", 1)[1]), "admin_graphql_api_id": li["id"], "name": li["name"],
+        "title": li["title"], "sku": li["sku"], "quantity": li["quantity"],
+        "price": f"{Decimal(li['originalUnitPriceSet']['shopMoney']['amount']):.2f}",
+        "price_set": _rest_money(li["originalUnitPriceSet"]["shopMoney"]["amount"], currency),
+    } for li in o["lineItems"]]
+    fulfillment = {"FULFILLED": "fulfilled", "PARTIALLY_FULFILLED": "partial"}.get(o["displayFulfillmentStatus"])
+    body: dict[str, Any] = {
+        "id": order_number(o), "admin_graphql_api_id": o["id"], "name": o["name"],
+        "order_number": number, "number": number - 1000,
+        "created_at": at(o["createdAt"]), "updated_at": at(o["updatedAt"]), "processed_at": at(o["processedAt"]),
+        "cancelled_at": at(o["cancelledAt"]), "cancel_reason": (o["cancelReason"] or "").lower() or None,
+        "currency": currency, "presentment_currency": currency,
+        "financial_status": o["displayFinancialStatus"].lower(), "fulfillment_status": fulfillment,
+        "total_price": f"{Decimal(total['amount']):.2f}", "subtotal_price": f"{Decimal(total['amount']):.2f}",
+        "total_tax": "0.00", "total_price_set": _rest_money(total["amount"], currency),
+        "test": o["test"], "line_items": items,
+    }
+    customer = o.get("customer")
+    if customer and not o.get("_protected"):  # redacted without protected-customer-data approval
+        body["customer"] = {"id": int(customer["id"].rsplit("/", 1)[1]), "admin_graphql_api_id": customer["id"],
+                            "first_name": customer["firstName"], "last_name": customer["lastName"],
+                            "email": customer["email"]}
+    return body
