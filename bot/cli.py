@@ -88,6 +88,21 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     ctx.call_on_close(lambda: ctx.obj._app and ctx.obj._app.close())
 
 
+# -- run -----------------------------------------------------------------------------------
+
+
+@cli.command("run")
+@pass_state
+@_errors_to_exit_codes
+def run_command(state: CliState) -> None:
+    """The service: HTTP server on [server] listen; stops cleanly on SIGTERM/SIGINT."""
+    from bot.service import run_service
+
+    code = run_service(state.app(migrate=False))  # run_service migrates
+    if code:
+        sys.exit(code)
+
+
 # -- send-now ----------------------------------------------------------------------------
 
 
@@ -303,6 +318,7 @@ def shopify_connect(state: CliState, shop: str, app_name: str | None) -> None:
     click.echo(f"Connected {shop} with app {name!r} (client credentials).\n"
                f"  scopes  {', '.join(status.scopes) or '(none reported)'}\n"
                f"  token expires {expiry} (renewed automatically)")
+    _subscribe_webhooks(app, name, shop)
 
 
 @shopify.command("add-token")
@@ -339,6 +355,22 @@ def shopify_add_token(state: CliState, shop: str, token_env: str, app_name: str 
     _warn_missing_scopes(name, required_scopes_missing(shopify_app, ShopifyTokenAnswer(token, scopes)))
     click.echo(f"Token works for {shop_name!r} ({shop}); stored encrypted as app {name!r} (legacy token).\n"
                f"  scopes  {', '.join(status.scopes) or '(none reported)'}")
+    _subscribe_webhooks(app, name, shop)
+
+
+def _subscribe_webhooks(app: App, name: str, shop: str) -> None:
+    """Best effort after a shop was stored: a failure is a warning, the connection stands (exit 0)."""
+    from bot.shopify_install import shop_graphql
+    from bot.shopify_subscriptions import subscribe, webhook_uri
+
+    uri = webhook_uri(app.config, name)
+    try:
+        created = subscribe(shop_graphql(app, shop, name), uri)
+    except ShopifyError as exc:
+        click.echo(f"warning: {shop} is connected, but subscribing it to webhooks at {uri} failed: {exc}. "
+                   "Order alerts then rely on reconciliation; run this command again to retry.", err=True)
+        return
+    click.echo(f"  webhooks {', '.join(created) + ' subscribed' if created else 'already subscribed'} → {uri}")
 
 
 class _FixedToken:
@@ -362,6 +394,24 @@ def _warn_missing_scopes(app_name: str, missing: Any) -> None:
         click.echo(f"warning: app {app_name!r} did not get the scopes {', '.join(missing)} it is configured to ask "
                    "for; jobs that need them will fail. Grant them in the app's configuration and connect again.",
                    err=True)
+
+
+@shopify.command("app-toml")
+@_APP_OPTION
+@pass_state
+@_errors_to_exit_codes
+def shopify_app_toml(state: CliState, app_name: str | None) -> None:
+    """Print shopify.app.toml settings for this server: URLs, scopes, webhooks, compliance topics."""
+    from bot.shopify_subscriptions import app_toml
+
+    app = state.app(migrate=False)
+    name = _app_name(app, app_name)
+    configured = {entry.name: entry for entry in app.config.shopify.apps}
+    if name not in configured:
+        raise UsageProblem(f"no Shopify app named {name!r} (apps: {', '.join(configured)})")
+    # Only the client id is printed: the secret is neither needed nor shown.
+    client_id = app.secrets.require(configured[name].api_key_env, f"client id of Shopify app {name!r}")
+    click.echo(app_toml(app.config, configured[name], client_id), nl=False)
 
 
 @shopify.command("shops")

@@ -3,29 +3,52 @@
 Prints the authorize URL, then waits for Kakao's redirect on `[kakao].redirect_uri` with a
 one-shot listener on this machine (or takes a pasted `--code`), checks `state` in constant
 time, exchanges the code and stores the tokens, encrypted, under an account name.
+
+When `python -m bot run` already serves the redirect port (redirect_uri path `/kakao/callback`),
+the login goes through it instead: a single-use state is stored in `oauth_states` with purpose
+`kakao:<account>`, the server's /kakao/callback checks it, exchanges the code and stores the
+tokens, and this side polls the database until the login has been stored.
 """
 
 from __future__ import annotations
 
+import errno
 import hmac
 import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Callable
 from urllib.parse import parse_qs, urlsplit
 
+import requests
+
+from bot import oauth_states
 from bot.app import App
 from bot.kakao_errors import KakaoOAuthError
 from tokens.kakao import LoginStatus
 
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 IDLE_CONNECTION_TIMEOUT = 5.0  # seconds a connection to the listener may stay silent
+SERVER_CALLBACK_PATH = "/kakao/callback"  # the route of `run` that completes a login
+SERVER_POLL_INTERVAL = 0.5  # seconds between looks at the database while the server completes a login
+SERVER_PROBE_TIMEOUT = 2.0  # seconds to wait for the /healthz of whatever holds the redirect port
+SERVER_SETTLE_EXTRA = 5.0  # seconds, beyond the code exchange's own timeout, before a spent state means "failed"
 
 
 class LoginFailed(Exception):
     pass
+
+
+class _PortBusy(LoginFailed):
+    """The redirect port is in use (maybe by `run`, which can complete the login)."""
+
+    def __init__(self, message: str, host: str, port: int, path: str):
+        super().__init__(message)
+        self.host, self.port, self.path = host, port, path
 
 
 @dataclass
@@ -46,7 +69,12 @@ def kakao_login(app: App, account: str, *, code: str | None = None, out: Callabl
     if code is None:
         state = secrets.token_hex(16)
         url = app.kakao_auth.authorize_url(state)
-        redirect = _wait_for_redirect(app.config.kakao.redirect_uri, url, out, timeout, on_listening)
+        try:
+            redirect = _wait_for_redirect(app.config.kakao.redirect_uri, url, out, timeout, on_listening)
+        except _PortBusy as busy:
+            if busy.path != SERVER_CALLBACK_PATH or not _bot_server_at(busy.host, busy.port):
+                raise
+            return _login_via_server(app, account, out, timeout, on_listening)
         if redirect.error:
             raise LoginFailed(_denied_message(redirect))
         if not redirect.state or not hmac.compare_digest(redirect.state, state):
@@ -138,5 +166,71 @@ def _one_shot_server(host: str, port: int, path: str, holder: list[Redirect]) ->
     try:
         return Server((host, port), Handler)
     except OSError as exc:
-        raise LoginFailed(f"cannot listen on {where} for the redirect ({exc.strerror}); "
-                          "stop what uses that port, or use `kakao login --code CODE`") from None
+        message = (f"cannot listen on {where} for the redirect ({exc.strerror}); "
+                   "stop what uses that port, or use `kakao login --code CODE`")
+        if exc.errno == errno.EADDRINUSE:
+            raise _PortBusy(message, host, port, path) from None
+        raise LoginFailed(message) from None
+
+
+# -- through the running server ---------------------------------------------------------------------
+
+
+def _bot_server_at(host: str, port: int) -> bool:
+    """True if what holds host:port answers /healthz like `python -m bot run` does."""
+    netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        answer = requests.get(f"http://{netloc}/healthz", timeout=SERVER_PROBE_TIMEOUT)
+        body = answer.json()
+    except (requests.RequestException, ValueError):
+        return False
+    return isinstance(body, dict) and "kakao" in body and "status" in body
+
+
+def _login_via_server(app: App, account: str, out: Callable[[str], None], timeout: float,
+                      on_listening: Callable[[str], None] | None) -> LoginStatus:
+    """The running server completes the login; wait (bounded) until it has stored it."""
+    redirect_uri = app.config.kakao.redirect_uri
+    state = oauth_states.issue(app.db, f"kakao:{account}", account,
+                               ttl=timedelta(seconds=max(timeout, 60)), clock=app.clock)
+    url = app.kakao_auth.authorize_url(state)
+    out(f"{redirect_uri} is served by the running bot (`python -m bot run`): it will receive Kakao's "
+        "redirect, check it and store the login; this command waits until it has (the server must use "
+        "the same database).\n")
+    out("Open this address in a browser and log in with Kakao:\n")
+    out(f"  {url}\n")
+    out(f"Waiting for the login {account!r} to be stored …")
+    if on_listening:
+        threading.Thread(target=on_listening, args=(url,), daemon=True).start()
+    # After the server spends the state it still exchanges the code (retries included) before storing.
+    settle = 2 * app.config.kakao.timeout + SERVER_SETTLE_EXTRA
+    deadline = time.monotonic() + timeout
+    used_seen: float | None = None
+    while True:
+        info = oauth_states.lookup(app.db, state)
+        if info is not None and info.used_at is not None:
+            status = app.kakao_tokens.status(account)
+            if _stored_since(status, info.used_at):
+                _warn_missing_scopes(status.scopes, out)
+                return status
+            used_seen = used_seen if used_seen is not None else time.monotonic()
+            if time.monotonic() - used_seen > settle:
+                raise LoginFailed("the running server received Kakao's redirect but stored no login (consent "
+                                  "declined, or the code exchange failed): see the browser page and the server's "
+                                  "log, then try again")
+        if time.monotonic() >= deadline and used_seen is None:
+            raise LoginFailed(f"no redirect reached the running server within {int(timeout)} s; "
+                              "run `kakao login --code CODE` instead")
+        time.sleep(SERVER_POLL_INTERVAL)
+
+
+def _stored_since(status: LoginStatus | None, used_at: datetime) -> bool:
+    return (status is not None and status.needs_login_reason is None and status.refreshed_at is not None
+            and status.refreshed_at >= used_at)
+
+
+def _warn_missing_scopes(scopes: tuple[str, ...], out: Callable[[str], None]) -> None:
+    missing = {"talk_message", "friends"} - set(scopes)
+    if scopes and missing:
+        out(f"warning: Kakao did not grant {', '.join(sorted(missing))}: enable those consent items "
+            "([카카오 로그인] > [동의항목]) and log in again to send to friends")

@@ -1,4 +1,4 @@
-"""Tables of the bot's own bookkeeping: deliveries and per-job memory."""
+"""Tables of the bot's own bookkeeping: deliveries, per-job memory, webhook events, order snapshots."""
 
 from __future__ import annotations
 
@@ -47,3 +47,60 @@ class JobMemory(Base):
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value_json: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class WebhookEvent(Base):
+    """One Shopify webhook delivery, stored before it is answered and processed after.
+
+    (app, webhook_id) is unique: a redelivery (Shopify keeps X-Shopify-Webhook-Id on retries)
+    finds the row and is answered 200 without being stored or processed again.
+    status: pending → processing → done | ignored | failed (retried while next_attempt_at is set).
+    """
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("app", "webhook_id", name="uq_webhook_event"),
+        Index("ix_webhook_events_status", "status", "next_attempt_at"),
+        Index("ix_webhook_events_shop", "shop"),
+        Index("ix_webhook_events_received", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    app: Mapped[str] = mapped_column(String(100))  # the configured Shopify app it came to
+    shop: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(100))
+    webhook_id: Mapped[str] = mapped_column(String(255))  # X-Shopify-Webhook-Id
+    event_id: Mapped[str | None] = mapped_column(String(255), nullable=True)  # X-Shopify-Event-Id
+    triggered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    api_version: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    body: Mapped[str] = mapped_column(Text)  # the raw JSON; emptied once processed (personal data)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
+    claimed_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)  # failed: retry then
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    result: Mapped[str | None] = mapped_column(Text, nullable=True)  # what was done, or why ignored
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why the last attempt failed
+
+
+class OrderSnapshot(Base):
+    """What an order looked like when last seen, for `orders/updated` change alerts.
+
+    Only what the comparison needs: a digest of the shipping address (never the address
+    itself) and the line items' (sku, quantity). `updated_at` is the order's own time at
+    Shopify, `last_event_at` the X-Shopify-Triggered-At of the event that wrote it: an older
+    event never overwrites a newer snapshot.
+    """
+
+    __tablename__ = "order_snapshots"
+    __table_args__ = (UniqueConstraint("shop", "order_id", name="uq_order_snapshot"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop: Mapped[str] = mapped_column(String(255))
+    order_id: Mapped[str] = mapped_column(String(100))  # gid://shopify/Order/…
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    snapshot_json: Mapped[str] = mapped_column(Text)
+    last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from jobs import scrape, shopify_orders
+from jobs import scrape, shopify_order_alert, shopify_orders
 
-_KINDS: dict[str, ModuleType] = {module.KIND: module for module in (scrape, shopify_orders)}
+_KINDS: dict[str, ModuleType] = {module.KIND: module for module in (scrape, shopify_orders, shopify_order_alert)}
 
 
 def job_kind(kind: str) -> ModuleType:

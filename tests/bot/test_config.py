@@ -263,8 +263,8 @@ def test_from_defaults_to_default_and_is_checked(write_config):
 
 
 def test_unknown_kind(write_config):
-    body = scrape_job().replace('kind = "scrape"', 'kind = "shopify-order-alert"')
-    error = assert_refused(write_config, body, "jobs[0].kind", "unknown kind 'shopify-order-alert'")
+    body = scrape_job().replace('kind = "scrape"', 'kind = "shopify-refund-alert"')
+    error = assert_refused(write_config, body, "jobs[0].kind", "unknown kind 'shopify-refund-alert'")
     assert f"one of: {', '.join(known_kinds())}" in error.reason
 
 
@@ -523,10 +523,12 @@ EXAMPLE = REPO / "config.example.toml"
 def test_the_example_config_loads_without_warnings():
     config = load_config(EXAMPLE, require_file=True)
     assert config.warnings == ()
-    assert [job.name for job in config.jobs] == ["menu", "orders"]
+    assert [job.name for job in config.jobs] == ["menu", "orders", "new-orders"]
     assert config.jobs[0].params.url == "https://example.com/menu"
     assert config.jobs[1].kind == "shopify-orders"
     assert config.jobs[1].params.shop == "my-store.myshopify.com"
+    assert config.jobs[2].kind == "shopify-order-alert" and config.jobs[2].at == ()
+    assert config.jobs[2].params.shop == "my-store.myshopify.com"
 
 
 def _example_keys() -> set[str]:
@@ -553,7 +555,7 @@ def test_the_example_names_every_secret_and_only_existing_kinds_uncommented():
     assert live_kinds and set(live_kinds) <= set(known_kinds())
     assert set(known_kinds()) <= set(live_kinds)  # every implemented kind has a live example
     commented = set(re.findall(r'^#\s*kind\s*=\s*"([^"]+)"', text, flags=re.M))
-    assert "shopify-order-alert" in commented  # comes with webhooks
+    assert commented <= set(known_kinds())
 
 
 # -- quota plan warnings -----------------------------------------------------------------------------

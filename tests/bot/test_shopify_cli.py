@@ -69,6 +69,21 @@ def rsps() -> Iterator[responses.RequestsMock]:
         yield mock
 
 
+@pytest.fixture(autouse=True)
+def subscriptions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """`connect` and `add-token` subscribe the shop to webhooks after storing it; that is tested against
+    the Shopify stand-in in test_shopify_subscriptions.py. Here it is only recorded, so that `rsps.calls`
+    holds exactly the requests these tests are about."""
+    made: list[tuple[str, str]] = []
+
+    def subscribe(gql: Any, uri: str, topics: Any = ()) -> list[str]:
+        made.append((gql.shop, uri))
+        return []
+
+    monkeypatch.setattr("bot.shopify_subscriptions.subscribe", subscribe)
+    return made
+
+
 class Cli:
     """Runs the CLI in-process; keeps every output for the secrecy checks."""
 

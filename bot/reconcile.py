@@ -1,0 +1,133 @@
+"""Reconciliation: the order alerts a lost webhook would have raised.
+
+Shopify does not guarantee webhook delivery. Every `interval` seconds, for each shop with a
+`shopify-order-alert` job, the orders created since the previous pass (minus `overlap`, for
+orders that reach Shopify's search a little late) are queried through the Admin GraphQL API,
+and each is alerted exactly as `orders/create` would: same job, same slot key
+`order:<order gid>`. An order already alerted — by its webhook or an earlier pass — finds its
+deliveries recorded and is not sent again; the passes may overlap freely.
+
+Where a pass ended is kept per shop in the job memory (`reconcile:<shop>`) and advanced only
+after a pass of that shop succeeded: a failed query is simply covered by the next pass. The
+first pass looks back `first_window`; after a long stop at most `max_window`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.alerts import AlertSender, alert_jobs, problems_of
+from bot.job_memory import StoredJobState
+from bot.logs import redact
+from bot.webhooks import parse_time
+from jobs.shopify_order_alert import alert_outcome, order_gid
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 300.0
+OVERLAP = timedelta(minutes=2)
+FIRST_WINDOW = timedelta(hours=1)
+MAX_WINDOW = timedelta(days=1)
+LINE_ITEMS = 25  # line items read per order (the alert names a few and counts them)
+STATE_KEY_MAX = 100  # job_memory.job
+
+
+def state_key(shop: str) -> str:
+    """The job-memory name under which a shop's reconciliation remembers where it ended."""
+    key = f"reconcile:{shop}"
+    return key if len(key) <= STATE_KEY_MAX else "reconcile:" + hashlib.sha256(shop.encode()).hexdigest()
+
+
+class Reconciler:
+    def __init__(self, app: "App", interval: float = INTERVAL, *, overlap: timedelta = OVERLAP,
+                 first_window: timedelta = FIRST_WINDOW, max_window: timedelta = MAX_WINDOW,
+                 alerts: AlertSender | None = None):
+        self.app, self.interval = app, interval
+        self.overlap, self.first_window, self.max_window = overlap, first_window, max_window
+        self.alerts = alerts or AlertSender(app)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Reconciler":
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="order-reconciliation", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> bool:
+        self._stop.set()
+        if self._thread is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # noqa: BLE001 — the next pass covers this one's window
+                log.exception("order reconciliation failed; the next pass tries again")
+            self._stop.wait(self.interval)
+
+    def run_once(self, now: datetime | None = None) -> int:
+        """One pass over every shop with alert jobs; returns the number of orders newly alerted."""
+        now = now or self.app.clock()
+        raised = 0
+        for shop in dict.fromkeys(job.params.shop for job in alert_jobs(self.app)):
+            if self._stop.is_set():
+                break
+            try:
+                raised += self._shop(shop, now)
+            except Exception as exc:  # noqa: BLE001 — a shop that cannot be queried must not stop the others
+                log.error("order reconciliation of %s failed (covered by the next pass): %s", shop,
+                          redact(f"{type(exc).__name__}: {exc}"))
+        return raised
+
+    def _shop(self, shop: str, now: datetime) -> int:
+        from bot.shopify_graphql import fetch_orders  # late: only needed here
+
+        state = StoredJobState(self.app.db, state_key(shop))
+        since = parse_time(state.get("since")) or now - self.first_window
+        since = max(since, now - self.max_window)
+        start = since - self.overlap
+        jobs = alert_jobs(self.app, shop)
+        orders = list(fetch_orders(self.app.shopify_graphql(shop), created_from=start, created_to=now,
+                                   line_items=LINE_ITEMS))
+        raised, problems = 0, []
+        for order in orders:
+            gid = order_gid(order)
+            if gid is None:
+                continue
+            sent = 0
+            for job in jobs:
+                try:
+                    outcome = alert_outcome(job, order, timezone=self.app.config.timezone)
+                    report = self.alerts.deliver(job, f"order:{gid}", outcome)
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("%s: reconciliation alert of %s failed", job.name, gid)
+                    problems.append(f"{job.name} {gid}: {type(exc).__name__}")
+                    continue
+                sent += report.count("sent")
+                problems += [f"{job.name} {gid} → {problem}" for problem in problems_of(report)]
+            if sent:
+                raised += 1
+                log.warning("%s: order %s was alerted by reconciliation: its webhook did not come (yet)",
+                            shop, _name(order, gid))
+        state.set("since", now.isoformat())
+        if problems:
+            log.error("order reconciliation of %s: some alerts failed: %s", shop, "; ".join(problems))
+        log.info("order reconciliation of %s: %d order(s) since %s, %d alerted", shop, len(orders),
+                 start.isoformat(timespec="seconds"), raised)
+        return raised
+
+
+def _name(order: dict[str, Any], gid: str) -> str:
+    name = order.get("name")
+    return name if isinstance(name, str) and name else gid

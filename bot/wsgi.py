@@ -1,0 +1,40 @@
+"""The WSGI app for another server: `gunicorn bot.wsgi:application`.
+
+Importing this module (and only this module) loads the config (`$BOT_CONFIG`, else
+./config.toml), the secrets (environment, .env beside the config, $CREDENTIALS_DIRECTORY),
+applies migrations and builds the Flask app. A bad config raises at import, with the key
+and the reason, so the server refuses to start.
+
+Only the HTTP routes run here: webhooks are stored and answered, but the background workers
+that process them (and the scheduler) are started by `python -m bot run` — keep one `run`
+instance on the same database when serving through gunicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+from bot.app import App
+from bot.config import default_config_path, load_config
+from bot.logs import setup_logging
+from bot.secrets import Secrets
+from bot.server import create_app
+
+
+def _load() -> Flask:
+    if not logging.getLogger().handlers:  # a server that configured logging keeps its own
+        setup_logging()
+    path = default_config_path()
+    config = load_config(path, require_file=bool(os.environ.get("BOT_CONFIG")))
+    for warning in config.warnings:
+        logging.getLogger("bot").warning("%s: %s", path, warning)
+    app = App(config, Secrets.load(config.base_dir))
+    app.vault  # noqa: B018 - no BOT_SECRET_KEY, no server
+    app.db.migrate()
+    return create_app(app)
+
+
+application = _load()

@@ -1,0 +1,217 @@
+"""The `shopify-order-alert` job kind: one KakaoTalk alert per new order of a shop, at once.
+
+Not scheduled (no `at`): alerts are raised by the webhook worker (`bot.webhook_worker`) from
+`orders/create` — and from `orders/updated` when the shipping address or the line items
+(sku, quantity) changed — and by the reconciliation (`bot.reconcile`) for an order whose
+webhook never came. Each order is alerted once per recipient: the delivery's slot key is
+`order:<order gid>` whichever path raised it (`order-update:<gid>:<updated_at>` for a change).
+
+An order reaches this module in one of two shapes, both handled by `order_context`:
+the REST-shaped webhook body (`id`, `admin_graphql_api_id`, `total_price_set.shop_money`,
+`line_items[{name, sku, quantity, current_quantity}]`) or a GraphQL node from
+`bot.shopify_graphql.fetch_orders` (`id` = gid, `totalPriceSet.shopMoney`, `lineItems.nodes`).
+
+No customer data is ever put into the template's values — no name, e-mail, phone or
+address — so neither the built-in template nor a custom one can show any to anybody.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, replace
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+from zoneinfo import ZoneInfo
+
+from bot.shopify_auth import normalize_shop
+from jobs.base import JobContext, JobFailed, Outcome
+from jobs.render import message_for
+from jobs.shopify_orders import _same_origin
+
+if TYPE_CHECKING:
+    from bot.config import ConfigError, JobConfig
+
+KIND = "shopify-order-alert"
+SCHEDULED = False
+PARAM_KEYS = frozenset({"shop", "on_update", "top_items"})
+
+TOP_ITEMS_LIMIT = 10
+ORDER_GID = "gid://shopify/Order/"
+ADMIN_ORDER_URL = "https://admin.shopify.com/store/{store}/orders/{number}"
+_SHOP_SUFFIX = ".myshopify.com"
+_UNNAMED = "(이름 없음)"
+CHANGE_NAMES = {"shipping_address": "배송지", "line_items": "상품 구성"}
+
+
+@dataclass(frozen=True)
+class ShopifyOrderAlertParams:
+    shop: str  # normalised: lower-case `*.myshopify.com`
+    on_update: bool = True  # also alert when an order's shipping address or items change
+    top_items: int = 3  # line items named in the alert
+
+
+def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> ShopifyOrderAlertParams:
+    """Typed params from the job's table; `fail(key, why)` builds the error to raise."""
+    shop = raw.get("shop")
+    if not isinstance(shop, str) or not shop.strip():
+        raise fail("shop", "required: the shop's domain, like my-store.myshopify.com")
+    try:
+        shop = normalize_shop(shop.strip())
+    except ValueError as exc:
+        raise fail("shop", str(exc)) from None
+    on_update = raw.get("on_update", True)
+    if not isinstance(on_update, bool):
+        raise fail("on_update", "must be true or false")
+    top_items = raw.get("top_items", 3)
+    if isinstance(top_items, bool) or not isinstance(top_items, int):
+        raise fail("top_items", f"must be an integer, got {type(top_items).__name__}")
+    if not 1 <= top_items <= TOP_ITEMS_LIMIT:
+        raise fail("top_items", f"must be between 1 and {TOP_ITEMS_LIMIT}, got {top_items}")
+    return ShopifyOrderAlertParams(shop, on_update, top_items)
+
+
+def collect(job: JobConfig, ctx: JobContext) -> Outcome:
+    """Alerts are not collected on a schedule: they come from webhooks (and reconciliation)."""
+    raise JobFailed(f"{job.name}: a {KIND} job is not scheduled; its alerts come from Shopify webhooks")
+
+
+def render(job: JobConfig, outcome: Outcome, *, audience: str, web_domain: str,
+           default_link: str) -> dict[str, Any]:
+    """Kakao template_object for one recipient (the values hold no customer data for anyone)."""
+    # Kakao opens only links on the registered domain: anything else would be re-pointed.
+    link = outcome.link if outcome.link and _same_origin(outcome.link, web_domain) else None
+    return message_for(job, replace(outcome, link=link), audience=audience, web_domain=web_domain,
+                       default_link=default_link)
+
+
+def alert_outcome(job: JobConfig, order: dict[str, Any], *, event: str = "new",
+                  changes: Iterable[str] = (), timezone: ZoneInfo | None = None) -> Outcome:
+    """What one alert about `order` says: `event` "new" or "updated" (with the `changes`)."""
+    params: ShopifyOrderAlertParams = job.params
+    context = order_context(order, shop=params.shop, top_items=params.top_items, timezone=timezone)
+    changes = [change for change in changes]
+    context.update(event=event, changes=changes,
+                   changes_text=", ".join(CHANGE_NAMES.get(change, change) for change in changes))
+    return Outcome(context=context, link=context["admin_url"])
+
+
+def order_gid(order: dict[str, Any]) -> str | None:
+    """The order's GraphQL id, from a webhook body (`admin_graphql_api_id` / numeric `id`) or a node."""
+    gid = order.get("admin_graphql_api_id")
+    if isinstance(gid, str) and gid.startswith(ORDER_GID):
+        return gid
+    raw = order.get("id")
+    if isinstance(raw, str) and raw.startswith(ORDER_GID):
+        return raw
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()):
+        return f"{ORDER_GID}{raw}"
+    return None
+
+
+def order_number(gid: str) -> str:
+    """`gid://shopify/Order/123` → "123" (the id in admin URLs and in REST bodies)."""
+    return gid.rsplit("/", 1)[-1]
+
+
+def order_context(order: dict[str, Any], *, shop: str, top_items: int = 3,
+                  timezone: ZoneInfo | None = None) -> dict[str, Any]:
+    """Template values for an order in either shape (see the module docstring)."""
+    gid = order_gid(order) or ""
+    store = shop[: -len(_SHOP_SUFFIX)] if shop.endswith(_SHOP_SUFFIX) else shop
+    number = order_number(gid) if gid else ""
+    amount, currency = _total(order)
+    items = [item for item in _line_items(order) if item["quantity"] > 0]
+    created = _time(order.get("created_at") or order.get("createdAt"))
+    if created is not None and timezone is not None:
+        created = created.astimezone(timezone)
+    financial = order.get("financial_status") or order.get("displayFinancialStatus")
+    return {
+        "shop": shop,
+        "store": store,
+        "order_id": gid,
+        "name": _text(order.get("name")) or (f"#{number}" if number else "(주문)"),
+        "total": amount,
+        "currency": currency,
+        "item_count": sum(item["quantity"] for item in items),
+        "items": items[:top_items],
+        "more_items": max(len(items) - top_items, 0),
+        "created_at": f"{created.month}/{created.day} {created:%H:%M}" if created else "",
+        "created_at_iso": created.isoformat() if created else "",
+        "financial_status": financial.upper() if isinstance(financial, str) else None,
+        "cancelled": bool(order.get("cancelled_at") or order.get("cancelledAt")),
+        "test": order.get("test") is True,
+        "admin_url": ADMIN_ORDER_URL.format(store=store, number=number) if number else
+        f"https://admin.shopify.com/store/{store}/orders",
+    }
+
+
+def _total(order: dict[str, Any]) -> tuple[Decimal | None, str | None]:
+    rest = order.get("total_price_set")
+    if isinstance(rest, dict):
+        shop_money = rest.get("shop_money")
+        if isinstance(shop_money, dict):
+            return _decimal(shop_money.get("amount")), _currency(shop_money.get("currency_code"))
+    gql = order.get("totalPriceSet")
+    if isinstance(gql, dict):
+        shop_money = gql.get("shopMoney")
+        if isinstance(shop_money, dict):
+            return _decimal(shop_money.get("amount")), _currency(shop_money.get("currencyCode"))
+    if "total_price" in order:
+        return _decimal(order.get("total_price")), _currency(order.get("currency"))
+    return None, None
+
+
+def _line_items(order: dict[str, Any]) -> list[dict[str, Any]]:
+    """[{name, sku, quantity}] in the order's own order; REST `current_quantity` wins (order edits)."""
+    raw = order.get("line_items")
+    if not isinstance(raw, list):
+        connection = order.get("lineItems")
+        raw = connection.get("nodes") if isinstance(connection, dict) else None
+    items = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, dict):
+            continue
+        quantity = item.get("current_quantity", item.get("quantity"))
+        items.append({"name": _text(item.get("name")) or _text(item.get("title")) or _text(item.get("sku"))
+                      or _UNNAMED, "sku": _text(item.get("sku")), "quantity": _quantity(quantity)})
+    return items
+
+
+def _text(value: Any) -> str:
+    return " ".join(value.split()) if isinstance(value, str) else ""
+
+
+def _quantity(value: Any) -> int:
+    if isinstance(value, bool):
+        return 0
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return amount if amount.is_finite() else None
+
+
+def _currency(value: Any) -> str | None:
+    return value.strip().upper() if isinstance(value, str) and re.fullmatch(r"\s*[A-Za-z]{3}\s*", value) else None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None

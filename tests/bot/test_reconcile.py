@@ -1,0 +1,173 @@
+"""Reconciliation: orders whose webhook never came are alerted, once, and only once overall."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import pytest
+from sqlalchemy import select
+
+from bot.app import App
+from bot.job_memory import StoredJobState
+from bot.models import Delivery
+from bot.reconcile import Reconciler, state_key
+from bot.sandbox.kakao import KakaoSandbox
+from bot.sandbox.shopify import ShopifySandbox
+from bot.webhook_worker import WebhookWorker
+
+from test_webhooks import (  # noqa: F401  (fixtures shared with the route tests)
+    ALERT_JOB, OTHER_SHOP, SHOP, Hooks, bot, bot_server, hooks, make_bot, secrets, shopify, shopify_server,
+    wait_for, worker,
+)
+
+
+class Clock:
+    """A settable clock near the real time (Shopify's read_orders window is measured from the real now)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(timezone.utc).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def epoch(self) -> float:
+        return self.now.timestamp()
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def alerted(sandbox: KakaoSandbox) -> list[str]:
+    return [template["text"].splitlines()[0] for template in sandbox.received("me")]
+
+
+def test_an_order_whose_webhook_never_came_is_alerted_once(bot: App, shopify: ShopifySandbox,
+                                                           sandbox: KakaoSandbox, clock: Clock, caplog) -> None:  # noqa: ANN001
+    order = shopify.add_order(SHOP, lineItems=[{"name": "텀블러", "sku": "TUMB-01", "quantity": 2, "price": 25000}])
+    clock.advance(minutes=1)
+    reconciler = Reconciler(bot)
+    with caplog.at_level(logging.WARNING):
+        assert reconciler.run_once() == 1
+    assert alerted(sandbox) == [f"🛒 새 주문 {order['name']}"]
+    assert sandbox.received("me")[0]["text"] == f"🛒 새 주문 {order['name']}\n₩50,000 · 2개\n• 텀블러 ×2"
+    assert "its webhook did not come" in caplog.text
+    with bot.db.session() as session:
+        (delivery,) = session.scalars(select(Delivery))
+    assert (delivery.job, delivery.slot_key, delivery.status) == ("new-orders", f"order:{order['id']}", "sent")
+
+    clock.advance(minutes=5)  # the next pass overlaps the previous one: nothing twice
+    assert reconciler.run_once() == 0
+    assert len(sandbox.received("me")) == 1
+    assert StoredJobState(bot.db, state_key(SHOP)).get("since") == clock().isoformat()
+
+
+def test_an_order_already_alerted_by_its_webhook_is_not_alerted_again(bot: App, hooks: Hooks, shopify: ShopifySandbox,
+                                                                      sandbox: KakaoSandbox, clock: Clock,
+                                                                      worker: WebhookWorker) -> None:
+    created = shopify.add_order(SHOP)
+    assert hooks.send("orders/create", shopify.rest_order(SHOP, created["id"])).status_code == 200
+    assert worker.drain_once() == 1
+    clock.advance(minutes=1)
+    missed = shopify.add_order(SHOP)  # its webhook is lost
+    clock.advance(minutes=1)
+    assert Reconciler(bot).run_once() == 1
+    assert alerted(sandbox) == [f"🛒 새 주문 {created['name']}", f"🛒 새 주문 {missed['name']}"]
+
+
+def test_a_late_webhook_after_reconciliation_alerts_nothing(bot: App, hooks: Hooks, shopify: ShopifySandbox,
+                                                            sandbox: KakaoSandbox, clock: Clock,
+                                                            worker: WebhookWorker) -> None:
+    created = shopify.add_order(SHOP)
+    clock.advance(minutes=1)
+    assert Reconciler(bot).run_once() == 1
+    assert hooks.send("orders/create", shopify.rest_order(SHOP, created["id"])).status_code == 200
+    assert worker.drain_once() == 1
+    assert len(sandbox.received("me")) == 1
+    with bot.db.session() as session:
+        assert len(list(session.scalars(select(Delivery)))) == 1
+
+
+def test_the_first_pass_looks_back_one_hour_and_later_passes_from_where_the_last_ended(
+        bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: Clock) -> None:
+    old = shopify.add_order(SHOP, createdAt=clock() - timedelta(hours=2))
+    recent = shopify.add_order(SHOP, createdAt=clock() - timedelta(minutes=30))
+    reconciler = Reconciler(bot)
+    assert reconciler.run_once() == 1
+    assert alerted(sandbox) == [f"🛒 새 주문 {recent['name']}"]
+    # Down for three hours: the next pass covers the whole gap.
+    clock.advance(hours=3)
+    during = shopify.add_order(SHOP, createdAt=clock() - timedelta(hours=2))
+    assert reconciler.run_once() == 1
+    assert alerted(sandbox)[-1] == f"🛒 새 주문 {during['name']}"
+    assert f"🛒 새 주문 {old['name']}" not in alerted(sandbox)
+    search = shopify.graphql_requests[-1]["variables"]["query"]
+    assert search.startswith("created_at:>=")
+
+
+def test_a_failed_query_does_not_move_the_window(bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox,
+                                                 clock: Clock) -> None:
+    reconciler = Reconciler(bot)
+    reconciler.run_once()
+    start = StoredJobState(bot.db, state_key(SHOP)).get("since")
+    clock.advance(minutes=5)
+    order = shopify.add_order(SHOP)
+    clock.advance(minutes=1)
+    attempts = bot.retry.attempts  # every try of the query fails
+    shopify.fail_next("/graphql.json", 500, {"errors": "Internal Server Error"}, times=attempts)
+    assert reconciler.run_once() == 0
+    assert StoredJobState(bot.db, state_key(SHOP)).get("since") == start
+    assert reconciler.run_once() == 1
+    assert alerted(sandbox) == [f"🛒 새 주문 {order['name']}"]
+
+
+def test_a_shop_that_is_not_connected_is_reported_and_the_others_go_on(make_bot: Callable[..., App],
+                                                                       shopify: ShopifySandbox,
+                                                                       sandbox: KakaoSandbox, clock: Clock,
+                                                                       caplog) -> None:  # noqa: ANN001
+    other_job = ALERT_JOB.replace('"new-orders"', '"other-orders"').replace(SHOP, OTHER_SHOP)
+    app = make_bot(other_job + ALERT_JOB)  # OTHER_SHOP is not connected; SHOP is
+    shopify.add_order(OTHER_SHOP)
+    order = shopify.add_order(SHOP)
+    clock.advance(minutes=1)
+    with caplog.at_level(logging.ERROR):
+        assert Reconciler(app).run_once() == 1
+    assert f"order reconciliation of {OTHER_SHOP} failed" in caplog.text and "not connected" in caplog.text
+    assert alerted(sandbox) == [f"🛒 새 주문 {order['name']}"]
+    assert StoredJobState(app.db, state_key(OTHER_SHOP)).get("since") is None
+
+
+def test_two_jobs_of_one_shop_each_alert_once(make_bot: Callable[..., App], shopify: ShopifySandbox,
+                                              sandbox: KakaoSandbox, clock: Clock) -> None:
+    friend = sandbox.add_friend("직원01")
+    second = ALERT_JOB.replace('"new-orders"', '"staff-orders"').replace('["me"]', '["friend:직원01"]')
+    app = make_bot(ALERT_JOB + second)
+    shopify.add_order(SHOP)
+    clock.advance(minutes=1)
+    assert Reconciler(app).run_once() == 1
+    assert Reconciler(app).run_once() == 0
+    assert len(sandbox.received("me")) == 1 and len(sandbox.received(friend)) == 1
+
+
+def test_the_reconciler_thread_runs_a_pass_at_start_and_stops(bot: App, shopify: ShopifySandbox,
+                                                              sandbox: KakaoSandbox, clock: Clock) -> None:
+    shopify.add_order(SHOP)
+    clock.advance(minutes=1)
+    reconciler = Reconciler(bot, interval=3600).start()
+    try:
+        wait_for(lambda: sandbox.received("me"))
+    finally:
+        assert reconciler.stop(10)
+    assert StoredJobState(bot.db, state_key(SHOP)).get("since") == clock().isoformat()
+
+
+def test_state_key_fits_the_job_memory_column() -> None:
+    assert state_key(SHOP) == f"reconcile:{SHOP}"
+    long_shop = "a" * 120 + ".myshopify.com"
+    assert len(state_key(long_shop)) <= 100 and state_key(long_shop) != state_key("b" * 120 + ".myshopify.com")
