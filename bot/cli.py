@@ -221,26 +221,74 @@ def kakao_friends(state: CliState, account: str) -> None:
 
 
 @kakao.command("status")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @pass_state
 @_errors_to_exit_codes
-def kakao_status(state: CliState) -> None:
-    """Token health: expiry instants and scopes, never token values."""
+def kakao_status(state: CliState, as_json: bool) -> None:
+    """Token health: expiry instants and scopes, never token values (exit 1 if a login needs a person)."""
     app = state.app()
     logins = app.kakao_tokens.all_status()
-    if not logins:
+    now = app.clock()
+    health = [_login_health(app, status, now) for status in logins]
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"account": s.account, "status": code, "reason": reason, "action": action,
+                                "access_expires_at": s.access_expires_at.isoformat(),
+                                "refresh_expires_at": s.refresh_expires_at.isoformat(),
+                                "refreshed_at": s.refreshed_at.isoformat() if s.refreshed_at else None,
+                                "scopes": list(s.scopes)}
+                               for s, (code, reason, action) in zip(logins, health)], indent=2, ensure_ascii=False))
+        if not logins:
+            click.echo("no Kakao login stored: run `python -m bot kakao login`", err=True)
+    elif not logins:
         raise Failed("no Kakao login stored: run `python -m bot kakao login`")
-    for status in logins:
-        health = (f"NEEDS LOGIN: {status.needs_login_reason} — run `python -m bot kakao login --account "
-                  f"{status.account}`" if status.needs_login_reason else "ok")
-        click.echo(f"{status.account}: {health}\n  access token expires  {_local(app, status.access_expires_at)}\n"
-                   f"  refresh token expires {_local(app, status.refresh_expires_at)}\n"
-                   f"  scopes {' '.join(status.scopes) or '?'}")
-    if any(status.needs_login_reason for status in logins):
+    else:
+        labels = {"ok": "ok", "expiring": "EXPIRES SOON", "needs_login": "NEEDS LOGIN"}
+        header = ("ACCOUNT", "STATUS", "ACCESS TOKEN EXPIRES", "REFRESH TOKEN EXPIRES", "SCOPES")
+        rows = [(s.account, labels[code], _local(app, s.access_expires_at), _local(app, s.refresh_expires_at),
+                 " ".join(s.scopes) or "?") for s, (code, _, _) in zip(logins, health)]
+        for line in _table(header, rows):
+            click.echo(line)
+        for s, (code, reason, action) in zip(logins, health):
+            if code != "ok":
+                click.echo(f"  {s.account}: {labels[code]}: {reason} — {action}")
+    if not logins or any(code == "needs_login" for code, _, _ in health):
         sys.exit(1)
+
+
+def _login_health(app: App, status: Any, now: datetime) -> tuple[str, str | None, str | None]:
+    """(ok | expiring | needs_login, why, what to run) of one Kakao login."""
+    from bot.problems import REFRESH_WARNING
+
+    action = f"run `python -m bot kakao login --account {status.account}`"
+    if status.needs_login_reason:
+        return "needs_login", status.needs_login_reason, action
+    if status.refresh_expires_at <= now:
+        return "needs_login", f"the refresh token expired at {_local(app, status.refresh_expires_at)}", action
+    if status.refresh_expires_at - now <= REFRESH_WARNING:
+        return ("expiring", f"the refresh token expires at {_local(app, status.refresh_expires_at)}",
+                f"{action} before then")
+    return "ok", None, None
 
 
 def _local(app: App, instant: datetime) -> str:
     return instant.astimezone(app.config.timezone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns of `text`: Korean (East Asian wide) characters take two."""
+    import unicodedata
+
+    return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+               for ch in text)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    """Lines of an aligned table (two spaces between columns), header first."""
+    widths = [max(_display_width(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return ["  ".join(cell + " " * (width - _display_width(cell)) for cell, width in zip(row, widths)).rstrip()
+            for row in [header, *rows]]
 
 
 # -- shopify ---------------------------------------------------------------------------
@@ -455,25 +503,81 @@ def shopify_shops(state: CliState, as_json: bool) -> None:
                        f"{reconnect_hint(status.mode, status.shop, status.app)}")
 
 
+# -- jobs ------------------------------------------------------------------------------
+
+
+@cli.command("jobs")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@pass_state
+@_errors_to_exit_codes
+def jobs_command(state: CliState, as_json: bool) -> None:
+    """Configured jobs with their next run times (local time of the configured zone)."""
+    from bot.scheduler import BotScheduler
+
+    app = state.app(migrate=False)  # config only: nothing is read from the database
+    schedules = BotScheduler(app).next_runs()
+    if as_json:
+        import json
+
+        def instant(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        click.echo(json.dumps([{"name": s.name, "kind": s.kind, "at": list(s.at),
+                                "trigger": "schedule" if s.at else "webhooks",
+                                "next_run": instant(s.next_run),
+                                "next_run_local": _local(app, s.next_run) if s.next_run else None,
+                                "recipients": s.recipients, "quiet": s.quiet,
+                                "next_summary": instant(s.next_summary), "timezone": str(app.config.timezone)}
+                               for s in schedules], indent=2, ensure_ascii=False))
+        return
+    if not schedules:
+        click.echo("No jobs configured: add [[jobs]] to the config (see config.example.toml).")
+        return
+    rows = []
+    for s in schedules:
+        if s.at:
+            at, next_run = ", ".join(s.at), _local(app, s.next_run) if s.next_run else "never"
+        else:
+            at = "on new orders (webhooks)" + (f"; quiet {s.quiet}" if s.quiet else "")
+            next_run = f"summary {_local(app, s.next_summary)}" if s.next_summary else "-"
+        rows.append((s.name, s.kind, at, next_run, str(s.recipients)))
+    for line in _table(("NAME", "KIND", "AT", "NEXT RUN", "TO"), rows):
+        click.echo(line)
+
+
 # -- history, db, demo ----------------------------------------------------------------
 
 
 @cli.command()
 @click.option("--job", help="only this job")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @pass_state
 @_errors_to_exit_codes
-def history(state: CliState, job: str | None, limit: int) -> None:
-    """Recent deliveries, per recipient, with status."""
+def history(state: CliState, job: str | None, limit: int, as_json: bool) -> None:
+    """Recent deliveries, per recipient, with status (newest first)."""
     app = state.app()
     rows = app.deliveries.history(job=job, limit=limit)
+    if as_json:
+        import json
+
+        click.echo(json.dumps([{"time": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
+                                "job": row.job, "slot": row.slot_key, "recipient": row.recipient,
+                                "label": row.label or row.recipient, "sender": row.sender, "status": row.status,
+                                "late": bool(row.late), "code": row.code, "reason": row.reason}
+                               for row in rows], indent=2, ensure_ascii=False))
+        return
     if not rows:
         click.echo("No deliveries yet.")
+        return
+    header = ("TIME", "JOB", "SLOT", "RECIPIENT", "STATUS", "CODE/REASON")
+    table = []
     for row in rows:
         extra = " ".join(part for part in (f"[{row.code}]" if row.code is not None else "", row.reason or "") if part)
-        late = " (late)" if row.late else ""
-        click.echo(f"{_local(app, row.created_at)}  {row.job}  {row.slot_key}  {row.label or row.recipient}  "
-                   f"{row.status}{late}  {extra}".rstrip())
+        table.append((_local(app, row.created_at), row.job, row.slot_key, row.label or row.recipient,
+                      row.status + (" (late)" if row.late else ""), extra))
+    for line in _table(header, table):
+        click.echo(line)
 
 
 @cli.group()

@@ -8,6 +8,7 @@ per recipient, and one recipient's failure never stops the others.
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Sequence
@@ -20,12 +21,16 @@ from bot.recipients import Target, Unreachable
 
 log = logging.getLogger(__name__)
 
+# A stop (SIGTERM) between two calls: the rest are released, retakeable by a re-run (skipped).
+STOPPED_REASON = ("stopped before sending: the service was shutting down; a re-run or the next start "
+                  "within grace sends it")
+
 
 @dataclass
 class RecipientResult:
     key: str
     label: str
-    status: str  # sent | failed | unknown | skipped | already-sent
+    status: str  # sent | failed | unknown | skipped | already-sent | elsewhere (another instance sends)
     reason: str = ""
     code: int | None = None
 
@@ -36,6 +41,7 @@ class FanoutReport:
     slot_key: str
     results: list[RecipientResult] = field(default_factory=list)
     token_error: str | None = None  # no access token could be had: nothing could be sent
+    stopped: bool = False  # the service began stopping mid-fan-out: some recipients were left for a re-run
 
     @property
     def problems(self) -> list[RecipientResult]:
@@ -63,6 +69,9 @@ class Fanout:
     late: bool = False
     alert: bool = False  # a problem report to "me": may use the reserved quota
     reserve: int = ME_RESERVE  # of the sender's daily quota, kept for problem reports
+    # Set when the service is stopping: the call in flight finishes and is recorded, the rest are
+    # recorded `skipped` (STOPPED_REASON) without being sent, so a re-run takes them over.
+    stopping: threading.Event | None = None
 
     def deliver(self, targets: Sequence[Target], unreachable: Sequence[Unreachable],
                 message_for: Callable[[Target], dict]) -> FanoutReport:
@@ -92,7 +101,8 @@ class Fanout:
                 allowed.append((target, row_id))
         self._send_all(allowed, message_for, report)
         for result in report.problems:
-            log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason)
+            if result.reason != STOPPED_REASON:  # those are summed up in one line (_send_all)
+                log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason)
         return report
 
     def _send_all(self, allowed: list[tuple[Target, int]], message_for: Callable[[Target], dict],
@@ -103,6 +113,13 @@ class Fanout:
         pending = [me] if me else []
         pending += batches
         for index, batch in enumerate(pending):
+            if self.stopping is not None and self.stopping.is_set():
+                report.stopped = True
+                log.info("%s: stopping: %d recipient(s) left for a re-run", self.job,
+                         sum(len(rest) for rest in pending[index:]))
+                for rest in pending[index:]:
+                    self._record(rest, report, "skipped", STOPPED_REASON, None)
+                return
             try:
                 self._send_batch(batch, message_for, report)
             except KakaoOAuthError as exc:
@@ -121,7 +138,7 @@ class Fanout:
         for target, row in batch:
             if row not in moved:
                 # Our claim went stale and another instance took the row over: it sends, we don't.
-                report.results.append(RecipientResult(target.key, target.label, "skipped",
+                report.results.append(RecipientResult(target.key, target.label, "elsewhere",
                                                       "taken over by another instance"))
         batch = [(target, row) for target, row in batch if row in moved]
         if not batch:
@@ -185,7 +202,9 @@ def _not_claimed(target: Target, claim: Claim) -> RecipientResult:
     if claim.previous_status == "unknown":
         return RecipientResult(target.key, target.label, "unknown",
                                claim.previous_reason or "an earlier send's outcome is unknown; not repeated")
-    return RecipientResult(target.key, target.label, "skipped", f"being sent by another instance ({claim.previous_status})")
+    # Another instance holds this recipient (it claimed or retook the row first): not a problem
+    # to report, it sends; `elsewhere` keeps it out of the problem report to "me".
+    return RecipientResult(target.key, target.label, "elsewhere", f"being sent by another instance ({claim.previous_status})")
 
 
 def _int_code(error: KakaoError) -> int | None:

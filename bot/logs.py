@@ -39,7 +39,7 @@ class RedactingFilter(logging.Filter):
 
 def setup_logging(verbose: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    if os.environ.get("JOURNAL_STREAM"):
+    if _stderr_is_journal(os.environ.get("JOURNAL_STREAM")):
         # journald adds its own timestamps; <N> prefixes carry the level.
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
@@ -52,8 +52,23 @@ def setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _stderr_is_journal(journal_stream: str | None) -> bool:
+    """$JOURNAL_STREAM ("dev:inode") names the stream systemd connected to journald: only when stderr
+    is that very stream (not, say, a terminal of a shell started from a service) is the format journald's."""
+    if not journal_stream:
+        return False
+    device, _, inode = journal_stream.partition(":")
+    try:
+        stat = os.fstat(sys.stderr.fileno())
+        return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+    except (AttributeError, OSError, ValueError):  # no stderr file descriptor (captured), or a bad value
+        return False
+
+
 class _JournalFormatter(logging.Formatter):
     LEVELS = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3, logging.CRITICAL: 2}
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"<{self.LEVELS.get(record.levelno, 6)}>{super().format(record)}"
+        # journald makes each line an entry of its own: every line (a traceback's too) carries the level.
+        prefix = f"<{self.LEVELS.get(record.levelno, 6)}>"
+        return "\n".join(prefix + line for line in super().format(record).split("\n"))

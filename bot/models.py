@@ -104,3 +104,33 @@ class OrderSnapshot(Base):
     snapshot_json: Mapped[str] = mapped_column(Text)
     last_event_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Problem(Base):
+    """Something wrong that a person should hear about once (bot.problems), not once per check.
+
+    One row per `key` ("kakao-login:default", "shopify:default:my-store.myshopify.com",
+    "job-failing:orders", …). A row is open while `resolved_at` is NULL; raising a resolved
+    key opens a new episode (`episode` + 1, `first_seen` = now), which is reported anew.
+    `notified_at` is set once KakaoTalk took the message for this episode;
+    `notify_attempted_at` paces retries of a message that could not be sent.
+    severity: needs_person (→ /healthz 503) | info | event (a one-off: missed slot).
+    """
+
+    __tablename__ = "problems"
+    __table_args__ = (
+        UniqueConstraint("key", name="uq_problem_key"),
+        Index("ix_problems_resolved", "resolved_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(400))
+    severity: Mapped[str] = mapped_column(String(16), default="needs_person")
+    summary: Mapped[str] = mapped_column(Text)
+    episode: Mapped[int] = mapped_column(Integer, default=1)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    notify_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    notify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

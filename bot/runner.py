@@ -7,6 +7,7 @@ the other jobs; problems with recipients are summarised in one message to "me".
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,19 +56,27 @@ class _DryRunState:
 
 
 class Runner:
-    def __init__(self, app: App):
+    def __init__(self, app: App, *, stopping: threading.Event | None = None):
         self.app = app
+        # Set by `run` on SIGTERM: a fan-out finishes its Kakao call in flight and leaves the rest (Fanout).
+        self.stopping = stopping
         self._friends: dict[str, list[Friend]] = {}  # per sender, for this run only (Kakao policy)
 
     def run(self, job: JobConfig, slot_key: str, *, dry_run: bool = False, late: bool = False,
             since: datetime | None = None) -> RunReport:
         try:
-            return self._run(job, slot_key, dry_run=dry_run, late=late, since=since)
+            report = self._run(job, slot_key, dry_run=dry_run, late=late, since=since)
         except (ConfigError, MissingSecret, VaultError):
             raise  # the setup is wrong, not this job: every job would fail the same way (exit 2)
         except Exception as exc:  # noqa: BLE001 — one job's bug must not stop the other jobs
             log.exception("%s failed unexpectedly", job.name)
-            return self._failed(job, slot_key, redact(f"{type(exc).__name__}: {exc}"))
+            report = self._failed(job, slot_key, redact(f"{type(exc).__name__}: {exc}"))
+        if not dry_run:
+            # Failing twice in a row is a problem told to "me" once (bot.problems); a success ends it.
+            from bot.problems import record_job_outcome
+
+            record_job_outcome(self.app, job.name, report)
+        return report
 
     def _run(self, job: JobConfig, slot_key: str, *, dry_run: bool, late: bool,
              since: datetime | None) -> RunReport:
@@ -110,7 +119,9 @@ class Runner:
             previews += [(f"{problem.label} (skipped: {problem.reason})", {}) for problem in unreachable]
             return RunReport(job.name, slot_key, "dry-run", previews=previews)
         report = self._fanout(job.name, slot_key, job.sender, now, late=late).deliver(targets, unreachable, message_for)
-        if report.count("sent"):
+        # A fan-out cut short by a stop is not "delivered" yet: remembering it (only_if_changed) would
+        # make the re-run of this slot find nothing new and never reach the recipients left over.
+        if report.count("sent") and not report.stopped:
             self._remember(stored, outcome)
         self._report_problems(job, slot_key, report, now)
         return RunReport(job.name, slot_key, "delivered", fanout=report)
@@ -125,7 +136,7 @@ class Runner:
 
     def _fanout(self, job_name: str, slot_key: str, sender: str, now: datetime, **options: bool) -> Fanout:
         return Fanout(self.app.deliveries, self.app.kakao_api(sender), self.app.db.session, job_name, slot_key,
-                      sender, now, reserve=self.app.config.quota_reserve, **options)
+                      sender, now, reserve=self.app.config.quota_reserve, stopping=self.stopping, **options)
 
     def _friends_for(self, job: JobConfig) -> list[Friend] | None:
         if all(recipient.kind == "me" for recipient in job.to):
@@ -153,6 +164,10 @@ class Runner:
         problems = report.problems
         if not problems or report.token_error:
             return  # without an access token, the report could not be sent either
+        if self.stopping is not None and self.stopping.is_set():
+            # No new Kakao call while stopping; the re-run that takes the rest over reports what still fails.
+            log.info("%s: stopping: the problem report to me is left to the re-run", job.name)
+            return
         lines = [f"⚠️ {job.name}: {len(problems)}명에게 보내지 못했습니다"]
         lines += [f"• {r.label}: {r.status} — {r.reason}" for r in problems]
         template = text_template("\n".join(lines), link=self.app.config.kakao.web_domain,

@@ -33,6 +33,7 @@ from bot.config import ConfigError
 from bot.kakao_errors import KakaoError, KakaoOAuthError
 from bot.logs import redact
 from bot.oauth_states import StateInvalid, consume_prefixed
+from bot.problems import query_open
 from bot.secrets import MissingSecret
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import VaultError
@@ -170,7 +171,7 @@ def healthz() -> Response:
     """Health for people and probes: 200 when nothing needs a person, else 503. Never a token value."""
     app = bot_app()
     now = app.clock()
-    body: dict[str, Any] = {"status": "ok", "db": "ok", "kakao": [], "shopify": [],
+    body: dict[str, Any] = {"status": "ok", "db": "ok", "kakao": [], "shopify": [], "problems": [],
                             "scheduler": "not running", "version": bot.__version__}
     attention = False
     try:
@@ -180,6 +181,10 @@ def healthz() -> Response:
             installs = list(session.scalars(select(ShopifyInstall).order_by(ShopifyInstall.shop, ShopifyInstall.app)))
             body["kakao"] = [_kakao_health(row, now) for row in logins]
             body["shopify"] = [_shopify_health(row) for row in installs]
+            # Open problems (bot.problems): only those that need a person make this a 503.
+            problems = query_open(session)
+            body["problems"] = [problem.as_json() for problem in problems]
+            attention = any(problem.needs_person for problem in problems)
     except Exception as exc:  # noqa: BLE001 - any database failure is reported, not raised
         log.error("/healthz: database check failed: %s", exc.__class__.__name__)
         body["db"] = f"error: {_db_error(exc)}"

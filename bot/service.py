@@ -4,10 +4,14 @@
     code = run_service(app, ready=..., stop_event=event)   # tests, embedding: until event is set
 
 Start: BOT_SECRET_KEY is checked, migrations applied, the Flask app built, the socket bound on
-`[server] listen` (loopback by default), the webhook workers started; then `ready()` is called.
+`[server] listen` (loopback by default), the webhook workers started, the scheduler started
+(bot.scheduler: it first catches up on slots missed while down); then `ready()` is called.
 Stop (a signal or `stop_event`): the socket stops accepting, requests in flight get up to
-DRAIN_TIMEOUT to finish, idle connections are closed, the workers are stopped; returns 0.
+DRAIN_TIMEOUT to finish (the scheduler is stopped first: no new runs), idle connections are
+closed, the workers are stopped; returns 0.
 A second SIGTERM/SIGINT while stopping exits the process at once.
+Under systemd (Type=notify, bot.systemd): READY=1 once serving, WATCHDOG=1 every WatchdogSec/2,
+STOPPING=1 when a stop begins; outside systemd these are no-ops.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from waitress.trigger import trigger as Trigger
 
 from bot.app import App
 from bot.server import MAX_BODY_BYTES, create_app
+from bot.systemd import Notifier
 
 log = logging.getLogger("bot.service")
 
@@ -34,6 +39,7 @@ THREADS = 8
 DRAIN_TIMEOUT = 5.0  # seconds requests in flight may take to finish once stopping
 WORKER_STOP_TIMEOUT = 10.0  # seconds each background worker gets to stop
 POLL_TIMEOUT = 1.0  # the event loop's select() timeout; a stop wakes it at once anyway
+STATUS_EVERY = 60.0  # seconds between systemd STATUS= updates (the next slot)
 # waitress buffers a whole body before the app sees it: this hard cap bounds that buffer. The app
 # itself refuses anything over MAX_BODY_BYTES with a JSON 413; beyond this cap waitress answers
 # a plain-text 413 without reading the body.
@@ -41,9 +47,10 @@ HARD_BODY_CAP = 2 * MAX_BODY_BYTES
 
 
 def run_service(app: App, *, ready: Callable[[], None] | None = None,
-                stop_event: threading.Event | None = None) -> int:
+                stop_event: threading.Event | None = None, notifier: Notifier | None = None) -> int:
     """Serve until SIGTERM/SIGINT or `stop_event`; 0 after a clean stop, 1 if serving failed."""
     stop = stop_event if stop_event is not None else threading.Event()
+    notifier = notifier if notifier is not None else Notifier.from_environ()
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no service: fail now (VaultError), not at the first login
     app.db.migrate()
     flask_app = create_app(app)
@@ -58,15 +65,19 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     loop = _Loop(server)
     loop.start()
     workers: list[Any] = []
+    scheduler: Any = None
     restore = _install_signal_handlers(stop)
     try:
         from bot.webhooks import start_background
 
         workers = list(start_background(app) or [])
+        # Catches up on slots missed while down, then schedules; a SIGTERM meanwhile cuts a fan-out short.
+        scheduler = _start_scheduler(app, stopping=stop)
         log.info("listening on http://%s (public URL %s)", _listen_text(server, where),
                  app.config.server.public_url)
         if ready is not None:
             ready()
+        _tell_systemd(notifier, scheduler)
         while not stop.wait(0.5):
             if not loop.alive():
                 log.error("the HTTP server stopped unexpectedly")
@@ -74,6 +85,12 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
         log.info("stopping")
         return 0
     finally:
+        notifier.stopping()
+        if scheduler is not None:  # no new runs while the server drains; runs in progress get a bounded wait
+            try:
+                scheduler.stop(WORKER_STOP_TIMEOUT)
+            except Exception:  # noqa: BLE001 - the server and the workers must still be stopped
+                log.exception("stopping the scheduler failed")
         loop.stop(DRAIN_TIMEOUT)
         for worker in workers:
             try:
@@ -82,6 +99,56 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
                 log.exception("stopping background worker %r failed", worker)
         restore()
         log.info("stopped")
+
+
+def _tell_systemd(notifier: Notifier, scheduler: Any) -> None:
+    """READY=1 (migrated, listening, workers and scheduler running) with the next slot as STATUS=; then
+    WATCHDOG=1 and a fresh STATUS= from scheduler jobs, so that a wedged scheduler stops the pings."""
+    if not notifier.enabled:
+        return
+
+    def status() -> str:
+        try:
+            return next_slot_text(scheduler)
+        except Exception:  # noqa: BLE001 - READY=1 must go out whatever the status text does
+            log.exception("cannot tell the next slot")
+            return "running"
+
+    notifier.ready(status())
+    if notifier.watchdog_interval is not None:
+        scheduler.every("systemd-watchdog", notifier.watchdog_interval, notifier.watchdog)
+    scheduler.every("systemd-status", STATUS_EVERY, lambda: notifier.status(status()))
+
+
+def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> Any:
+    """The job scheduler (bot.scheduler.BotScheduler), started; health checks registered on it when
+    bot.problems offers `register_checks(app, scheduler)`. `stopping`: set at SIGTERM, it cuts a fan-out
+    in progress short (the Kakao call in flight finishes and is recorded; the rest is left for a re-run)."""
+    from bot.scheduler import BotScheduler
+
+    scheduler = BotScheduler(app, stopping=stopping)
+    try:
+        from bot import problems
+    except ImportError:
+        problems = None
+    register_checks = getattr(problems, "register_checks", None)
+    if register_checks is not None:
+        try:
+            register_checks(app, scheduler)
+        except Exception:  # noqa: BLE001 - the jobs must run even if the health checks cannot
+            log.exception("registering the health checks failed")
+    scheduler.start()
+    return scheduler
+
+
+def next_slot_text(scheduler: Any) -> str:
+    """The soonest scheduled run, for systemd STATUS=: "next: orders at 2026-11-23 08:00 KST"."""
+    runs = [item for item in scheduler.next_runs() if item.next_run is not None]
+    if not runs:
+        return "next: no scheduled jobs"
+    soonest = min(runs, key=lambda item: (item.next_run.timestamp(), item.name))
+    together = [item.name for item in runs if item.next_run == soonest.next_run]
+    return f"next: {', '.join(together)} at {soonest.next_run:%Y-%m-%d %H:%M %Z}"
 
 
 def _listen_text(server: Any, fallback: str) -> str:

@@ -13,13 +13,17 @@ the REST-shaped webhook body (`id`, `admin_graphql_api_id`, `total_price_set.sho
 
 No customer data is ever put into the template's values — no name, e-mail, phone or
 address — so neither the built-in template nor a custom one can show any to anybody.
+
+Quiet hours (`quiet = "22:00-07:00"`, local time of the configured zone; the window may wrap
+midnight): an alert raised inside the window is held (`bot.alerts`), and when the window ends
+the scheduler sends one summary of the held alerts per job. Digests are not affected.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from zoneinfo import ZoneInfo
@@ -34,7 +38,7 @@ if TYPE_CHECKING:
 
 KIND = "shopify-order-alert"
 SCHEDULED = False
-PARAM_KEYS = frozenset({"shop", "on_update", "top_items"})
+PARAM_KEYS = frozenset({"shop", "on_update", "top_items", "quiet"})
 
 TOP_ITEMS_LIMIT = 10
 ORDER_GID = "gid://shopify/Order/"
@@ -44,11 +48,51 @@ _UNNAMED = "(이름 없음)"
 CHANGE_NAMES = {"shipping_address": "배송지", "line_items": "상품 구성"}
 
 
+_QUIET = re.compile(r"^\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\d)\s*$")
+
+
+@dataclass(frozen=True)
+class QuietWindow:
+    """Local wall-clock window [start, end) of one day; start > end wraps midnight (22:00-07:00)."""
+
+    start: time
+    end: time
+
+    @property
+    def wraps(self) -> bool:
+        return self.start > self.end
+
+    def contains(self, moment: time | datetime) -> bool:
+        """Whether a local wall time (or an aware instant already in the zone) falls in the window."""
+        wall = moment.time() if isinstance(moment, datetime) else moment
+        wall = wall.replace(tzinfo=None, fold=0)
+        if self.wraps:
+            return wall >= self.start or wall < self.end
+        return self.start <= wall < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
+
+def parse_quiet(text: str) -> QuietWindow:
+    """"22:00-07:00" → QuietWindow; ValueError says what is wrong."""
+    match = _QUIET.match(text) if isinstance(text, str) else None
+    if not match:
+        raise ValueError(f"must be a window of 24-hour times \"HH:MM-HH:MM\" (e.g. \"22:00-07:00\"), got {text!r}")
+    start = time(int(match.group(1)), int(match.group(2)))
+    end = time(int(match.group(3)), int(match.group(4)))
+    if start == end:
+        raise ValueError(f"starts and ends at the same time ({text.strip()}): an empty or a whole-day window; "
+                         "remove `quiet` or give two different times")
+    return QuietWindow(start, end)
+
+
 @dataclass(frozen=True)
 class ShopifyOrderAlertParams:
     shop: str  # normalised: lower-case `*.myshopify.com`
     on_update: bool = True  # also alert when an order's shipping address or items change
     top_items: int = 3  # line items named in the alert
+    quiet: QuietWindow | None = None  # alerts raised inside are held and summarised when it ends
 
 
 def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> ShopifyOrderAlertParams:
@@ -68,7 +112,15 @@ def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -
         raise fail("top_items", f"must be an integer, got {type(top_items).__name__}")
     if not 1 <= top_items <= TOP_ITEMS_LIMIT:
         raise fail("top_items", f"must be between 1 and {TOP_ITEMS_LIMIT}, got {top_items}")
-    return ShopifyOrderAlertParams(shop, on_update, top_items)
+    quiet = None
+    if "quiet" in raw:
+        if not isinstance(raw["quiet"], str):
+            raise fail("quiet", f"must be a string \"HH:MM-HH:MM\", got {type(raw['quiet']).__name__}")
+        try:
+            quiet = parse_quiet(raw["quiet"])
+        except ValueError as exc:
+            raise fail("quiet", str(exc)) from None
+    return ShopifyOrderAlertParams(shop, on_update, top_items, quiet)
 
 
 def collect(job: JobConfig, ctx: JobContext) -> Outcome:

@@ -316,9 +316,10 @@ def test_rows_of_a_live_other_instance_are_left_to_it_until_stale(make_app, logg
 
     app.deliveries = DeliveryLog(app.db, clock=app.clock)
     soon = Runner(app).run(job, SLOT)
-    assert {r.status for r in soon.fanout.results} == {"skipped"}
+    assert {r.status for r in soon.fanout.results} == {"elsewhere"}
     assert all("another instance" in r.reason for r in soon.fanout.results)
     assert sandbox.count(SEND_PATH) == 0
+    assert not soon.fanout.problems and not sandbox.received("me")  # nothing wrong: no report to "me"
 
     clock.advance(minutes=16)  # the other instance is presumed gone
     later = Runner(app).run(job, SLOT)
@@ -347,7 +348,7 @@ def test_an_instance_whose_claim_was_taken_over_does_not_send(make_app, logged_i
     report = Runner(app).run(app.config.job("menu"), SLOT)
     assert len(calls) == 1
     by_key = {r.key: r for r in report.fanout.results}
-    assert {by_key[key].status for key in second_batch} == {"skipped"}
+    assert {by_key[key].status for key in second_batch} == {"elsewhere"}
     assert all("taken over" in by_key[key].reason for key in second_batch)
     assert sandbox.received(friends["친구06"]) == [] and sandbox.received(friends["친구07"]) == []
     recorded = rows(app)

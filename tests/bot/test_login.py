@@ -400,11 +400,14 @@ def test_cli_status_shows_expiry_and_scopes_but_no_token_values(cli_config, env,
     assert abs(status.refresh_expires_at - (now + timedelta(seconds=sandbox.refresh_ttl))) < timedelta(minutes=5)
 
     out = result.output
-    assert "default: ok" in out
-    assert status.access_expires_at.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M") in out
-    assert status.refresh_expires_at.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M") in out
-    assert "access token expires" in out and "refresh token expires" in out
-    assert "scopes talk_message friends" in out
+    # An aligned table (bot.cli kakao status): ACCOUNT STATUS ACCESS… REFRESH… SCOPES.
+    header, row = out.splitlines()
+    assert header.split("  ")[:2] == ["ACCOUNT", "STATUS"]
+    assert "ACCESS TOKEN EXPIRES" in header and "REFRESH TOKEN EXPIRES" in header
+    assert row.split()[:2] == ["default", "ok"]
+    assert status.access_expires_at.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M") in row
+    assert status.refresh_expires_at.astimezone(SEOUL).strftime("%Y-%m-%d %H:%M") in row
+    assert row.endswith("talk_message friends")
     for secret in (access, refresh, *ciphertexts):
         assert secret not in out
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -265,15 +266,18 @@ def test_history_lists_the_deliveries(setup, web, sandbox, run_cli):
     assert run_cli(config, "send-now", "--slot", "noon").exit_code == 0
     result = run_cli(config, "history")
     assert result.exit_code == 0
-    lines = [line for line in result.output.splitlines() if "  menu  " in line]
-    assert len(lines) == 3
-    assert any("  me  sent" in line for line in lines)
-    assert any("  친구01  sent" in line for line in lines)
-    assert any("없는친구  skipped" in line and "no friend with this nickname" in line for line in lines)
-    assert all("T12:00:00+09:00" in line for line in lines)
-    assert any("menu!problems" in line for line in result.output.splitlines())
+    # An aligned table (bot.cli history): header, then TIME JOB SLOT RECIPIENT STATUS CODE/REASON.
+    assert result.output.splitlines()[0].split() == ["TIME", "JOB", "SLOT", "RECIPIENT", "STATUS", "CODE/REASON"]
+    cells = [re.split(r"\s{2,}", line) for line in result.output.splitlines()[1:]]
+    menu = [row for row in cells if row[1] == "menu"]
+    assert len(menu) == 3
+    assert ["me", "sent"] in [row[3:5] for row in menu]
+    assert ["친구01", "sent"] in [row[3:5] for row in menu]
+    assert any(row[3:5] == ["없는친구", "skipped"] and "no friend with this nickname" in row[5] for row in menu)
+    assert all(row[2].endswith("T12:00:00+09:00") for row in menu)
+    assert any(row[1] == "menu!problems" for row in cells)
     limited = run_cli(config, "history", "--job", "menu", "--limit", "1")
-    assert len([line for line in limited.output.splitlines() if line.strip()]) == 1
+    assert len([line for line in limited.output.splitlines() if line.strip()]) == 2  # header + 1
 
 
 def test_history_when_empty(setup, web, run_cli):
