@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.db import Database
+from sqlalchemy.dialects import postgresql, sqlite
+
+from bot.db import Database, utcnow
 from bot.models import JobMemory
 
 
@@ -19,7 +21,10 @@ class StoredJobState:
             return json.loads(row.value_json) if row else default
 
     def set(self, key: str, value: Any) -> None:
+        # An upsert: two instances running the same job at once must not collide on the key.
+        value_json, now = json.dumps(value, ensure_ascii=False), utcnow()
         with self.db.session() as session:
-            row = session.get(JobMemory, (self.job, key)) or JobMemory(job=self.job, key=key)
-            row.value_json = json.dumps(value, ensure_ascii=False)
-            session.add(row)
+            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
+            insert = dialect.insert(JobMemory).values(job=self.job, key=key, value_json=value_json, updated_at=now)
+            session.execute(insert.on_conflict_do_update(index_elements=["job", "key"],
+                                                         set_={"value_json": value_json, "updated_at": now}))
