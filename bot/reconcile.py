@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.background import Repeating
 from bot.alerts import AlertSender, alert_jobs, problems_of
 from bot.job_memory import StoredJobState
 from bot.logs import redact
@@ -52,29 +52,17 @@ class Reconciler:
         self.app, self.interval = app, interval
         self.overlap, self.first_window, self.max_window = overlap, first_window, max_window
         self.alerts = alerts or AlertSender(app)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        # A failed pass is logged; the next one covers its window.
+        self._loop = Repeating("order-reconciliation", self.run_once, interval,
+                               failure="order reconciliation failed; the next pass tries again")
+        self._stop = self._loop.stopping
 
     def start(self) -> "Reconciler":
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="order-reconciliation", daemon=True)
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self, timeout: float | None = None) -> bool:
-        self._stop.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-            except Exception:  # noqa: BLE001 — the next pass covers this one's window
-                log.exception("order reconciliation failed; the next pass tries again")
-            self._stop.wait(self.interval)
+        return self._loop.stop(timeout)
 
     def run_once(self, now: datetime | None = None) -> int:
         """One pass over every shop with alert jobs; returns the number of orders newly alerted."""

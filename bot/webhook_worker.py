@@ -40,7 +40,6 @@ import hashlib
 import json
 import logging
 import socket
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -49,6 +48,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from sqlalchemy import and_, delete, false, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from bot.background import Repeating
 from bot.alerts import AlertFailed, AlertSender, alert_jobs, problems_of
 from bot.deliveries import _pid_alive, instance_id
 from bot.logs import redact
@@ -116,9 +116,9 @@ class WebhookWorker:
         self.poll_interval, self.max_attempts, self.stale_claim = poll_interval, max_attempts, stale_claim
         self.owner = owner or instance_id()
         self.alerts = alerts or AlertSender(app)
-        self._wake = wakeup_event(app)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = Repeating("webhook-worker", self._tick, poll_interval, wake=wakeup_event(app),
+                               failure="webhook worker: draining failed; trying again shortly")
+        self._stop = self._loop.stopping
         self._pruned_at = 0.0
         self.handlers: dict[str, Callable[[StoredEvent], Handled]] = {
             "orders/create": self._order_created,
@@ -131,31 +131,19 @@ class WebhookWorker:
 
     # -- running -----------------------------------------------------------------------
     def start(self) -> "WebhookWorker":
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="webhook-worker", daemon=True)
-        self._thread.start()
+        self._loop.start()
         return self
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop after the event in hand; True if the thread ended within `timeout`."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is None:
-            return True
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._loop.stop(timeout)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._wake.clear()
-            try:
-                self.drain_once()
-                if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
-                    self._pruned_at = time.monotonic()
-                    self.prune()
-            except Exception:  # noqa: BLE001 — a database hiccup must not end the worker
-                log.exception("webhook worker: draining failed; trying again shortly")
-            self._wake.wait(self.poll_interval)
+    def _tick(self) -> None:
+        # A database hiccup raises out of here; the loop logs it and tries again shortly.
+        self.drain_once()
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = time.monotonic()
+            self.prune()
 
     def drain_once(self) -> int:
         """Process every event that is due now (pending, retry due, or abandoned); returns how many."""
