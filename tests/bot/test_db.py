@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 import time as monotonic_time
 from datetime import datetime, timedelta, timezone
@@ -22,7 +24,7 @@ import bot.models  # noqa: F401  (tables on Base.metadata)
 import tokens.models  # noqa: F401
 from bot.cli import cli
 from bot.config import ConfigError, load_config
-from bot.db import MIGRATION_LOCK_KEY, Base, Database, UTCDateTime, normalize_url
+from bot.db import MIGRATION_LOCK_KEY, SCHEMA_HEAD, Base, Database, UTCDateTime, alembic_config, normalize_url
 from bot.models import JobMemory
 
 UTC = timezone.utc
@@ -142,6 +144,61 @@ def test_migrate_twice_is_idempotent_and_keeps_the_data(tmp_path):
         db.dispose()
 
 
+def test_schema_head_is_the_newest_migration(tmp_path):
+    from alembic.script import ScriptDirectory
+
+    db = Database("sqlite:///bot.sqlite3", base_dir=tmp_path)
+    try:
+        assert ScriptDirectory.from_config(alembic_config(db.engine)).get_current_head() == SCHEMA_HEAD
+    finally:
+        db.dispose()
+
+
+MIGRATE_IN_A_CHILD = """
+import sys
+from bot.db import Database
+Database(sys.argv[1]).migrate()
+print("alembic imported" if "alembic" in sys.modules else "alembic not imported")
+"""
+
+
+def migrate_in_a_child(url: str) -> str:
+    done = subprocess.run([sys.executable, "-c", MIGRATE_IN_A_CHILD, url], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_database_at_head_is_not_handed_to_alembic(tmp_path):
+    url = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    assert migrate_in_a_child(url) == "alembic imported"  # a new file: Alembic creates the schema
+    assert migrate_in_a_child(url) == "alembic not imported"  # at head: one SELECT, no Alembic
+    db = Database(url)
+    try:
+        with db.engine.begin() as connection:  # an older revision is Alembic's to upgrade again
+            connection.execute(text("DROP INDEX ix_problems_resolved"))
+            connection.execute(text("DROP TABLE problems"))
+            connection.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+        assert not db.schema_is_current()
+        assert migrate_in_a_child(url) == "alembic imported"
+        assert db.schema_is_current() and "problems" in inspect(db.engine).get_table_names()
+        assert schema_drift(db.engine) == []
+    finally:
+        db.dispose()
+
+
+def test_a_database_newer_than_this_code_is_still_refused_by_alembic(tmp_path):
+    db = Database("sqlite:///bot.sqlite3", base_dir=tmp_path)
+    try:
+        db.migrate()
+        with db.engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        with pytest.raises(Exception, match="9999"):
+            db.migrate()
+    finally:
+        db.dispose()
+
+
 def test_migrations_match_the_models_on_sqlite(tmp_path):
     db = Database("sqlite:///bot.sqlite3", base_dir=tmp_path)
     try:
@@ -233,6 +290,8 @@ def test_migrate_on_postgresql_creates_the_tables_and_is_idempotent(postgres_url
         with db.session() as session:
             assert session.get(JobMemory, ("menu", "etag")).value_json == '"abc"'
         assert schema_drift(db.engine) == []
+        assert db.schema_is_current()
+        assert migrate_in_a_child(postgres_url) == "alembic not imported"
     finally:
         db.dispose()
 
