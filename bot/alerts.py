@@ -27,9 +27,9 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.config import JobConfig
+from bot.db import insert_for
 from bot.fanout import Fanout, FanoutReport, RecipientResult
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TEXT_LIMIT, text_template
@@ -138,9 +138,8 @@ class AlertSender:
                  "changes_text": context.get("changes_text") or "", "test": bool(context.get("test")),
                  "cancelled": bool(context.get("cancelled"))}
         with self.app.db.session() as session:
-            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
             # One row per alert: the webhook and the reconciliation holding the same order meet here.
-            session.execute(dialect.insert(JobMemory).values(
+            session.execute(insert_for(session.bind.dialect.name, JobMemory).values(
                 job=quiet_memory_name(job.name), key=slot_key, value_json=json.dumps(value, ensure_ascii=False),
                 updated_at=self.app.clock()).on_conflict_do_nothing(index_elements=["job", "key"]))
         log.info("%s: %s held (quiet hours %s) for the summary at %s", job.name, slot_key, quiet,

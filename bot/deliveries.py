@@ -21,9 +21,8 @@ from typing import Callable, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.db import Database, utcnow
+from bot.db import Database, insert_for, utcnow
 from bot.models import Delivery
 
 STALE_CLAIM = timedelta(minutes=15)
@@ -63,9 +62,8 @@ class DeliveryLog:
         if not rows:
             return []
         with self.db.session() as session:
-            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
             inserted = dict(session.execute(
-                dialect.insert(Delivery).values(rows)
+                insert_for(session.bind.dialect.name, Delivery).values(rows)
                 .on_conflict_do_nothing(index_elements=["job", "slot_key", "recipient"])
                 .returning(Delivery.recipient, Delivery.id)
             ).all())

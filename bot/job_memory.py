@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 
-from bot.db import Database, utcnow
+from bot.db import Database, insert_for, utcnow
 from bot.models import JobMemory
 
 
@@ -24,7 +23,6 @@ class StoredJobState:
         # An upsert: two instances running the same job at once must not collide on the key.
         value_json, now = json.dumps(value, ensure_ascii=False), utcnow()
         with self.db.session() as session:
-            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
-            insert = dialect.insert(JobMemory).values(job=self.job, key=key, value_json=value_json, updated_at=now)
+            insert = insert_for(session.bind.dialect.name, JobMemory).values(job=self.job, key=key, value_json=value_json, updated_at=now)
             session.execute(insert.on_conflict_do_update(index_elements=["job", "key"],
                                                          set_={"value_json": value_json, "updated_at": now}))

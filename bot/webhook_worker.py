@@ -46,9 +46,9 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import and_, delete, false, or_, select, true, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.background import Repeating
+from bot.db import insert_for
 from bot.alerts import AlertFailed, AlertSender, alert_jobs, problems_of
 from bot.deliveries import _pid_alive, instance_id
 from bot.logs import redact
@@ -396,9 +396,8 @@ class WebhookWorker:
         values = dict(updated_at=updated_at, last_event_at=event_at,
                       snapshot_json=json.dumps(snapshot, ensure_ascii=False, sort_keys=True))
         with write_session(self.app.db) as session:
-            dialect = postgresql if session.bind.dialect.name == "postgresql" else sqlite
             inserted = session.execute(
-                dialect.insert(OrderSnapshot).values(shop=shop, order_id=gid, created_at=self.app.clock(), **values)
+                insert_for(session.bind.dialect.name, OrderSnapshot).values(shop=shop, order_id=gid, created_at=self.app.clock(), **values)
                 .on_conflict_do_nothing(index_elements=["shop", "order_id"]).returning(OrderSnapshot.id)
             ).scalar_one_or_none()
             if inserted is not None:

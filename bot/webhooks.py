@@ -32,10 +32,10 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
 from flask import Blueprint, Response, request
-from sqlalchemy.dialects import postgresql, sqlite
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.config import ConfigError
+from bot.db import insert_for
 from bot.models import WebhookEvent
 from bot.secrets import MissingSecret
 from bot.shopify_auth import is_valid_shop, verify_webhook
@@ -129,9 +129,8 @@ def store_event(bot: "App", *, app: str, shop: str, topic: str, webhook_id: str,
 
 @lru_cache(maxsize=None)
 def _insert_statement(dialect_name: str):  # noqa: ANN202 — built once: this is the hot path
-    dialect = postgresql if dialect_name == "postgresql" else sqlite
     table = WebhookEvent.__table__
-    return (dialect.insert(table).on_conflict_do_nothing(index_elements=["app", "webhook_id"])
+    return (insert_for(dialect_name, table).on_conflict_do_nothing(index_elements=["app", "webhook_id"])
             .returning(table.c.id))
 
 
