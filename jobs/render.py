@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import ChainableUndefined, TemplateSyntaxError, Undefined
+from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.kakao_templates import text_template, trim_text
@@ -75,8 +76,10 @@ def trim(value: Any, n: int | str | None = None) -> str:
     return text if n is None else trim_text(text, int(n))
 
 
+@lru_cache(maxsize=1)
 def _environment() -> SandboxedEnvironment:
-    # Built per use: cheap for a few messages a day, and no module-level cache to share.
+    # One, never changed after it is built: Jinja environments and their templates are safe to share
+    # between threads once configured.
     env = SandboxedEnvironment(
         autoescape=False,
         trim_blocks=True,
@@ -88,10 +91,17 @@ def _environment() -> SandboxedEnvironment:
     return env
 
 
+@lru_cache(maxsize=64)
+def _compiled(source: str) -> Template:
+    # A job's template is compiled once, not per message: compiling was most of a run's garbage and
+    # time. A source that does not compile raises, and exceptions are not cached.
+    return _environment().from_string(source)
+
+
 def template_syntax_error(source: str) -> str | None:
     """Why `source` does not compile ("line 2: unexpected '}'"), or None when it does."""
     try:
-        _environment().from_string(source)  # compiling also catches unknown filters and tests
+        _compiled(source)  # compiling also catches unknown filters and tests
     except TemplateSyntaxError as exc:
         return f"line {exc.lineno}: {exc.message}"
     return None
@@ -100,7 +110,7 @@ def template_syntax_error(source: str) -> str | None:
 def render_text(source: str, context: dict[str, Any]) -> str:
     """Render `source` with `context`; trailing spaces and surrounding blank lines removed."""
     try:
-        text = _environment().from_string(source).render(context)
+        text = _compiled(source).render(context)
     except TemplateSyntaxError as exc:
         raise RenderError(f"template does not parse: line {exc.lineno}: {exc.message}") from exc
     except Exception as exc:  # a config-supplied template can fail in any way; name it, don't crash
@@ -108,6 +118,7 @@ def render_text(source: str, context: dict[str, Any]) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
 
 
+@lru_cache(maxsize=None)  # one entry per job kind; the files do not change while running
 def default_template(kind: str) -> str:
     """The built-in template of a job kind, from `jobs/templates/<kind>.j2`."""
     if not _KIND_NAME.match(kind):
