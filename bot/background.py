@@ -1,5 +1,5 @@
-"""A daemon thread that calls one function over and over until stopped: the shared loop of
-the webhook worker and the order reconciliation."""
+"""A daemon thread that calls one function over and over until stopped: the webhook worker's loop,
+which must wake at once when the route stores an event (a scheduler interval cannot be woken)."""
 
 from __future__ import annotations
 

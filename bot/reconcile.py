@@ -1,6 +1,7 @@
 """Reconciliation: the order alerts a lost webhook would have raised.
 
-Shopify does not guarantee webhook delivery. Every `interval` seconds, for each shop with a
+Shopify does not guarantee webhook delivery. Every INTERVAL seconds (a job on the service's scheduler,
+`register_reconciliation`; the first pass at start-up), for each shop with a
 `shopify-order-alert` job, the orders created since the previous pass (minus `overlap`, for
 orders that reach Shopify's search a little late) are queried through the Admin GraphQL API,
 and each is alerted exactly as `orders/create` would: same job, same slot key
@@ -16,10 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.background import Repeating
 from bot.alerts import AlertSender, alert_jobs, problems_of
 from bot.job_memory import StoredJobState
 from bot.logs import redact
@@ -45,31 +46,33 @@ def state_key(shop: str) -> str:
     return key if len(key) <= STATE_KEY_MAX else "reconcile:" + hashlib.sha256(shop.encode()).hexdigest()
 
 
+def register_reconciliation(app: "App", scheduler: Any, interval: float = INTERVAL) -> "Reconciler | None":
+    """Schedule a pass at once and then every `interval` seconds on the service's scheduler
+    (bot.scheduler.BotScheduler.every: one pass at a time, errors logged, waited for at stop);
+    None, and nothing scheduled, when no `shopify-order-alert` job is configured."""
+    if not alert_jobs(app):
+        return None
+    reconciler = Reconciler(app, stopping=scheduler.stopping)
+    scheduler.every("order-reconciliation", interval, reconciler.run_once, run_now=True)
+    return reconciler
+
+
 class Reconciler:
-    def __init__(self, app: "App", interval: float = INTERVAL, *, overlap: timedelta = OVERLAP,
+    def __init__(self, app: "App", *, stopping: threading.Event | None = None, overlap: timedelta = OVERLAP,
                  first_window: timedelta = FIRST_WINDOW, max_window: timedelta = MAX_WINDOW,
                  alerts: AlertSender | None = None):
-        self.app, self.interval = app, interval
+        self.app = app
         self.overlap, self.first_window, self.max_window = overlap, first_window, max_window
         self.alerts = alerts or AlertSender(app)
-        # A failed pass is logged; the next one covers its window.
-        self._loop = Repeating("order-reconciliation", self.run_once, interval,
-                               failure="order reconciliation failed; the next pass tries again")
-        self._stop = self._loop.stopping
-
-    def start(self) -> "Reconciler":
-        self._loop.start()
-        return self
-
-    def stop(self, timeout: float | None = None) -> bool:
-        return self._loop.stop(timeout)
+        # Set when the service stops: the pass ends after the shop in progress; the next start covers the rest.
+        self.stopping = stopping or threading.Event()
 
     def run_once(self, now: datetime | None = None) -> int:
         """One pass over every shop with alert jobs; returns the number of orders newly alerted."""
         now = now or self.app.clock()
         raised = 0
         for shop in dict.fromkeys(job.params.shop for job in alert_jobs(self.app)):
-            if self._stop.is_set():
+            if self.stopping.is_set():
                 break
             try:
                 raised += self._shop(shop, now)

@@ -64,7 +64,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UTC = timezone.utc
-THREADS = 4
+# Slot runs, alerts' quiet-hour summaries and housekeeping (health checks, the order reconciliation,
+# watchdog pings) share this pool; each job has at most one run at a time, so a slow reconciliation
+# or digest holds one thread and leaves the others to the rest, the watchdog pings included.
+THREADS = 6
 LATE_AFTER = timedelta(minutes=1)  # a run this long after its slot is marked late in history
 HORIZON = timedelta(days=8)  # how far back the previous slot of a job is looked for
 _WINDOWS = (timedelta(hours=1), timedelta(days=1), HORIZON)  # widening searches: cheap for frequent crons

@@ -121,22 +121,20 @@ def _tell_systemd(notifier: Notifier, scheduler: Any) -> None:
 
 
 def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> Any:
-    """The job scheduler (bot.scheduler.BotScheduler), started; health checks registered on it when
-    bot.problems offers `register_checks(app, scheduler)`. `stopping`: set at SIGTERM, it cuts a fan-out
-    in progress short (the Kakao call in flight finishes and is recorded; the rest is left for a re-run)."""
+    """The job scheduler (bot.scheduler.BotScheduler) with the housekeeping jobs on it — health checks
+    (bot.problems) and the order reconciliation (bot.reconcile) — started. `stopping`: set at SIGTERM, it
+    cuts a fan-out in progress short (the Kakao call in flight finishes and is recorded; the rest is left
+    for a re-run)."""
+    from bot.problems import register_checks
+    from bot.reconcile import register_reconciliation
     from bot.scheduler import BotScheduler
 
     scheduler = BotScheduler(app, stopping=stopping)
-    try:
-        from bot import problems
-    except ImportError:
-        problems = None
-    register_checks = getattr(problems, "register_checks", None)
-    if register_checks is not None:
+    for register in (register_checks, register_reconciliation):
         try:
-            register_checks(app, scheduler)
-        except Exception:  # noqa: BLE001 - the jobs must run even if the health checks cannot
-            log.exception("registering the health checks failed")
+            register(app, scheduler)
+        except Exception:  # noqa: BLE001 - the jobs must run even if a housekeeping job cannot
+            log.exception("registering %s failed", register.__name__)
     scheduler.start()
     return scheduler
 

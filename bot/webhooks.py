@@ -194,16 +194,9 @@ def wake(app: "App") -> None:
 
 
 def start_background(app: "App") -> list:
-    """Start the workers that process stored events; each has .stop(timeout).
-
-    The webhook worker first drains what an earlier process left (stored and answered, but
-    not processed); the reconciliation runs only when some `shopify-order-alert` job exists.
-    """
-    from bot.alerts import alert_jobs
-    from bot.reconcile import Reconciler
+    """Start the webhook worker (it has .stop(timeout)); it first drains what an earlier process left
+    (stored and answered, but not processed). The order reconciliation is a scheduler job
+    (bot.reconcile.register_reconciliation)."""
     from bot.webhook_worker import WebhookWorker
 
-    started: list = [WebhookWorker(app).start()]
-    if alert_jobs(app):
-        started.append(Reconciler(app).start())
-    return started
+    return [WebhookWorker(app).start()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -12,7 +13,8 @@ from sqlalchemy import select
 from bot.app import App
 from bot.job_memory import StoredJobState
 from bot.models import Delivery
-from bot.reconcile import Reconciler, state_key
+from bot.reconcile import Reconciler, register_reconciliation, state_key
+from bot.scheduler import BotScheduler
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
 from bot.webhook_worker import WebhookWorker
@@ -155,16 +157,42 @@ def test_two_jobs_of_one_shop_each_alert_once(make_bot: Callable[..., App], shop
     assert len(sandbox.received("me")) == 1 and len(sandbox.received(friend)) == 1
 
 
-def test_the_reconciler_thread_runs_a_pass_at_start_and_stops(bot: App, shopify: ShopifySandbox,
-                                                              sandbox: KakaoSandbox, clock: Clock) -> None:
+def test_the_reconciliation_is_a_scheduler_job_passing_at_start_and_waited_for_at_stop(
+        bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: Clock) -> None:
     shopify.add_order(SHOP)
     clock.advance(minutes=1)
-    reconciler = Reconciler(bot, interval=3600).start()
+    scheduler = BotScheduler(bot)
+    reconciler = register_reconciliation(bot, scheduler, interval=3600)
+    assert reconciler is not None and reconciler.stopping is scheduler.stopping
+    scheduler.start()
     try:
         wait_for(lambda: sandbox.received("me"))
     finally:
-        assert reconciler.stop(10)
+        assert scheduler.stop(10)
     assert StoredJobState(bot.db, state_key(SHOP)).get("since") == clock().isoformat()
+
+
+def test_a_pass_asked_to_stop_queries_no_further_shop(bot: App, shopify: ShopifySandbox,
+                                                      sandbox: KakaoSandbox) -> None:
+    stopping = threading.Event()
+    stopping.set()
+    queries = shopify.count("graphql.json")
+    assert Reconciler(bot, stopping=stopping).run_once() == 0
+    assert shopify.count("graphql.json") == queries and sandbox.received("me") == []
+
+
+def test_without_alert_jobs_nothing_is_scheduled(make_bot: Callable[..., App]) -> None:
+    class Scheduler:
+        def __init__(self) -> None:
+            self.stopping = threading.Event()
+            self.names: list[str] = []
+
+        def every(self, name: str, seconds: float, fn: Callable[[], object], *, run_now: bool = False) -> None:
+            self.names.append(name)
+
+    scheduler = Scheduler()
+    assert register_reconciliation(make_bot(jobs="", login=False, connect=False), scheduler) is None
+    assert scheduler.names == []
 
 
 def test_state_key_fits_the_job_memory_column() -> None:

@@ -158,7 +158,7 @@ def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(s
         with socket.create_connection(("127.0.0.1", app.config.server.port), timeout=5):
             pass
         events.append("started")
-        return [Worker("webhooks"), Worker("reconcile")]
+        return [Worker("webhooks"), Worker("another")]
 
     monkeypatch.setattr(bot.webhooks, "start_background", start_background)
     stop = threading.Event()
@@ -170,7 +170,29 @@ def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(s
     running.thread.join(30)
     assert running.outcome == {"code": 0}
     assert events[1:] == [("stop", "webhooks", bot.service.WORKER_STOP_TIMEOUT),
-                          ("stop", "reconcile", bot.service.WORKER_STOP_TIMEOUT)]
+                          ("stop", "another", bot.service.WORKER_STOP_TIMEOUT)]
+
+
+def test_the_scheduler_carries_the_health_checks_and_the_order_reconciliation(service_app, monkeypatch, caplog):
+    import bot.problems
+    import bot.reconcile
+
+    registered: list[tuple[str, Any]] = []
+
+    def reconciliation(app: App, scheduler: Any) -> None:
+        registered.append(("reconciliation", scheduler))
+        raise RuntimeError("cannot")
+
+    monkeypatch.setattr(bot.problems, "register_checks", lambda app, scheduler: registered.append(("checks", scheduler)))
+    monkeypatch.setattr(bot.reconcile, "register_reconciliation", reconciliation)
+    with caplog.at_level(logging.ERROR):
+        scheduler = bot.service._start_scheduler(service_app)
+    try:
+        assert [(name, on is scheduler) for name, on in registered] == [("checks", True), ("reconciliation", True)]
+        assert "registering reconciliation failed" in caplog.text  # logged; the scheduler runs anyway
+        assert scheduler._scheduler.running  # started all the same
+    finally:
+        assert scheduler.stop(10)
 
 
 def test_a_second_signal_exits_at_once(monkeypatch):

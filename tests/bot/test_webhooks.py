@@ -326,7 +326,7 @@ def test_start_background_processes_at_once_and_stops(bot: App, hooks: Hooks, sh
                                                       sandbox: KakaoSandbox) -> None:
     started = start_background(bot)
     try:
-        assert [type(each).__name__ for each in started] == ["WebhookWorker", "Reconciler"]
+        assert [type(each).__name__ for each in started] == ["WebhookWorker"]
         payload = new_order(shopify)
         assert hooks.send("orders/create", payload).status_code == 200
         # Woken by the route: no poll interval to wait for.
@@ -335,15 +335,6 @@ def test_start_background_processes_at_once_and_stops(bot: App, hooks: Hooks, sh
     finally:
         assert all(each.stop(10) for each in started)
     assert events(bot)[0].body == ""  # personal data is not kept once processed
-
-
-def test_without_alert_jobs_only_the_worker_runs(make_bot: Callable[..., App]) -> None:
-    app = make_bot(jobs="", login=False, connect=False)
-    started = start_background(app)
-    try:
-        assert [type(each).__name__ for each in started] == ["WebhookWorker"]
-    finally:
-        assert all(each.stop(10) for each in started)
 
 
 def test_orders_of_a_shop_without_alert_job_are_ignored(bot: App, hooks: Hooks, shopify: ShopifySandbox,
