@@ -63,9 +63,9 @@ class Runner:
         self._friends: dict[str, list[Friend]] = {}  # per sender, for this run only (Kakao policy)
 
     def run(self, job: JobConfig, slot_key: str, *, dry_run: bool = False, late: bool = False,
-            since: datetime | None = None) -> RunReport:
+            since: datetime | None = None, until: datetime | None = None) -> RunReport:
         try:
-            report = self._run(job, slot_key, dry_run=dry_run, late=late, since=since)
+            report = self._run(job, slot_key, dry_run=dry_run, late=late, since=since, until=until)
         except (ConfigError, MissingSecret, VaultError):
             raise  # the setup is wrong, not this job: every job would fail the same way (exit 2)
         except Exception as exc:  # noqa: BLE001 — one job's bug must not stop the other jobs
@@ -79,12 +79,12 @@ class Runner:
         return report
 
     def _run(self, job: JobConfig, slot_key: str, *, dry_run: bool, late: bool,
-             since: datetime | None) -> RunReport:
+             since: datetime | None, until: datetime | None) -> RunReport:
         kind = job_kind(job.kind)
         stored = StoredJobState(self.app.db, job.name)
         now = self.app.clock().astimezone(self.app.config.timezone)
         ctx = JobContext(state=_DryRunState(stored) if dry_run else stored, http=self.app.http, now=now,
-                         since=since, link_url=self.app.config.kakao.web_domain,
+                         since=since, until=until, link_url=self.app.config.kakao.web_domain,
                          shopify=self.app.shopify_graphql)
         try:
             outcome = kind.collect(job, ctx)

@@ -358,7 +358,8 @@ class BotScheduler:
 
         late = now.astimezone(UTC) - instant.astimezone(UTC) > LATE_AFTER
         since = self.previous_slot(job.name, instant)
-        report = Runner(self.app, stopping=self.stopping).run(job, instant.isoformat(), late=late, since=since)
+        report = Runner(self.app, stopping=self.stopping).run(job, instant.isoformat(), late=late, since=since,
+                                                              until=instant)
         if not (report.fanout is not None and report.fanout.stopped):
             self._mark(job, done=instant)  # a run cut short by a stop is owed: the next start's catch-up retakes it
         _log_report(report, late)

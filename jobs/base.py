@@ -31,6 +31,10 @@ class JobContext:
     http: requests.Session
     now: datetime  # aware, in the configured zone
     since: datetime | None = None  # the previous slot of this job, for digests
+    # The end of a digest's window: the scheduled instant of the slot being sent. A slot sent late (caught
+    # up after a restart) still covers [since, slot), so the next digest starts where it ended; None
+    # (a plain `send-now`): now.
+    until: datetime | None = None
     link_url: str = "https://example.com"  # default link of messages (a registered Kakao web domain)
     shopify: Callable[[str], Any] | None = None  # shop domain → its Admin GraphQL client (bot.shopify_graphql)
 

@@ -1,7 +1,8 @@
 """The `shopify-orders` job kind: a digest of the orders a shop received since the job's last slot.
 
-The window is [since, now): `since` is this job's previous slot, or local midnight today
-(in the configured zone) on a job's first run. Orders come from the Admin GraphQL API
+The window is [since, until): `since` is this job's previous slot, or local midnight today
+(in the configured zone) on a job's first run; `until` is the slot's scheduled instant, so a slot
+sent late (caught up after a restart) ends where the next digest starts; a plain `send-now` ends now. Orders come from the Admin GraphQL API
 (`bot.shopify_graphql.fetch_orders`, asked only for the fields the digest needs).
 
 What is counted, all from the orders *created* in the window:
@@ -116,9 +117,10 @@ def admin_orders_url(shop: str) -> str:
 
 
 def collect(job: JobConfig, ctx: JobContext) -> Outcome:
-    """The digest of the orders created in [since (or local midnight), now)."""
+    """The digest of the orders created in [since (or local midnight), until (or now))."""
     params: ShopifyOrdersParams = job.params
-    end = ctx.now
+    # Never past now: a slot sent ahead of its time (`send-now --slot evening` at noon) covers what exists.
+    end = min(ctx.until, ctx.now).astimezone(ctx.now.tzinfo) if ctx.until is not None else ctx.now
     start = ctx.since.astimezone(end.tzinfo) if ctx.since is not None else _midnight(end)
     orders = _fetch(job.name, params, ctx, start, end) if start < end else []
     admin_url = admin_orders_url(params.shop)

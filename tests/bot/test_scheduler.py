@@ -336,8 +336,8 @@ def runs(monkeypatch) -> list[dict[str, Any]]:  # noqa: ANN001
     """Records Runner.run calls instead of running jobs."""
     calls: list[dict[str, Any]] = []
 
-    def fake_run(self, job, slot_key, *, dry_run=False, late=False, since=None):  # noqa: ANN001
-        calls.append({"job": job.name, "slot_key": slot_key, "late": late, "since": since})
+    def fake_run(self, job, slot_key, *, dry_run=False, late=False, since=None, until=None):  # noqa: ANN001
+        calls.append({"job": job.name, "slot_key": slot_key, "late": late, "since": since, "until": until})
         return RunReport(job.name, slot_key, "nothing")
 
     monkeypatch.setattr(bot.runner.Runner, "run", fake_run)
@@ -365,13 +365,17 @@ def test_since_is_the_previous_slot_of_the_job(make_app, clock, runs):
     scheduler = BotScheduler(app)
     noon = kst(2026, 11, 23, 12)
     scheduler.fire_at("orders", noon, noon)
-    scheduler.fire_at("orders", kst(2026, 11, 23, 8), kst(2026, 11, 23, 8))
+    scheduler.fire_at("orders", kst(2026, 11, 23, 8), kst(2026, 11, 23, 8, 20))  # caught up 20 minutes late
     scheduler.fire_at("weekly", kst(2026, 11, 23, 21), kst(2026, 11, 23, 21))  # a Monday
     assert runs == [
-        {"job": "orders", "slot_key": "2026-11-23T12:00:00+09:00", "late": False, "since": kst(2026, 11, 23, 8)},
-        {"job": "orders", "slot_key": "2026-11-23T08:00:00+09:00", "late": False, "since": kst(2026, 11, 22, 18)},
+        {"job": "orders", "slot_key": "2026-11-23T12:00:00+09:00", "late": False, "since": kst(2026, 11, 23, 8),
+         "until": noon},
+        # Late, the window still ends at the slot: the noon digest starts there, no order is counted twice.
+        {"job": "orders", "slot_key": "2026-11-23T08:00:00+09:00", "late": True, "since": kst(2026, 11, 22, 18),
+         "until": kst(2026, 11, 23, 8)},
         # Monday's since is Friday's run, three days back.
-        {"job": "weekly", "slot_key": "2026-11-23T21:00:00+09:00", "late": False, "since": kst(2026, 11, 20, 21)},
+        {"job": "weekly", "slot_key": "2026-11-23T21:00:00+09:00", "late": False, "since": kst(2026, 11, 20, 21),
+         "until": kst(2026, 11, 23, 21)},
     ]
     assert all(call["since"].tzinfo is not None for call in runs)
 

@@ -112,8 +112,9 @@ def _job(template: str | None = None, **params: Any) -> JobConfig:
                      params=ShopifyOrdersParams(SHOP, **params))
 
 
-def _ctx(fake: FakeShopify | None, *, now: datetime = NOW, since: datetime | None = SINCE) -> JobContext:
-    return JobContext(state=DictState(), http=requests.Session(), now=now, since=since,
+def _ctx(fake: FakeShopify | None, *, now: datetime = NOW, since: datetime | None = SINCE,
+         until: datetime | None = None) -> JobContext:
+    return JobContext(state=DictState(), http=requests.Session(), now=now, since=since, until=until,
                       shopify=fake.factory if fake else None)
 
 
@@ -200,6 +201,19 @@ def test_later_runs_fetch_from_since_to_now(fake):
     assert outcome.context["period"] == "08:00–12:00"
     assert outcome.context["period_start"] == "2026-11-22T08:00:00+09:00"
     assert outcome.context["period_end"] == "2026-11-22T12:00:00+09:00"
+
+
+def test_a_slot_sent_late_ends_at_its_scheduled_instant(fake):
+    late = NOW + timedelta(minutes=20)
+    outcome = shopify_orders.collect(_job(), _ctx(fake, now=late, until=NOW))
+    assert fake.calls[0]["created_from"] == SINCE and fake.calls[0]["created_to"] == NOW
+    assert outcome.context["period"] == "08:00–12:00"
+
+
+def test_a_slot_sent_ahead_of_its_time_ends_now(fake):
+    early = NOW - timedelta(hours=1)
+    shopify_orders.collect(_job(), _ctx(fake, now=early, until=NOW))
+    assert fake.calls[0]["created_to"] == early
 
 
 def test_first_run_starts_at_local_midnight(fake):
@@ -571,11 +585,11 @@ def test_the_runner_gives_collect_the_apps_shopify_client(make_app, fake, monkey
 
     monkeypatch.setattr(app, "shopify_graphql", shopify_graphql)
     fake.orders = [order(1, "45000.0", created=(app.clock() - timedelta(minutes=30)).isoformat(), items=[("상품A", 1)])]
-    since = app.clock() - timedelta(hours=1)
-    report = Runner(app).run(app.config.jobs[0], "manual", dry_run=True, since=since)
+    since, until = app.clock() - timedelta(hours=1), app.clock() - timedelta(minutes=10)
+    report = Runner(app).run(app.config.jobs[0], "manual", dry_run=True, since=since, until=until)
     assert report.status == "dry-run", report.error
     assert asked == [SHOP]
-    assert fake.calls[0]["created_from"] == since
+    assert (fake.calls[0]["created_from"], fake.calls[0]["created_to"]) == (since, until)
     (label, message), = report.previews
     assert label == "me"
     assert "주문 1건 · 매출 ₩45,000" in message["text"]
