@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import click
@@ -18,7 +19,7 @@ from bot.cli_common import CliState, Failed, UsageProblem, errors_to_exit_codes,
 from bot.cli_kakao import kakao
 from bot.cli_ops import history, jobs_command
 from bot.cli_shopify import shopify
-from bot.config import Config
+from bot.config import Config, JobConfig
 from bot.logs import setup_logging
 from bot.schedule import slot_instant
 
@@ -71,7 +72,8 @@ def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_
     app = state.app()
     jobs = _select_jobs(app.config, job_names, slot)
     runner = Runner(app)
-    reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run) for job in jobs]
+    reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run, **_slot_window(app, job, slot))
+               for job in jobs]
     for report in reports:
         _print_report(report)
     failed = [report.job for report in reports if report.failed]
@@ -103,11 +105,29 @@ def _select_jobs(config: Config, names: tuple[str, ...], slot: str | None) -> li
 
 
 def _slot_key(app: App, slot: str | None, force: bool) -> str:
-    now = app.clock().astimezone(app.config.timezone)
     if slot is None:
+        now = app.clock().astimezone(app.config.timezone)
         return f"run:{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
-    key = slot_instant(app.config.slots[slot], now.date(), app.config.timezone).isoformat()
+    key = _todays(app, slot).isoformat()
     return f"{key}#force-{uuid.uuid4().hex[:8]}" if force else key
+
+
+def _slot_window(app: App, job: JobConfig, slot: str | None) -> dict[str, datetime | None]:
+    """With --slot, the digest window `run` gives that slot: from the job's previous slot to this one,
+    so a cron or timer calling `send-now --slot` sends the same digests as the service. Without: {}
+    (a digest of today so far)."""
+    if slot is None:
+        return {}
+    from bot.scheduler import job_trigger  # late: APScheduler is not needed by the other commands
+
+    instant = _todays(app, slot)
+    return {"since": job_trigger(job.at, app.config).latest(instant, before=True), "until": instant}
+
+
+def _todays(app: App, slot: str) -> datetime:
+    """Today's occurrence of a slot, in the configured zone."""
+    today = app.clock().astimezone(app.config.timezone).date()
+    return slot_instant(app.config.slots[slot], today, app.config.timezone)
 
 
 def _print_report(report: RunReport) -> None:

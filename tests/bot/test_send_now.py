@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from datetime import datetime, time
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -142,6 +143,35 @@ def test_slot_twice_sends_once_and_force_sends_again(setup, web, sandbox, run_cl
     assert forced.exit_code == 0
     assert len(sandbox.received("me")) == 2 and len(sandbox.received("uuid-friend-01")) == 2
     assert [row.status for row in deliveries(app)] == ["sent"] * 4
+
+
+def test_slot_covers_the_window_run_would_give_that_slot(setup, web, run_cli, monkeypatch):
+    import bot.runner
+    from bot.runner import RunReport
+
+    windows: list[dict] = []
+
+    def fake_run(self, job, slot_key, **options):  # noqa: ANN001, ANN202
+        windows.append({key: options.get(key) for key in ("since", "until")})
+        return RunReport(job.name, slot_key, "nothing")
+
+    monkeypatch.setattr(bot.runner.Runner, "run", fake_run)
+    app, config = setup(f"""
+[[jobs]]
+name = "menu"
+kind = "scrape"
+url = "{web[0].url}/menu"
+select = "li"
+at = ["morning", "noon"]
+to = ["me"]
+""")
+    zone = app.config.timezone
+    today = datetime.now(zone).date()
+    assert run_cli(config, "send-now", "--slot", "noon").exit_code == 0
+    assert run_cli(config, "send-now").exit_code == 0
+    # --slot noon: from this job's previous slot (08:00) to the slot, as `run` would send it, late or not.
+    assert windows == [{"since": datetime.combine(today, time(8), zone), "until": datetime.combine(today, time(12), zone)},
+                       {"since": None, "until": None}]  # a plain run: today so far
 
 
 def test_slot_with_named_job(setup, web, sandbox, run_cli):
