@@ -2,7 +2,8 @@
 yet sent are released (`skipped`, retakeable) without a call, `run` returns 0, and a later
 `send-now --slot` of the same slot, or the next start's catch-up, sends to exactly those: everyone gets
 the message once. In-process (run_service in the main thread, a real SIGTERM to this process) and as a
-`python -m bot run` process signalled from outside."""
+`python -m bot run` process signalled from outside. And the stop that is not one: `run` killed with SIGKILL
+inside a Kakao call, then started again, sends to the rest only and reports the call in doubt."""
 
 from __future__ import annotations
 
@@ -337,3 +338,75 @@ def test_python_m_bot_run_gets_sigterm_during_a_fanout_and_exits_0_with_history_
     assert len(lines) == 12
     assert sum(" sent" in line for line in lines) == 5
     assert sum(" skipped" in line and "stopped before sending" in line for line in lines) == 7
+
+
+def bot_run(app, sandbox: KakaoSandbox, secret_key: str) -> subprocess.Popen:  # noqa: ANN001
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("BOT_DATABASE_URL", "BOT_CONFIG", "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM",
+                          "WATCHDOG_USEC", "WATCHDOG_PID", "NOTIFY_SOCKET")}
+    env.update(BOT_SECRET_KEY=secret_key, KAKAO_REST_API_KEY=sandbox.rest_api_key,
+               KAKAO_CLIENT_SECRET=sandbox.client_secret, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "bot", "--config", str(app.config.path), "run"],
+                            cwd=app.config.base_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert proc.poll() is None, f"`run` exited ({proc.returncode}) before {what}:\n{proc.communicate()[1]}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
+        time.sleep(0.02)
+
+
+def test_python_m_bot_run_killed_inside_a_kakao_call_then_restarted_sends_only_the_rest(
+        make_app, logged_in, sandbox, web, friends, clock, secret_key):
+    app, slot = scheduled_setup(make_app, logged_in, web, friends, clock)
+    # The stand-in holds the second friends call (friends 6–10) until the process is dead; then it goes
+    # through: those five do get the message, but the dead process never learnt it.
+    calls, entered, release = [], threading.Event(), threading.Event()
+
+    def gate() -> None:
+        if request.path == SEND_PATH:
+            calls.append(request.path)
+            if len(calls) == 2:
+                entered.set()
+                release.wait(60)
+
+    sandbox.app.before_request_funcs.setdefault(None, []).insert(0, gate)
+    first = bot_run(app, sandbox, secret_key)
+    try:
+        wait_until(entered.is_set, first, "second Kakao call")
+        first.kill()
+        first.wait(30)
+    finally:
+        release.set()
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    assert first.returncode == -signal.SIGKILL
+    left = sorted(row.status for row in rows(app).values())
+    assert left == ["claimed"] * 2 + ["sending"] * 5 + ["sent"] * 5
+
+    second = bot_run(app, sandbox, secret_key)  # catches the slot up again: still within the grace
+    try:
+        wait_until(lambda: not {"claimed", "sending"} & {row.status for row in rows(app).values()}, second,
+                   "final status for every recipient")
+        second.send_signal(signal.SIGTERM)
+        _, err = second.communicate(timeout=60)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.communicate()
+    assert second.returncode == 0, err
+
+    recorded = rows(app)
+    by_friend = {row.label: row.status for row in recorded.values()}
+    assert [by_friend[f"친구{i:02d}"] for i in range(1, 13)] == ["sent"] * 5 + ["unknown"] * 5 + ["sent"] * 2
+    assert {row.slot_key for row in recorded.values()} == {slot}
+    assert all(len(sandbox.received(uuid)) == 1 for uuid in friends.values())  # nobody twice, nobody left out
+    assert sandbox.count(SEND_PATH) == 3  # the rerun sent friends 11–12 only: the call in doubt was not repeated
+    # Reported, not repeated: the log says how the slot ended, history says why for each one in doubt.
+    assert "5 already-sent, 5 unknown, 2 sent" in err
+    assert all(row.reason for row in recorded.values() if row.status == "unknown")
+    assert secret_key not in err
