@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import urlsplit
 
 import requests
-import soupsieve
-from bs4 import BeautifulSoup
 from urllib3.exceptions import ReadTimeoutError
 
 from jobs.base import JobContext, JobFailed, Outcome
@@ -62,6 +60,9 @@ def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -
     select = raw.get("select")
     if not isinstance(select, str) or not select.strip():
         raise fail("select", "required: a CSS selector such as \"ul.menu > li\"")
+    # Imported here and in _extract: a bot without scrape jobs never loads bs4/soupsieve (~2 MB resident).
+    import soupsieve
+
     try:
         soupsieve.compile(select)
     except soupsieve.SelectorSyntaxError as exc:
@@ -200,6 +201,8 @@ def _charset(content_type: str) -> str | None:
 
 
 def _extract(body: bytes, charset: str | None, selector: str) -> list[str]:
+    from bs4 import BeautifulSoup
+
     soup = BeautifulSoup(body, "html.parser", from_encoding=charset)
     texts = (" ".join(element.get_text(" ").split()) for element in soup.select(selector))
     # Stored uncut (up to the largest max_items) so raising max_items works on a 304.
