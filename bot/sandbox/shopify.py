@@ -6,67 +6,49 @@ starts with the shop domain (`/<shop>/admin/...`). It mirrors UPSTREAMS.md (Shop
 signed OAuth callbacks, expiring offline tokens whose refresh tokens are one-time use (with
 Shopify's 2026-08 grace: a used refresh token works until its replacement is used), client
 credentials on the app's own stores only, query cost with a leaky bucket per shop and app,
-API versions that fall forward, protected customer data. Queries are answered by
-`bot.sandbox.shopify_graphql`. Tests inject clocks, add shops and orders, inspect what was
-received and script failures (`fail_next`, `hang_next`).
+API versions that fall forward, protected customer data. This module routes requests,
+keeps shops, buckets and records, and holds the lock; queries are answered by
+`bot.sandbox.shopify_graphql`, codes and tokens by `bot.sandbox.shopify_oauth`, and order
+data is made and shaped by `bot.sandbox.shopify_orders`. Tests inject clocks, add shops and
+orders, inspect what was received and script failures (`fail_next`, `hang_next`).
 
 This is a test double: it keeps every token and request in memory on purpose.
 """
 
 from __future__ import annotations
 
-import base64
-import copy
-import hmac
 import json
 import math
 import re
-import secrets
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any, Callable, Iterable
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import requests
 from flask import Flask, Response, redirect, request
 from werkzeug.exceptions import HTTPException
 
-from bot.sandbox.shopify_graphql import (
-    MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse, parse_time,
+from bot.sandbox.shopify_graphql import MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse
+from bot.sandbox.shopify_oauth import (  # constants re-exported: callers import them from here
+    BAD_CLIENT, BAD_GRANT, CODE_TTL, DEFAULT_SCOPE, LEGACY_APP, RECOVERY, Grant, OAuthError, TokenAuthority,
 )
-from bot.shopify_auth import is_valid_shop, query_hmac, webhook_hmac
+from bot.sandbox.shopify_orders import (  # constants re-exported: callers import them from here
+    CUSTOMERS, PRODUCTS, ZERO_DECIMAL, apply_fields, aware, new_order, public, rest_order, set_statuses,
+)
+from bot.shopify_auth import is_valid_shop, webhook_hmac
 
 JSON_TYPE = "application/json; charset=utf-8"
 SUPPORTED_VERSIONS = ("2025-07", "2025-10", "2026-01", "2026-04", "2026-07", "2026-10")
-DEFAULT_SCOPE = "read_orders"
-CODE_TTL = 600
-RECOVERY = 30 * 86400  # a used refresh token may be retried for 30 days at most (2026-08 change)
-LEGACY_APP = "legacy-custom-app"  # owner of admin-created `shpat_` tokens
 DEPRECATION_DOC = "https://shopify.dev/api/usage/versioning#deprecation-practices"
 THROTTLE_DOC = "https://shopify.dev/api/usage/rate-limits"
 
 INVALID_TOKEN = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
-BAD_CLIENT = ("Client authentication failed due to unknown client, no client authentication included, "
-              "or unsupported authentication method.")
-BAD_GRANT = ("The provided authorization grant is invalid, expired, revoked, does not match the redirection "
-             "URI used in the authorization request, or was issued to another client.")
 INTERNAL_ERROR = {"errors": "Internal Server Error"}  # a ready-made body for fail_next(…, 500, …)
-
-ZERO_DECIMAL = {"KRW", "JPY", "VND"}
-PRODUCTS = [  # name, sku, unit price in KRW, unit price in two-decimal currencies
-    ("아메리카노 원두 200g", "BEAN-200", 15000, "12.5"),
-    ("드립백 10개입", "DRIP-10", 12000, "9.99"),
-    ("콜드브루 500ml", "COLD-500", 9000, "7.5"),
-    ("머그컵", "MUG-01", 18000, "14.0"),
-    ("텀블러", "TUMB-01", 25000, "19.99"),
-]
-CUSTOMERS = [("김", "민지"), ("이", "서준"), ("박", "하늘"), ("최", "유나"), ("정", "도윤")]
 
 
 class _Reply(Exception):
@@ -82,18 +64,6 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
                     headers=headers or {})
 
 
-def _oauth_error(error: str, description: str) -> _Reply:
-    return _Reply(400, {"error": error, "error_description": description})
-
-
-@dataclass
-class _App:
-    api_key: str
-    api_secret: str
-    scopes_granted: str | None
-    own_shops: set[str]
-
-
 @dataclass
 class _Shop:
     domain: str
@@ -101,18 +71,6 @@ class _Shop:
     timezone: ZoneInfo
     orders: list[dict[str, Any]] = field(default_factory=list)
     next_number: int = 1001
-
-
-@dataclass
-class _Grant:
-    """What a code, access token or refresh token stands for."""
-
-    shop: str
-    app: str
-    scopes: tuple[str, ...]
-    expires_at: float | None  # None: never expires
-    parent: str | None = None  # the refresh token this token was minted from
-    first_used_at: float | None = None  # refresh tokens: when first exchanged
 
 
 @dataclass
@@ -155,12 +113,8 @@ class ShopifySandbox:
         self.webhooks_sent: list[dict[str, Any]] = []
         self.warnings: list[str] = []
 
-        self._apps: dict[str, _App] = {}
+        self._oauth = TokenAuthority(self)  # reads clock, wall_clock and the *_ttl knobs above at each use
         self._shops: dict[str, _Shop] = {}
-        self._codes: dict[str, _Grant] = {}
-        self._access: dict[str, _Grant] = {}
-        self._refresh: dict[str, _Grant] = {}
-        self._uninstalled: set[tuple[str, str]] = set()
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._subscription_owner: dict[str, str] = {}
         self._ids = 6_100_000_000_000  # Shopify ids are large: never assume small ints
@@ -178,7 +132,7 @@ class ShopifySandbox:
                      own_shops: Iterable[str] = ()) -> None:
         """An app; `scopes_granted` None grants what was asked; `own_shops` allow client credentials."""
         with self._lock:
-            self._apps[api_key] = _App(api_key, api_secret, scopes_granted, set(own_shops))
+            self._oauth.register_app(api_key, api_secret, scopes_granted, set(own_shops))
 
     def add_shop(self, shop: str, *, currency: str = "KRW", timezone: str = "Asia/Seoul",
                  name: str | None = None) -> None:
@@ -196,27 +150,17 @@ class ShopifySandbox:
                    fulfilled_every: int = 0, pending_every: int = 0,
                    protected_customer: bool = True) -> list[dict[str, Any]]:
         """`count` orders from `start`, `every` apart; every n-th one cancelled/refunded/... (0: none)."""
-        def nth(i: int, every_n: int) -> bool:
-            return every_n > 0 and i % every_n == 0
-
         with self._lock:
             s = self._shop(shop)
             made = []
             for i in range(1, count + 1):
-                created = _aware(start, s.timezone) + (i - 1) * every
+                created = aware(start, s.timezone) + (i - 1) * every
                 order = self._new_order(s, created, line_items, currency)
-                if nth(i, cancelled_every):
-                    order.update(cancelledAt=_iso(created + timedelta(hours=1)), cancelReason="CUSTOMER",
-                                 displayFinancialStatus="REFUNDED")
-                elif nth(i, refunded_every):
-                    order["displayFinancialStatus"] = "REFUNDED"
-                elif nth(i, pending_every):
-                    order["displayFinancialStatus"] = "PENDING"
-                if nth(i, fulfilled_every) and not order["cancelledAt"]:
-                    order["displayFulfillmentStatus"] = "FULFILLED"
+                set_statuses(order, i, created, cancelled_every=cancelled_every, refunded_every=refunded_every,
+                             fulfilled_every=fulfilled_every, pending_every=pending_every)
                 order["_protected"] = protected_customer
                 s.orders.append(order)
-                made.append(_public(order))
+                made.append(public(order))
             return made
 
     def add_order(self, shop: str, **fields: Any) -> dict[str, Any]:
@@ -226,38 +170,38 @@ class ShopifySandbox:
             s = self._shop(shop)
             created = fields.pop("createdAt", None) or datetime.fromtimestamp(self.wall_clock(), timezone.utc)
             currency = fields.pop("currency", None)
-            order = self._new_order(s, _aware(created, s.timezone), 2, currency)
+            order = self._new_order(s, aware(created, s.timezone), 2, currency)
             fields.setdefault("protected_customer", True)
-            self._apply(s, order, fields)
+            apply_fields(order, fields, s.timezone, self._next_id)
             s.orders.append(order)
-            return _public(order)
+            return public(order)
 
     def update_order(self, shop: str, order_id: str | int, **fields: Any) -> dict[str, Any]:
         """Change an order (by gid, numeric id or name); `updatedAt` moves to now unless given."""
         with self._lock:
             s, order = self._find(shop, order_id)
             fields.setdefault("updatedAt", datetime.fromtimestamp(self.wall_clock(), timezone.utc))
-            self._apply(s, order, fields)
-            return _public(order)
+            apply_fields(order, fields, s.timezone, self._next_id)
+            return public(order)
 
     def rest_order(self, shop: str, order_id: str | int) -> dict[str, Any]:
         """The order as a REST-shaped webhook body (`orders/create`): snake_case, money strings."""
         with self._lock:
             s, o = self._find(shop, order_id)
-            return _rest_order(o, s.timezone)
+            return rest_order(o, s.timezone)
 
     # ---- test helpers: tokens ----------------------------------------------------------
 
     def issue_code(self, shop: str, api_key: str, *, scope: str = DEFAULT_SCOPE) -> str:
         """An authorization code as if the merchant had just installed the app (consented)."""
         with self._lock:
-            return self._issue_code(self._shop(shop).domain, self._apps[api_key], scope)
+            return self._oauth.issue_code(self._shop(shop).domain, api_key, scope)
 
     def legacy_token(self, shop: str, *, scope: str = DEFAULT_SCOPE) -> str:
         """A legacy admin-created custom app token (`shpat_…`): never expires."""
         with self._lock:
             self._shop(shop)
-            return self._mint(self._access, "shpat_", _Grant(shop, LEGACY_APP, _scopes(scope), None))
+            return self._oauth.legacy_token(shop, scope)
 
     def uninstall(self, shop: str, api_key: str, *, webhook_url: str | None = None) -> requests.Response | None:
         """The merchant removes the app: its tokens, codes and webhook subscriptions there die.
@@ -265,26 +209,20 @@ class ShopifySandbox:
         With `webhook_url`, Shopify's `app/uninstalled` webhook is delivered there afterwards."""
         with self._lock:
             s = self._shop(shop)
-            self._uninstalled.add((shop, api_key))
-            for store in (self._codes, self._access, self._refresh):
-                for token in [t for t, g in store.items() if (g.shop, g.app) == (shop, api_key)]:
-                    del store[token]
+            self._oauth.uninstall(shop, api_key)
             self.subscriptions[shop] = [sub for sub in self.subscriptions[shop]
                                         if self._subscription_owner.get(sub["id"]) != api_key]
             payload = {"id": int(s.info["id"].rsplit("/", 1)[1]), "name": s.info["name"], "domain": shop,
                        "myshopify_domain": shop, "currency": s.info["currencyCode"],
                        "iana_timezone": s.info["ianaTimezone"]}
-            secret = self._apps[api_key].api_secret
+            secret = self._oauth.apps[api_key].api_secret
         if webhook_url is None:
             return None
         return self.send_webhook(webhook_url, topic="app/uninstalled", shop=shop, payload=payload, secret=secret)
 
     def expire_access_tokens(self) -> None:
         with self._lock:
-            past = self.clock() - 1
-            for grant in self._access.values():
-                if grant.expires_at is not None:
-                    grant.expires_at = past
+            self._oauth.expire_access_tokens()
 
     def available(self, shop: str, api_key: str) -> float:
         """Points left in the (shop, app) bucket now."""
@@ -340,6 +278,7 @@ class ShopifySandbox:
         app = Flask(__name__)
         app.before_request(self._before)
         app.register_error_handler(_Reply, lambda e: _json(e.status, e.body, e.headers))
+        app.register_error_handler(OAuthError, lambda e: _json(400, e.body))
         app.register_error_handler(HTTPException, lambda e: _json(e.code or 500, {"errors": e.name}))
         routes = [
             ("/<shop>/admin/oauth/authorize", "GET", self._authorize),
@@ -377,60 +316,12 @@ class ShopifySandbox:
         self._ids += 1
         return self._ids
 
-    def _mint(self, store: dict[str, _Grant], prefix: str, grant: _Grant) -> str:
-        token = prefix + secrets.token_hex(16)
-        store[token] = grant
-        return token
-
-    def _retire(self, parent: str | None) -> None:
-        """A replacement token was used: the refresh token it came from stops working."""
-        if parent is not None:
-            self._refresh.pop(parent, None)
-
     # ---- orders ------------------------------------------------------------------------
 
     def _new_order(self, s: _Shop, created: datetime, line_items: int, currency: str | None) -> dict[str, Any]:
-        currency = currency or s.info["currencyCode"]
         number = s.next_number
         s.next_number += 1
-        items = []
-        for j in range(line_items):
-            name, sku, krw, other = PRODUCTS[(number + j) % len(PRODUCTS)]
-            unit = Decimal(krw) if currency in ZERO_DECIMAL else Decimal(other)
-            items.append(self._line_item({"name": name, "sku": sku, "quantity": 1 + (number + j) % 2,
-                                          "price": unit}, currency))
-        family, given = CUSTOMERS[number % len(CUSTOMERS)]
-        at = _iso(created)
-        return {
-            "id": f"gid://shopify/Order/{self._next_id()}", "name": f"#{number}",
-            "createdAt": at, "updatedAt": at, "processedAt": at, "cancelledAt": None, "cancelReason": None,
-            "displayFinancialStatus": "PAID", "displayFulfillmentStatus": "UNFULFILLED",
-            "currencyCode": currency, "test": False,
-            "totalPriceSet": _money_bag(_total(items), currency),
-            "lineItems": items,
-            "customer": {"id": f"gid://shopify/Customer/{self._next_id()}", "displayName": family + given,
-                         "firstName": given, "lastName": family, "email": f"customer{number}@example.com"},
-            "_protected": True,
-        }
-
-    def _line_item(self, item: dict[str, Any], currency: str) -> dict[str, Any]:
-        unit = Decimal(str(item.get("price", 0)))
-        return {"id": f"gid://shopify/LineItem/{self._next_id()}", "name": item["name"],
-                "title": item.get("title", item["name"]), "sku": item.get("sku"),
-                "quantity": item.get("quantity", 1), "originalUnitPriceSet": _money_bag(unit, currency)}
-
-    def _apply(self, s: _Shop, order: dict[str, Any], fields: dict[str, Any]) -> None:
-        currency = order["totalPriceSet"]["shopMoney"]["currencyCode"]
-        if "protected_customer" in fields:
-            order["_protected"] = bool(fields.pop("protected_customer"))
-        if "lineItems" in fields:
-            order["lineItems"] = [self._line_item(item, currency) for item in fields.pop("lineItems")]
-            if "total" not in fields and "totalPriceSet" not in fields:
-                order["totalPriceSet"] = _money_bag(_total(order["lineItems"]), currency)
-        if "total" in fields:
-            order["totalPriceSet"] = _money_bag(Decimal(str(fields.pop("total"))), currency)
-        for key, value in fields.items():
-            order[key] = _iso(_aware(value, s.timezone)) if isinstance(value, datetime) else value
+        return new_order(number, created, line_items, currency or s.info["currencyCode"], self._next_id)
 
     def _find(self, shop: str, order_id: str | int) -> tuple[_Shop, dict[str, Any]]:
         s = self._shop(shop)
@@ -439,37 +330,13 @@ class ShopifySandbox:
                 return s, order
         raise KeyError(f"no order {order_id!r} in {shop}")
 
-    # ---- OAuth ---------------------------------------------------------------------------
-
-    def _issue_code(self, shop: str, app: _App, scope: str) -> str:
-        self._uninstalled.discard((shop, app.api_key))  # consenting (re)installs the app
-        grant = _Grant(shop, app.api_key, _scopes(app.scopes_granted or scope), self.clock() + CODE_TTL)
-        code = secrets.token_hex(16)
-        self._codes[code] = grant
-        return code
+    # ---- OAuth endpoints: TokenAuthority decides, under the sandbox lock ------------------
 
     def _authorize(self, shop: str) -> Response:
-        args = request.args
         with self._lock:
             self._shop_or_404(shop)
-            app = self._apps.get(args.get("client_id", ""))
-            if app is None:
-                client_id = args.get("client_id")
-                raise _oauth_error("invalid_request", f"Could not find an app with client_id {client_id!r}")
-            redirect_uri = args.get("redirect_uri")
-            if not redirect_uri:
-                raise _oauth_error("invalid_request", "The redirect_uri is missing")
-            # Merchant consent is automatic: the stand-in always installs.
-            code = self._issue_code(shop, app, args.get("scope", ""))
-            handle = shop.split(".")[0]
-            host = base64.b64encode(f"admin.shopify.com/store/{handle}".encode()).decode().rstrip("=")
-            params = [("code", code), ("host", host), ("shop", shop)]
-            if "state" in args:
-                params.append(("state", args["state"]))
-            params.append(("timestamp", str(int(self.wall_clock()))))
-            params.insert(1, ("hmac", query_hmac(params, app.api_secret)))
-        sep = "&" if "?" in redirect_uri else "?"
-        return redirect(redirect_uri + sep + urlencode(params), 302)
+            location = self._oauth.authorize(shop, request.args)
+        return redirect(location, 302)
 
     def _access_token(self, shop: str) -> Response:
         form: dict[str, Any] = request.get_json(silent=True) if request.is_json else request.form.to_dict()
@@ -477,67 +344,7 @@ class ShopifySandbox:
         with self._lock:
             self.token_requests.append(dict(form))
             self._shop_or_404(shop)
-            app = self._apps.get(str(form.get("client_id") or ""))
-            secret = str(form.get("client_secret") or "")
-            if app is None or not hmac.compare_digest(secret.encode(), app.api_secret.encode()):
-                raise _oauth_error("invalid_client", BAD_CLIENT)
-            grant_type = form.get("grant_type") or ("authorization_code" if "code" in form else "")
-            if grant_type == "authorization_code":
-                expiring = str(form.get("expiring")) == "1"
-                body = self._exchange_code(shop, app, str(form.get("code") or ""), expiring)
-            elif grant_type == "refresh_token":
-                body = self._use_refresh(shop, app, str(form.get("refresh_token") or ""))
-            elif grant_type == "client_credentials":
-                body = self._client_credentials(shop, app)
-            else:
-                raise _oauth_error("unsupported_grant_type", f"The grant type {grant_type!r} is not supported.")
-            return _json(200, body)
-
-    def _exchange_code(self, shop: str, app: _App, code: str, expiring: bool) -> dict[str, Any]:
-        grant = self._codes.get(code)
-        if grant is None or (grant.shop, grant.app) != (shop, app.api_key) or grant.expires_at <= self.clock():
-            raise _oauth_error("invalid_grant", BAD_GRANT)
-        del self._codes[code]  # one-time: a second exchange is invalid_grant
-        if not expiring:
-            access = self._mint(self._access, "shpca_", _Grant(shop, app.api_key, grant.scopes, None))
-            return {"access_token": access, "scope": ",".join(grant.scopes)}
-        return self._pair(shop, app, grant.scopes, parent=None)
-
-    def _pair(self, shop: str, app: _App, scopes: tuple[str, ...], parent: str | None) -> dict[str, Any]:
-        now = self.clock()
-        access = self._mint(self._access, "shpca_",
-                            _Grant(shop, app.api_key, scopes, now + self.access_ttl, parent))
-        refresh = self._mint(self._refresh, "shprt_",
-                             _Grant(shop, app.api_key, scopes, now + self.refresh_ttl, parent))
-        return {"access_token": access, "expires_in": self.access_ttl, "refresh_token": refresh,
-                "refresh_token_expires_in": self.refresh_ttl, "scope": ",".join(scopes)}
-
-    def _use_refresh(self, shop: str, app: _App, token: str) -> dict[str, Any]:
-        if (shop, app.api_key) in self._uninstalled:
-            raise _oauth_error("invalid_client", BAD_CLIENT)
-        grant = self._refresh.get(token)
-        now = self.clock()
-        if grant is None or (grant.shop, grant.app) != (shop, app.api_key) or (grant.expires_at or 0) <= now:
-            raise _oauth_error("invalid_grant", BAD_GRANT)
-        if grant.first_used_at is None:
-            grant.first_used_at = now
-        elif now - grant.first_used_at >= RECOVERY:
-            del self._refresh[token]
-            raise _oauth_error("invalid_grant", BAD_GRANT)
-        # One-time use, with the 2026-08 grace: `token` stays until a replacement is used
-        # (its new access token in an API call, or its new refresh token here).
-        self._retire(grant.parent)
-        return self._pair(shop, app, grant.scopes, parent=token)
-
-    def _client_credentials(self, shop: str, app: _App) -> dict[str, Any]:
-        if shop not in app.own_shops:
-            raise _oauth_error("shop_not_permitted", "Client credentials cannot be performed on this shop.")
-        if (shop, app.api_key) in self._uninstalled:
-            raise _oauth_error("app_not_installed", "The application is not installed on this shop.")
-        scopes = _scopes(app.scopes_granted or DEFAULT_SCOPE)
-        expires_at = self.clock() + self.client_credentials_ttl
-        access = self._mint(self._access, "shpat_", _Grant(shop, app.api_key, scopes, expires_at))
-        return {"access_token": access, "scope": ",".join(scopes), "expires_in": self.client_credentials_ttl}
+            return _json(200, self._oauth.access_token(shop, form))
 
     # ---- GraphQL Admin API -------------------------------------------------------------
 
@@ -558,11 +365,9 @@ class ShopifySandbox:
         payload = request.get_json(silent=True)
         with self._lock:
             s = self._shop_or_404(shop)
-            grant = self._access.get(request.headers.get("X-Shopify-Access-Token", ""))
-            expired = grant is not None and grant.expires_at is not None and grant.expires_at <= self.clock()
-            if grant is None or grant.shop != shop or expired:
+            grant = self._oauth.authenticate(request.headers.get("X-Shopify-Access-Token", ""), shop)
+            if grant is None:
                 raise _Reply(401, INVALID_TOKEN, headers)
-            self._retire(grant.parent)  # the new access token is in use: its predecessor retires
             if not isinstance(payload, dict) or not isinstance(payload.get("query"), str):
                 raise _Reply(400, {"errors": {"query": "Required parameter missing or invalid"}}, headers)
             variables = payload.get("variables") or {}
@@ -573,7 +378,7 @@ class ShopifySandbox:
             status, body, extra = self._answer(s, grant, payload["query"], variables, record)
         return _json(status, body, {**headers, **extra})
 
-    def _answer(self, s: _Shop, grant: _Grant, query: str, variables: Any,
+    def _answer(self, s: _Shop, grant: Grant, query: str, variables: Any,
                 record: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         try:
             operation = parse(query, variables if isinstance(variables, dict) else {})
@@ -658,87 +463,9 @@ def _pop_matching(queues: dict[str, deque[Any]], path: str) -> Any:
     return None
 
 
-def _scopes(scope: str) -> tuple[str, ...]:
-    return tuple(s.strip() for s in scope.split(",") if s.strip())
-
-
-def _aware(value: datetime | str, tz: ZoneInfo) -> datetime:
-    """A datetime with a zone; naive values are in the shop's time zone."""
-    moment = parse_time(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo else moment.replace(tzinfo=tz)
-
-
-def _iso(moment: datetime) -> str:
-    """GraphQL DateTime as Shopify writes it: UTC, seconds, `Z`."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _decimal(amount: Decimal) -> str:
-    """GraphQL Decimal as Shopify writes it: "45000.0", "12.5", "19.99"."""
-    text = format(amount.normalize(), "f")
-    return text if "." in text else text + ".0"
-
-
-def _money_bag(amount: Decimal, currency: str) -> dict[str, Any]:
-    return {"shopMoney": {"amount": _decimal(amount), "currencyCode": currency},
-            "presentmentMoney": {"amount": _decimal(amount), "currencyCode": currency}}
-
-
-def _total(items: list[dict[str, Any]]) -> Decimal:
-    return sum((Decimal(i["originalUnitPriceSet"]["shopMoney"]["amount"]) * i["quantity"] for i in items),
-               Decimal(0))
-
-
-def _public(order: dict[str, Any]) -> dict[str, Any]:
-    """An order as a query for every field would show it (with customer data approval)."""
-    out = {k: copy.deepcopy(v) for k, v in order.items() if not k.startswith("_")}
-    out["lineItems"] = {"nodes": out["lineItems"]}
-    return out
-
-
 def _max_cost_message(cost: int) -> str:
     return (f"Query cost is {cost}, which exceeds the single query max cost limit ({MAX_COST}).\n\n"
             "See https://shopify.dev/concepts/about-apis/rate-limits for more information on how the\n"
             "cost of a query is calculated.\n\n"
             "To query larger amounts of data with fewer limits, bulk operations should be used instead.\n"
             "See https://shopify.dev/api/usage/bulk-operations/queries for usage details.\n")
-
-
-def _rest_money(amount: str, currency: str) -> dict[str, Any]:
-    text = f"{Decimal(amount):.2f}"
-    return {"shop_money": {"amount": text, "currency_code": currency},
-            "presentment_money": {"amount": text, "currency_code": currency}}
-
-
-def _rest_order(o: dict[str, Any], tz: ZoneInfo) -> dict[str, Any]:
-    """REST shape of a stored order: numeric ids, shop-zone timestamps, 2-decimal money strings."""
-    def at(value: str | None) -> str | None:
-        return parse_time(value).astimezone(tz).isoformat(timespec="seconds") if value else None
-
-    total = o["totalPriceSet"]["shopMoney"]
-    currency = total["currencyCode"]
-    number = int(re.sub(r"\D", "", o["name"]) or 0)
-    items = [{
-        "id": int(li["id"].rsplit("/", 1)[1]), "admin_graphql_api_id": li["id"], "name": li["name"],
-        "title": li["title"], "sku": li["sku"], "quantity": li["quantity"],
-        "price": f"{Decimal(li['originalUnitPriceSet']['shopMoney']['amount']):.2f}",
-        "price_set": _rest_money(li["originalUnitPriceSet"]["shopMoney"]["amount"], currency),
-    } for li in o["lineItems"]]
-    fulfillment = {"FULFILLED": "fulfilled", "PARTIALLY_FULFILLED": "partial"}.get(o["displayFulfillmentStatus"])
-    body: dict[str, Any] = {
-        "id": order_number(o), "admin_graphql_api_id": o["id"], "name": o["name"],
-        "order_number": number, "number": number - 1000,
-        "created_at": at(o["createdAt"]), "updated_at": at(o["updatedAt"]), "processed_at": at(o["processedAt"]),
-        "cancelled_at": at(o["cancelledAt"]), "cancel_reason": (o["cancelReason"] or "").lower() or None,
-        "currency": currency, "presentment_currency": currency,
-        "financial_status": o["displayFinancialStatus"].lower(), "fulfillment_status": fulfillment,
-        "total_price": f"{Decimal(total['amount']):.2f}", "subtotal_price": f"{Decimal(total['amount']):.2f}",
-        "total_tax": "0.00", "total_price_set": _rest_money(total["amount"], currency),
-        "test": o["test"], "line_items": items,
-    }
-    customer = o.get("customer")
-    if customer and not o.get("_protected"):  # redacted without protected-customer-data approval
-        body["customer"] = {"id": int(customer["id"].rsplit("/", 1)[1]), "admin_graphql_api_id": customer["id"],
-                            "first_name": customer["firstName"], "last_name": customer["lastName"],
-                            "email": customer["email"]}
-    return body
