@@ -34,12 +34,8 @@ from flask import Flask, Response, redirect, request
 from werkzeug.exceptions import HTTPException
 
 from bot.sandbox.shopify_graphql import MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse
-from bot.sandbox.shopify_oauth import (  # constants re-exported: callers import them from here
-    BAD_CLIENT, BAD_GRANT, CODE_TTL, DEFAULT_SCOPE, LEGACY_APP, RECOVERY, Grant, OAuthError, TokenAuthority,
-)
-from bot.sandbox.shopify_orders import (  # constants re-exported: callers import them from here
-    CUSTOMERS, PRODUCTS, ZERO_DECIMAL, apply_fields, aware, new_order, public, rest_order, set_statuses,
-)
+from bot.sandbox.shopify_oauth import DEFAULT_SCOPE, Grant, OAuthError, TokenAuthority
+from bot.sandbox.shopify_orders import apply_fields, aware, new_order, public, rest_order, set_statuses
 from bot.shopify_auth import is_valid_shop, webhook_hmac
 
 JSON_TYPE = "application/json; charset=utf-8"
