@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import textwrap
 from datetime import datetime, timedelta, timezone
@@ -20,13 +19,8 @@ from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.secrets import Secrets
 
-FIXTURES = Path(__file__).parent / "fixtures"
 REST_KEY = "sandbox-rest-key"
 CLIENT_SECRET = "sandbox-client-secret"
-
-
-def load_fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
 class FakeClock:
@@ -101,12 +95,14 @@ def sandbox_config(kakao_url: str, jobs: str = "", db_url: str = "sqlite:///bot.
 @pytest.fixture
 def make_app(write_config: Callable[..., Path], secrets: Secrets, clock: FakeClock,
              kakao_server: RunningServer) -> Iterator[Callable[..., App]]:
-    """make_app(jobs_toml, db_url=…) → a migrated App talking to the stand-in, with the fake clock."""
+    """make_app(jobs_toml, db_url=…, with_secrets=…) → a migrated App talking to the stand-in, with the fake
+    clock (and `secrets` unless others are given)."""
     made: list[App] = []
 
-    def make(jobs: str = "", *, db_url: str = "sqlite:///bot.sqlite3", **kwargs: Any) -> App:
+    def make(jobs: str = "", *, db_url: str = "sqlite:///bot.sqlite3", with_secrets: Secrets | None = None,
+             **kwargs: Any) -> App:
         path = write_config(sandbox_config(kakao_server.url, jobs, db_url))
-        app = App(load_config(path), secrets, clock=clock,
+        app = App(load_config(path), with_secrets or secrets, clock=clock,
                   retry=RetryPolicy(attempts=3, base_delay=0, sleep=lambda _s: None), **kwargs)
         app.db.migrate()
         made.append(app)

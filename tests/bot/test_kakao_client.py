@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -14,6 +13,8 @@ import requests
 import responses
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from upstream_fixtures import load_fixture
 
 from bot.kakao_client import FORM, FriendSendResult, KakaoApi, KakaoAuth, KakaoHttp, new_session
 from bot.kakao_errors import (
@@ -36,7 +37,6 @@ from bot.kakao_errors import (
 )
 from bot.retry import RetryPolicy
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 BASE = "https://kapi.test.invalid"
 AUTH = "https://kauth.test.invalid"
 FRIENDS_URL = f"{BASE}/v1/api/talk/friends"
@@ -44,10 +44,6 @@ MEMO_URL = f"{BASE}/v2/api/talk/memo/default/send"
 SEND_URL = f"{BASE}/v1/api/talk/friends/message/default/send"
 INFO_URL = f"{BASE}/v1/user/access_token_info"
 TEMPLATE = {"object_type": "text", "text": "오늘의 메뉴", "link": {"web_url": "https://bot.example.com"}}
-
-
-def load_fixture(name: str):  # noqa: ANN201
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
 class FakeTokens:

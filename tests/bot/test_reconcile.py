@@ -19,10 +19,7 @@ from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
 from bot.webhook_worker import WebhookWorker
 
-from test_webhooks import (  # noqa: F401  (fixtures shared with the route tests)
-    ALERT_JOB, OTHER_SHOP, SHOP, Hooks, bot, bot_server, hooks, make_bot, secrets, shopify, shopify_server,
-    wait_for, worker,
-)
+from webhook_helpers import ALERT_JOB, OTHER_SHOP, SHOP, Hooks, wait_for
 
 
 class Clock:

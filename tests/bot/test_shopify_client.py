@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from conftest import load_fixture
+from upstream_fixtures import load_fixture
 
 from bot.retry import RetryPolicy
 from bot.shopify_client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, required_scopes_missing

@@ -25,9 +25,8 @@ from bot.webhook_worker import MAX_ATTEMPTS, WebhookWorker, order_snapshot, snap
 from bot.webhooks import store_event
 from tokens.models import ShopifyInstall
 
-from test_webhooks import (  # noqa: F401  (fixtures shared with the route tests)
-    ALERT_JOB, API_SECRET, CLIENT_SECRET, OTHER_SHOP, REST_KEY, SHOP, Hooks, bot, bot_server, events, hooks,
-    make_bot, new_order, secrets, shopify, shopify_server, wait_for, worker,
+from webhook_helpers import (
+    ALERT_JOB, API_SECRET, CLIENT_SECRET, OTHER_SHOP, REST_KEY, SHOP, Hooks, events, new_order, wait_for,
 )
 
 REPO = Path(__file__).resolve().parents[2]

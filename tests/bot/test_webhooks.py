@@ -1,163 +1,37 @@
 """POST /shopify/<app>/webhooks: verified, stored first, answered at once; processed after.
 
 Against the real server code over loopback: the Shopify stand-in signs and sends webhooks
-exactly as Shopify does; the Kakao stand-in receives the alerts. The fixtures here are
-shared with test_webhook_worker.py and test_reconcile.py (imported from this module).
+exactly as Shopify does; the Kakao stand-in receives the alerts. The fixtures (bot, hooks,
+worker, …) are in tests/bot/conftest.py, the shared helpers in webhook_helpers.py.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
 from bot.app import App
+from bot.models import WebhookEvent
 from bot.sandbox.kakao import KakaoSandbox
-from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.secrets import Secrets
 from bot.server import MAX_BODY_BYTES, create_app
 from bot.shopify_auth import webhook_hmac
 from bot.webhook_worker import WebhookWorker
 from bot.webhooks import start_background
-from bot.models import WebhookEvent
 
-REST_KEY = "sandbox-rest-key"
-CLIENT_SECRET = "sandbox-client-secret"
-API_KEY = "shopify-client-id"
-API_SECRET = "shopify-client-secret"
-OLD_SECRET = "shopify-previous-secret"
-SHOP = "my-store.myshopify.com"
-OTHER_SHOP = "other-store.myshopify.com"
-HOOK_PATH = "/shopify/default/webhooks"
-ALERT_JOB = f"""
-[[jobs]]
-name = "new-orders"
-kind = "shopify-order-alert"
-shop = "{SHOP}"
-to = ["me"]
-"""
-
-
-def shopify_config(origin: str) -> str:
-    return f"""
-[shopify]
-origin = "{origin}/{{shop}}"
-
-[[shopify.apps]]
-name = "default"
-old_api_secret_env = "SHOPIFY_API_SECRET_OLD"
-"""
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Poll `condition` until it is truthy; fail after `timeout` seconds (a deadline, not a timing claim)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        time.sleep(0.01)
-
-
-def events(app: App) -> list[WebhookEvent]:
-    with app.db.session() as session:
-        return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+from webhook_helpers import (
+    API_KEY, API_SECRET, HOOK_PATH, OLD_SECRET, OTHER_SHOP, SHOP, Hooks, events, new_order, wait_for,
+)
 
 
 def event_count(app: App) -> int:
     with app.db.session() as session:
         return session.scalar(select(func.count()).select_from(WebhookEvent)) or 0
-
-
-class Hooks:
-    """Sends webhooks to the bot's server the way Shopify does (signed by the stand-in)."""
-
-    def __init__(self, shopify: ShopifySandbox, url: str):
-        self.shopify, self.url = shopify, url
-
-    def send(self, topic: str, payload: dict[str, Any], *, shop: str = SHOP, secret: str = API_SECRET,
-             **kwargs: Any) -> requests.Response:
-        return self.shopify.send_webhook(self.url + HOOK_PATH, topic=topic, shop=shop, payload=payload,
-                                         secret=secret, **kwargs)
-
-    def post(self, body: bytes, headers: dict[str, str], path: str = HOOK_PATH) -> requests.Response:
-        return requests.post(self.url + path, data=body, headers=headers, timeout=10)
-
-
-@pytest.fixture
-def secrets(secret_key: str) -> Secrets:
-    return Secrets({"BOT_SECRET_KEY": secret_key, "KAKAO_REST_API_KEY": REST_KEY,
-                    "KAKAO_CLIENT_SECRET": CLIENT_SECRET, "SHOPIFY_API_KEY": API_KEY,
-                    "SHOPIFY_API_SECRET": API_SECRET, "SHOPIFY_API_SECRET_OLD": OLD_SECRET})
-
-
-@pytest.fixture
-def shopify(clock) -> ShopifySandbox:  # noqa: ANN001
-    sandbox = ShopifySandbox(wall_clock=clock.epoch)
-    sandbox.register_app(API_KEY, API_SECRET)
-    sandbox.add_shop(SHOP)
-    sandbox.add_shop(OTHER_SHOP)
-    return sandbox
-
-
-@pytest.fixture
-def shopify_server(shopify: ShopifySandbox) -> Iterator[RunningServer]:
-    with serve(shopify.wsgi_app()) as server:
-        yield server
-
-
-@pytest.fixture
-def make_bot(make_app: Callable[..., App], shopify: ShopifySandbox, shopify_server: RunningServer,
-             logged_in: Callable[[App, str], None]) -> Callable[..., App]:
-    """make_bot(jobs=ALERT_JOB) → an App with Shopify config, a Kakao login and the shop connected."""
-
-    def make(jobs: str = ALERT_JOB, *, login: bool = True, connect: bool = True, **kwargs: Any) -> App:
-        app = make_app(shopify_config(shopify_server.url) + jobs, **kwargs)
-        if login:
-            logged_in(app, "default")
-        if connect:
-            app.shopify_tokens.store_legacy("default", SHOP, shopify.legacy_token(SHOP), "read_orders")
-        return app
-
-    return make
-
-
-@pytest.fixture
-def bot(make_bot: Callable[..., App]) -> App:
-    return make_bot()
-
-
-@pytest.fixture
-def bot_server(bot: App) -> Iterator[RunningServer]:
-    with serve(create_app(bot)) as server:
-        yield server
-
-
-@pytest.fixture
-def hooks(shopify: ShopifySandbox, bot_server: RunningServer) -> Hooks:
-    return Hooks(shopify, bot_server.url)
-
-
-@pytest.fixture
-def worker(bot: App) -> Iterator[WebhookWorker]:
-    made = WebhookWorker(bot)
-    yield made
-    made.stop(5)
-
-
-def new_order(shopify: ShopifySandbox, shop: str = SHOP, **fields: Any) -> dict[str, Any]:
-    """An order at the stand-in, as its orders/create webhook body."""
-    created = shopify.add_order(shop, **fields)
-    return shopify.rest_order(shop, created["id"])
 
 
 def signed_headers(body: bytes, secret: str = API_SECRET, **overrides: str | None) -> dict[str, str]:
