@@ -24,7 +24,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 from sqlalchemy import delete, select, update
 
@@ -39,7 +39,7 @@ from bot.schedule import slot_instant
 from jobs import job_kind
 from jobs.base import Outcome
 from jobs.render import won
-from jobs.shopify_order_alert import KIND, QuietWindow
+from jobs.shopify_order_alert import KIND, QuietWindow, alert_outcome
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -72,6 +72,23 @@ class AlertSender:
         self.friends_ttl = friends_ttl
         self._friends: dict[str, tuple[float, list[Friend]]] = {}
         self._lock = threading.Lock()
+
+    def alert_order(self, jobs: list[JobConfig], slot_key: str, order: dict[str, Any], *, event: str = "new",
+                    changes: Iterable[str] = ()) -> tuple[int, list[str]]:
+        """One order's alert for each of `jobs` (the webhook and the reconciliation both come here):
+        (messages sent, what failed). One job's failure does not stop the others; each is logged."""
+        sent, problems = 0, []
+        for job in jobs:
+            try:
+                outcome = alert_outcome(job, order, event=event, changes=changes, timezone=self.app.config.timezone)
+                report = self.deliver(job, slot_key, outcome)
+            except Exception as exc:  # noqa: BLE001 — one job's problem must not stop the others
+                log.exception("%s: alert %s failed", job.name, slot_key)
+                problems.append(f"{job.name}: {type(exc).__name__}: {exc}")
+                continue
+            sent += report.count("sent")
+            problems += [f"{job.name} → {problem}" for problem in problems_of(report)]
+        return sent, problems
 
     def deliver(self, job: JobConfig, slot_key: str, outcome: Outcome) -> FanoutReport:
         """Send `outcome` to the job's recipients under `slot_key` (each at most once, ever).

@@ -21,11 +21,11 @@ import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.alerts import AlertSender, alert_jobs, problems_of
+from bot.alerts import AlertSender, alert_jobs
 from bot.job_memory import StoredJobState
 from bot.logs import redact
 from bot.webhooks import parse_time
-from jobs.shopify_order_alert import alert_outcome, order_gid
+from jobs.shopify_order_alert import order_gid
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -96,17 +96,8 @@ class Reconciler:
             gid = order_gid(order)
             if gid is None:
                 continue
-            sent = 0
-            for job in jobs:
-                try:
-                    outcome = alert_outcome(job, order, timezone=self.app.config.timezone)
-                    report = self.alerts.deliver(job, f"order:{gid}", outcome)
-                except Exception as exc:  # noqa: BLE001
-                    log.exception("%s: reconciliation alert of %s failed", job.name, gid)
-                    problems.append(f"{job.name} {gid}: {type(exc).__name__}")
-                    continue
-                sent += report.count("sent")
-                problems += [f"{job.name} {gid} → {problem}" for problem in problems_of(report)]
+            sent, failed = self.alerts.alert_order(jobs, f"order:{gid}", order)
+            problems += [f"{gid} {problem}" for problem in failed]
             if sent:
                 raised += 1
                 log.warning("%s: order %s was alerted by reconciliation: its webhook did not come (yet)",

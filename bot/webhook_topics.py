@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import delete, select, update
 
-from bot.alerts import AlertFailed, AlertSender, alert_jobs, problems_of
+from bot.alerts import AlertFailed, AlertSender, alert_jobs
 from bot.models import JobMemory, OrderSnapshot, WebhookEvent
 from bot.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
 from bot.reconcile import state_key
 from bot.webhooks import parse_time, write_session
-from jobs.shopify_order_alert import alert_outcome, order_gid
+from jobs.shopify_order_alert import order_gid
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -133,17 +133,7 @@ class TopicHandlers:
     def _alert(self, jobs: list["JobConfig"], slot_key: str, order: dict[str, Any], kind: str,
                changes: tuple | list) -> str:
         """Deliver the alert of each job; AlertFailed (after trying all) if some recipient failed."""
-        sent, problems = 0, []
-        for job in jobs:
-            try:
-                outcome = alert_outcome(job, order, event=kind, changes=changes, timezone=self.app.config.timezone)
-                report = self.alerts.deliver(job, slot_key, outcome)
-            except Exception as exc:  # noqa: BLE001 — one job's problem must not stop the others
-                log.exception("%s: alert %s failed", job.name, slot_key)
-                problems.append(f"{job.name}: {type(exc).__name__}: {exc}")
-                continue
-            sent += report.count("sent")
-            problems += [f"{job.name} → {problem}" for problem in problems_of(report)]
+        sent, problems = self.alerts.alert_order(jobs, slot_key, order, event=kind, changes=changes)
         if problems:
             raise AlertFailed("; ".join(problems))
         return f"{sent} alert(s) sent"
