@@ -35,7 +35,7 @@ from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TEXT_LIMIT, text_template
 from bot.models import JobMemory
 from bot.recipients import Friend, resolve
-from bot.schedule import slot_instant
+from bot.schedule import parse_instant, slot_instant
 from jobs import job_kind
 from jobs.base import Outcome
 from jobs.render import won
@@ -105,7 +105,7 @@ class AlertSender:
             if held is not None:
                 log.info("%s: %s was held in quiet hours; it is in the summary, not sent on its own",
                          job.name, slot_key)
-                until = _parse(held.get("until"))
+                until = parse_instant(held.get("until"))
                 return self._held_report(job, slot_key, "held in quiet hours: in the summary at "
                                          + (f"{until.astimezone(self.app.config.timezone):%H:%M}" if until else "?"))
         fanout = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session, job.name,
@@ -203,7 +203,7 @@ class AlertSender:
         chosen: list[tuple[str, dict[str, Any]]] = []
         stale: list[str] = []
         for key, value, text in self._quiet_rows(job):
-            assigned, until = value.get("summary"), _parse(value.get("until"))
+            assigned, until = value.get("summary"), parse_instant(value.get("until"))
             if assigned == summary_id and not value.get("told"):
                 chosen.append((key, value))  # assigned by an earlier call that did not reach everyone
             elif not assigned and (until is None or until <= end):
@@ -217,7 +217,7 @@ class AlertSender:
                         .execution_options(synchronize_session=False)).rowcount
                 if taken:
                     chosen.append((key, value))
-            elif assigned and (_parse(assigned) or end) < now - QUIET_KEEP:
+            elif assigned and (parse_instant(assigned) or end) < now - QUIET_KEEP:
                 stale.append(key)
         if stale:
             with self.app.db.session() as session:
@@ -317,16 +317,6 @@ def _sum(alerts: list[dict[str, Any]]) -> tuple[Decimal, str | None] | None:
         return sum((Decimal(alert["total"]) for alert in alerts), Decimal(0)), currencies.pop()
     except (InvalidOperation, TypeError, ValueError):
         return None
-
-
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
 
 
 def problems_of(report: FanoutReport) -> list[str]:

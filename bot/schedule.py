@@ -1,4 +1,4 @@
-"""When jobs run: slot times, cron expressions with weekday names, and durations.
+"""When jobs run: slot times, cron expressions with weekday names, durations, and stored instants.
 
 Cron weekdays are accepted only as names (`mon-fri`): numbers mean Sunday=0 in cron but
 Monday=0 in APScheduler, so a number would silently shift every weekday by one. For the
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timezone, tzinfo
+from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -45,6 +46,18 @@ def parse_cron(expression: str, zone: tzinfo | None = None) -> CronTrigger:
     if trigger.get_next_fire_time(None, datetime.now(timezone.utc)) is None:
         raise ValueError("never fires (no such day, e.g. 30 February)")
     return trigger
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An ISO 8601 time with an offset, in the offset it was written with; None for anything else
+    (not a string, unreadable, or naive: a time without a zone is not an instant)."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else None
 
 
 def slot_instant(slot_time: time, day: date, zone: tzinfo) -> datetime:

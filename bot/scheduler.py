@@ -52,7 +52,7 @@ from bot.config import Config, JobConfig
 from bot.job_memory import StoredJobState
 from bot.models import Delivery
 from bot.quota import quota_day
-from bot.schedule import parse_cron
+from bot.schedule import parse_cron, parse_instant
 from jobs import job_kind
 from jobs.shopify_order_alert import KIND as ALERT_KIND
 
@@ -428,14 +428,14 @@ class BotScheduler:
     def _catch_up_job(self, entry: _Entry, now: datetime) -> CatchUp | None:
         job = entry.job
         marks = self._marks(job)
-        seen = _parse(marks.get("seen"))
+        seen = parse_instant(marks.get("seen"))
         if seen is None:
             self._mark(job, seen=now)  # from now on this job's slots are owed
             return None
         instant = entry.trigger.latest(now)
         if instant is None or instant <= seen:
             return None
-        last_done = _parse(marks.get("done"))
+        last_done = parse_instant(marks.get("done"))
         if last_done is not None and last_done >= instant:
             return None
         if now.astimezone(UTC) - instant.astimezone(UTC) <= self.grace:
@@ -453,24 +453,14 @@ class BotScheduler:
     def _mark(self, job: JobConfig, *, seen: datetime | None = None, done: datetime | None = None) -> None:
         state = StoredJobState(self.app.db, job.name)
         marks = self._marks(job)
-        if seen is not None and _parse(marks.get("seen")) is None:
+        if seen is not None and parse_instant(marks.get("seen")) is None:
             marks["seen"] = seen.astimezone(UTC).isoformat()
         if done is not None:
-            previous = _parse(marks.get("done"))
+            previous = parse_instant(marks.get("done"))
             if previous is None or previous < done:
                 marks["done"] = done.astimezone(UTC).isoformat()
             marks.setdefault("seen", done.astimezone(UTC).isoformat())
         state.set(MEMORY_KEY, marks)
-
-
-def _parse(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
 
 
 def _duration(delta: timedelta) -> str:

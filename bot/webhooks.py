@@ -37,6 +37,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from bot.config import ConfigError
 from bot.db import insert_for
 from bot.models import WebhookEvent
+from bot.schedule import parse_instant
 from bot.secrets import MissingSecret
 from bot.shopify_auth import is_valid_shop, verify_webhook
 
@@ -138,13 +139,8 @@ def parse_time(value: str | None) -> datetime | None:
     """An ISO 8601 time (Shopify's X-Shopify-Triggered-At, `updated_at`), aware UTC; None if unreadable."""
     if not value or not isinstance(value, str):
         return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return moment.astimezone(timezone.utc)
+    moment = parse_instant(value.strip())
+    return moment.astimezone(timezone.utc) if moment else None
 
 
 # -- short writes ------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+from bot.schedule import parse_instant
 from bot.shopify_auth import normalize_shop
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
@@ -176,7 +177,7 @@ def order_context(order: dict[str, Any], *, shop: str, top_items: int = 3,
     number = order_number(gid) if gid else ""
     amount, currency = _total(order)
     items = [item for item in _line_items(order) if item["quantity"] > 0]
-    created = _time(order.get("created_at") or order.get("createdAt"))
+    created = parse_instant(order.get("created_at") or order.get("createdAt"))
     if created is not None and timezone is not None:
         created = created.astimezone(timezone)
     financial = order.get("financial_status") or order.get("displayFinancialStatus")
@@ -257,13 +258,3 @@ def _decimal(value: Any) -> Decimal | None:
 
 def _currency(value: Any) -> str | None:
     return value.strip().upper() if isinstance(value, str) and re.fullmatch(r"\s*[A-Za-z]{3}\s*", value) else None
-
-
-def _time(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else None
