@@ -29,10 +29,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from bot.schedule import parse_instant
-from bot.shopify_auth import normalize_shop
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
-from jobs.shopify_orders import _same_origin
+from jobs.shopify_orders import _same_origin, parse_shop
 
 if TYPE_CHECKING:
     from bot.config import ConfigError, JobConfig
@@ -98,13 +97,7 @@ class ShopifyOrderAlertParams:
 
 def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> ShopifyOrderAlertParams:
     """Typed params from the job's table; `fail(key, why)` builds the error to raise."""
-    shop = raw.get("shop")
-    if not isinstance(shop, str) or not shop.strip():
-        raise fail("shop", "required: the shop's domain, like my-store.myshopify.com")
-    try:
-        shop = normalize_shop(shop.strip())
-    except ValueError as exc:
-        raise fail("shop", str(exc)) from None
+    shop = parse_shop(raw, fail)
     on_update = raw.get("on_update", True)
     if not isinstance(on_update, bool):
         raise fail("on_update", "must be true or false")

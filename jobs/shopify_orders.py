@@ -81,15 +81,20 @@ class ShopifyOrdersParams:
     line_items: int = 10
 
 
-def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> ShopifyOrdersParams:
-    """Typed params from the job's table; `fail(key, why)` builds the error to raise."""
+def parse_shop(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> str:
+    """The job's `shop` key, required, as a normalised *.myshopify.com domain (also for order alerts)."""
     shop = raw.get("shop")
     if not isinstance(shop, str) or not shop.strip():
         raise fail("shop", "required: the shop's domain, like my-store.myshopify.com")
     try:
-        shop = normalize_shop(shop.strip())
+        return normalize_shop(shop.strip())
     except ValueError as exc:
         raise fail("shop", str(exc)) from None
+
+
+def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> ShopifyOrdersParams:
+    """Typed params from the job's table; `fail(key, why)` builds the error to raise."""
+    shop = parse_shop(raw, fail)
 
     top_products = _int(raw, "top_products", 3, TOP_PRODUCTS_LIMIT, fail)
 
