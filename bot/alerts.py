@@ -24,7 +24,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from sqlalchemy import delete, select, update
 
@@ -34,7 +34,7 @@ from bot.fanout import Fanout, FanoutReport, RecipientResult
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TEXT_LIMIT, text_template
 from bot.models import JobMemory
-from bot.recipients import Friend, resolve
+from bot.recipients import Friend, Target, resolve
 from bot.schedule import parse_instant, slot_instant
 from jobs import job_kind
 from jobs.base import Outcome
@@ -108,21 +108,29 @@ class AlertSender:
                 until = parse_instant(held.get("until"))
                 return self._held_report(job, slot_key, "held in quiet hours: in the summary at "
                                          + (f"{until.astimezone(self.app.config.timezone):%H:%M}" if until else "?"))
+        web_domain = self.app.config.kakao.web_domain
+
+        def messages_for(targets: list[Target]) -> Callable[[Target], dict]:
+            messages = {audience: kind.render(job, outcome, audience=audience, web_domain=web_domain,
+                                              default_link=web_domain)
+                        for audience in dict.fromkeys("me" if t.uuid is None else "friend" for t in targets)}
+            return lambda target: messages["me" if target.uuid is None else "friend"]
+
+        return self._send(job, slot_key, now, messages_for)
+
+    def _send(self, job: JobConfig, slot_key: str, now: datetime,
+              messages_for: Callable[[list[Target]], Callable[[Target], dict]], what: str = "") -> FanoutReport:
+        """Fan out to the job's recipients under `slot_key`. The messages are made once the recipients
+        are known and before anything is claimed: a template that fails leaves no half-made delivery.
+        A Kakao login needing a person fails every recipient, naming why."""
         fanout = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session, job.name,
                         slot_key, job.sender, now, reserve=self.app.config.quota_reserve)
         try:
             targets, unreachable = resolve(job.to, self._friends_for(job))
         except KakaoLoginRequired as exc:
-            recipients = [("me", "me") if r.kind == "me" else (str(r), r.value) for r in job.to]
-            log.error("%s: %s", job.name, exc)
-            return fanout.fail_all(recipients, str(exc))
-        web_domain = self.app.config.kakao.web_domain
-        # Rendered before anything is claimed: a template that fails leaves no half-made delivery.
-        messages = {audience: kind.render(job, outcome, audience=audience, web_domain=web_domain,
-                                          default_link=web_domain)
-                    for audience in dict.fromkeys("me" if t.uuid is None else "friend" for t in targets)}
-        return fanout.deliver(targets, unreachable,
-                              lambda target: messages["me" if target.uuid is None else "friend"])
+            log.error("%s: %s%s", job.name, what, exc)
+            return fanout.fail_all(job.to, str(exc))
+        return fanout.deliver(targets, unreachable, messages_for(targets))
 
     def _friends_for(self, job: JobConfig) -> list[Friend] | None:
         if all(recipient.kind == "me" for recipient in job.to):
@@ -229,15 +237,7 @@ class AlertSender:
         template = text_template(quiet_summary_text(quiet, [value for _, value in chosen]), link=web_domain,
                                  web_domain=web_domain)
         slot_key = quiet_slot_key(job.name, end)
-        fanout = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session, job.name,
-                        slot_key, job.sender, now, reserve=self.app.config.quota_reserve)
-        try:
-            targets, unreachable = resolve(job.to, self._friends_for(job))
-        except KakaoLoginRequired as exc:
-            recipients = [("me", "me") if r.kind == "me" else (str(r), r.value) for r in job.to]
-            log.error("%s: quiet-hours summary: %s", job.name, exc)
-            return fanout.fail_all(recipients, str(exc))
-        report = fanout.deliver(targets, unreachable, lambda _target: template)
+        report = self._send(job, slot_key, now, lambda _targets: lambda _target: template, "quiet-hours summary: ")
         if not report.failed:
             # Done: later calls for this end find nothing to do. Otherwise the next call (a second
             # firing, the catch-up) retries, and the deliveries table skips whoever has it already.

@@ -17,7 +17,7 @@ from bot.deliveries import Claim, DeliveryLog
 from bot.kakao_client import MAX_RECEIVERS, KakaoApi
 from bot.kakao_errors import KakaoError, KakaoOAuthError, KakaoSendUnknown
 from bot.quota import ME_RESERVE, QuotaBook, quota_day
-from bot.recipients import Target, Unreachable
+from bot.recipients import Recipient, Target, Unreachable
 
 log = logging.getLogger(__name__)
 
@@ -171,11 +171,13 @@ class Fanout:
         for target, _ in batch:
             report.results.append(RecipientResult(target.key, target.label, status, reason, code))
 
-    def fail_all(self, recipients: Sequence[tuple[str, str]], reason: str) -> FanoutReport:
-        """Record every recipient (key, label) as failed for `reason`, without sending (e.g. dead login)."""
+    def fail_all(self, recipients: Sequence[Recipient], reason: str) -> FanoutReport:
+        """Record every configured recipient as failed for `reason`, without sending (e.g. dead login:
+        friends cannot even be looked up, so each is keyed as configured, "friend:<nickname>")."""
         report = FanoutReport(self.job, self.slot_key, token_error=reason)
         day = quota_day(self.now)
-        for key, label in recipients:
+        for recipient in recipients:
+            key, label = str(recipient), "me" if recipient.kind == "me" else recipient.value
             target = Target(key, label)
             claim = self.log.claim(job=self.job, slot_key=self.slot_key, recipient=key, label=label,
                                    sender=self.sender, quota_day=day, late=self.late)

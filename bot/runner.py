@@ -129,8 +129,7 @@ class Runner:
     def _login_dead(self, job: JobConfig, slot_key: str, now: datetime, late: bool,
                     exc: KakaoLoginRequired) -> RunReport:
         """No login, no message: every recipient is recorded as failed, naming the fix."""
-        recipients = [("me", "me") if r.kind == "me" else (str(r), r.value) for r in job.to]
-        report = self._fanout(job.name, slot_key, job.sender, now, late=late).fail_all(recipients, str(exc))
+        report = self._fanout(job.name, slot_key, job.sender, now, late=late).fail_all(job.to, str(exc))
         log.error("%s failed: %s", job.name, exc)
         return RunReport(job.name, slot_key, "failed", error=str(exc), fanout=report)
 

@@ -149,6 +149,38 @@ def test_outside_the_window_an_alert_is_sent_at_once(alert_app, clock, sandbox):
     assert "새 주문 #1001" in text
 
 
+def dead_login(sandbox) -> None:  # noqa: ANN001
+    sandbox.revoke_refresh_tokens()
+    sandbox.expire_access_tokens()
+
+
+def failed_by_name(app: App) -> list[tuple[str, str, str, bool]]:
+    return [(row.recipient, row.label, row.status, "kakao login" in (row.reason or "")) for row in rows(app)]
+
+
+def test_an_alert_with_a_dead_login_fails_every_recipient_by_name(alert_app, clock, sandbox):
+    app = alert_app('["me", "friend:친구01"]')
+    clock.now = kst(22, 12).astimezone(UTC)
+    dead_login(sandbox)
+    report = raise_alert(app, 1001)
+    assert [result.status for result in report.results] == ["failed", "failed"]
+    assert failed_by_name(app) == [("me", "me", "failed", True), ("friend:친구01", "친구01", "failed", True)]
+    assert texts(sandbox) == []
+
+
+def test_a_summary_with_a_dead_login_fails_every_recipient_by_name(alert_app, clock, sandbox):
+    app = alert_app('["me", "friend:친구01"]')
+    clock.now = kst(22, 23).astimezone(UTC)
+    raise_alert(app, 1001)  # held: nothing asked of Kakao yet
+    dead_login(sandbox)
+    clock.now = kst(23, 7).astimezone(UTC)
+    report = BotScheduler(app).fire_at("new-orders", kst(23, 7), clock())
+    assert [result.status for result in report.results] == ["failed", "failed"]
+    assert [row for row in failed_by_name(app) if row[2] == "failed"] == [
+        ("me", "me", "failed", True), ("friend:친구01", "친구01", "failed", True)]
+    assert texts(sandbox) == []
+
+
 def test_alerts_inside_the_window_are_held_and_summarised_once_at_its_end(alert_app, clock, sandbox):
     app = alert_app('["me", "friend:친구01"]')
     clock.now = kst(22, 23, 10).astimezone(UTC)
