@@ -111,6 +111,18 @@ def scheduled_setup(make_app, logged_in, web, friends, clock):  # noqa: ANN001, 
     return app, slot_at.replace(second=0).astimezone(app.config.timezone).isoformat()
 
 
+def bot_run(app, sandbox: KakaoSandbox, secret_key: str, **environ: str) -> subprocess.Popen:  # noqa: ANN001
+    """`python -m bot run` on the app's config, with nothing from this environment redirecting it."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("BOT_DATABASE_URL", "BOT_CONFIG", "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM",
+                          "WATCHDOG_USEC", "WATCHDOG_PID", "NOTIFY_SOCKET")}
+    env.update(BOT_SECRET_KEY=secret_key, KAKAO_REST_API_KEY=sandbox.rest_api_key,
+               KAKAO_CLIENT_SECRET=sandbox.client_secret, PYTHONPATH=str(ROOT), **environ)
+    return subprocess.Popen([sys.executable, "-m", "bot", "--config", str(app.config.path), "run"],
+                            cwd=app.config.base_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
 def send_now_slot(app, sandbox: KakaoSandbox, secret_key: str):  # noqa: ANN001, ANN201
     env = {"BOT_SECRET_KEY": secret_key, "KAKAO_REST_API_KEY": sandbox.rest_api_key,
            "KAKAO_CLIENT_SECRET": sandbox.client_secret, "BOT_DATABASE_URL": None, "BOT_CONFIG": None,
@@ -282,15 +294,7 @@ def test_python_m_bot_run_gets_sigterm_during_a_fanout_and_exits_0_with_history_
     notify_dir = Path(tempfile.mkdtemp(prefix="ksb-", dir="/tmp"))  # AF_UNIX paths are short
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     listener.bind(str(notify_dir / "notify"))
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("BOT_DATABASE_URL", "BOT_CONFIG", "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM",
-                          "WATCHDOG_USEC", "WATCHDOG_PID")}
-    env.update(BOT_SECRET_KEY=secret_key, KAKAO_REST_API_KEY=sandbox.rest_api_key,
-               KAKAO_CLIENT_SECRET=sandbox.client_secret, PYTHONPATH=str(ROOT),
-               NOTIFY_SOCKET=str(notify_dir / "notify"))
-    proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(app.config.path), "run"],
-                            cwd=app.config.base_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = bot_run(app, sandbox, secret_key, NOTIFY_SOCKET=str(notify_dir / "notify"))
     try:
         deadline = time.monotonic() + 60
         while not entered.wait(0.1):
@@ -338,17 +342,6 @@ def test_python_m_bot_run_gets_sigterm_during_a_fanout_and_exits_0_with_history_
     assert len(lines) == 12
     assert sum(" sent" in line for line in lines) == 5
     assert sum(" skipped" in line and "stopped before sending" in line for line in lines) == 7
-
-
-def bot_run(app, sandbox: KakaoSandbox, secret_key: str) -> subprocess.Popen:  # noqa: ANN001
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("BOT_DATABASE_URL", "BOT_CONFIG", "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM",
-                          "WATCHDOG_USEC", "WATCHDOG_PID", "NOTIFY_SOCKET")}
-    env.update(BOT_SECRET_KEY=secret_key, KAKAO_REST_API_KEY=sandbox.rest_api_key,
-               KAKAO_CLIENT_SECRET=sandbox.client_secret, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "bot", "--config", str(app.config.path), "run"],
-                            cwd=app.config.base_dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
 
 
 def wait_until(condition, proc: subprocess.Popen, what: str, timeout: float = 60) -> None:  # noqa: ANN001

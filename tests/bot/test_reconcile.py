@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import pytest
 from sqlalchemy import select
@@ -21,26 +21,15 @@ from bot.webhook_worker import WebhookWorker
 
 from webhook_helpers import ALERT_JOB, OTHER_SHOP, SHOP, Hooks, wait_for
 
-
-class Clock:
-    """A settable clock near the real time (Shopify's read_orders window is measured from the real now)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(timezone.utc).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def epoch(self) -> float:
-        return self.now.timestamp()
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
+if TYPE_CHECKING:
+    from conftest import FakeClock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock(clock: FakeClock) -> FakeClock:
+    """The shared fake clock, set near the real time: Shopify's read_orders window is measured from the real now."""
+    clock.now = datetime.now(timezone.utc).replace(microsecond=0)
+    return clock
 
 
 def alerted(sandbox: KakaoSandbox) -> list[str]:
@@ -48,7 +37,7 @@ def alerted(sandbox: KakaoSandbox) -> list[str]:
 
 
 def test_an_order_whose_webhook_never_came_is_alerted_once(bot: App, shopify: ShopifySandbox,
-                                                           sandbox: KakaoSandbox, clock: Clock, caplog) -> None:  # noqa: ANN001
+                                                           sandbox: KakaoSandbox, clock: FakeClock, caplog) -> None:  # noqa: ANN001
     order = shopify.add_order(SHOP, lineItems=[{"name": "텀블러", "sku": "TUMB-01", "quantity": 2, "price": 25000}])
     clock.advance(minutes=1)
     reconciler = Reconciler(bot)
@@ -68,7 +57,7 @@ def test_an_order_whose_webhook_never_came_is_alerted_once(bot: App, shopify: Sh
 
 
 def test_an_order_already_alerted_by_its_webhook_is_not_alerted_again(bot: App, hooks: Hooks, shopify: ShopifySandbox,
-                                                                      sandbox: KakaoSandbox, clock: Clock,
+                                                                      sandbox: KakaoSandbox, clock: FakeClock,
                                                                       worker: WebhookWorker) -> None:
     created = shopify.add_order(SHOP)
     assert hooks.send("orders/create", shopify.rest_order(SHOP, created["id"])).status_code == 200
@@ -81,7 +70,7 @@ def test_an_order_already_alerted_by_its_webhook_is_not_alerted_again(bot: App, 
 
 
 def test_a_late_webhook_after_reconciliation_alerts_nothing(bot: App, hooks: Hooks, shopify: ShopifySandbox,
-                                                            sandbox: KakaoSandbox, clock: Clock,
+                                                            sandbox: KakaoSandbox, clock: FakeClock,
                                                             worker: WebhookWorker) -> None:
     created = shopify.add_order(SHOP)
     clock.advance(minutes=1)
@@ -94,7 +83,7 @@ def test_a_late_webhook_after_reconciliation_alerts_nothing(bot: App, hooks: Hoo
 
 
 def test_the_first_pass_looks_back_one_hour_and_later_passes_from_where_the_last_ended(
-        bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: Clock) -> None:
+        bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: FakeClock) -> None:
     old = shopify.add_order(SHOP, createdAt=clock() - timedelta(hours=2))
     recent = shopify.add_order(SHOP, createdAt=clock() - timedelta(minutes=30))
     reconciler = Reconciler(bot)
@@ -111,7 +100,7 @@ def test_the_first_pass_looks_back_one_hour_and_later_passes_from_where_the_last
 
 
 def test_a_failed_query_does_not_move_the_window(bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox,
-                                                 clock: Clock) -> None:
+                                                 clock: FakeClock) -> None:
     reconciler = Reconciler(bot)
     reconciler.run_once()
     start = StoredJobState(bot.db, state_key(SHOP)).get("since")
@@ -128,7 +117,7 @@ def test_a_failed_query_does_not_move_the_window(bot: App, shopify: ShopifySandb
 
 def test_a_shop_that_is_not_connected_is_reported_and_the_others_go_on(make_bot: Callable[..., App],
                                                                        shopify: ShopifySandbox,
-                                                                       sandbox: KakaoSandbox, clock: Clock,
+                                                                       sandbox: KakaoSandbox, clock: FakeClock,
                                                                        caplog) -> None:  # noqa: ANN001
     other_job = ALERT_JOB.replace('"new-orders"', '"other-orders"').replace(SHOP, OTHER_SHOP)
     app = make_bot(other_job + ALERT_JOB)  # OTHER_SHOP is not connected; SHOP is
@@ -143,7 +132,7 @@ def test_a_shop_that_is_not_connected_is_reported_and_the_others_go_on(make_bot:
 
 
 def test_two_jobs_of_one_shop_each_alert_once(make_bot: Callable[..., App], shopify: ShopifySandbox,
-                                              sandbox: KakaoSandbox, clock: Clock) -> None:
+                                              sandbox: KakaoSandbox, clock: FakeClock) -> None:
     friend = sandbox.add_friend("직원01")
     second = ALERT_JOB.replace('"new-orders"', '"staff-orders"').replace('["me"]', '["friend:직원01"]')
     app = make_bot(ALERT_JOB + second)
@@ -155,7 +144,7 @@ def test_two_jobs_of_one_shop_each_alert_once(make_bot: Callable[..., App], shop
 
 
 def test_the_reconciliation_is_a_scheduler_job_passing_at_start_and_waited_for_at_stop(
-        bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: Clock) -> None:
+        bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: FakeClock) -> None:
     shopify.add_order(SHOP)
     clock.advance(minutes=1)
     scheduler = BotScheduler(bot)

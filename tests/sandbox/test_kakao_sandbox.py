@@ -10,7 +10,6 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
@@ -21,7 +20,8 @@ import requests
 from bot.sandbox.kakao import MAINTENANCE, TEMPORARY_ERROR, KakaoSandbox
 from bot.sandbox.server import serve
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kakao"
+from upstream_fixtures import load_fixture, shape
+
 REDIRECT = "http://localhost:8080/kakao/callback"
 MEMO = "/v2/api/talk/memo/default/send"
 SEND = "/v1/api/talk/friends/message/default/send"
@@ -31,17 +31,8 @@ TEXT = {"object_type": "text", "text": "새 주문 1건", "link": {"web_url": "h
 NOON = datetime(2026, 11, 22, 12, 0, tzinfo=ZoneInfo("Asia/Seoul")).timestamp()
 
 
-def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-def shape(value: Any) -> Any:
-    """Keys and value types, recursively: what must match when values are random."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(v) for v in value]
-    return type(value).__name__
+def fixture(name: str) -> Any:
+    return load_fixture(f"kakao/{name}")
 
 
 class FakeClock:

@@ -12,7 +12,6 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
@@ -26,7 +25,8 @@ from bot.sandbox.shopify import INTERNAL_ERROR, ShopifySandbox
 from bot.sandbox.shopify_graphql import UNSUPPORTED
 from bot.shopify_auth import verify_query, verify_webhook
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
+from upstream_fixtures import load_fixture, shape
+
 SEOUL = ZoneInfo("Asia/Seoul")
 SHOP, OTHER = "kimchi-store.myshopify.com", "other-store.myshopify.com"
 KEY, SECRET = "sandbox-shopify-key", "sandbox-shopify-secret"
@@ -60,16 +60,7 @@ mutation {
 
 
 def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-
-
-def shape(value: Any) -> Any:
-    """Keys and value types, recursively: what must match when values are random."""
-    if isinstance(value, dict):
-        return {k: shape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [shape(v) for v in value]
-    return type(value).__name__
+    return load_fixture(f"shopify/{name}")
 
 
 class FakeClock:
