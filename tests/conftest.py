@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -10,7 +9,6 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import create_engine, text
 
 from bot.app import App
 from bot.config import load_config
@@ -18,6 +16,7 @@ from bot.retry import RetryPolicy
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.secrets import Secrets
+from scratch_postgres import postgres_server_url, scratch_database
 
 REST_KEY = "sandbox-rest-key"
 CLIENT_SECRET = "sandbox-client-secret"
@@ -126,15 +125,7 @@ def logged_in(sandbox: KakaoSandbox) -> Callable[[App, str], None]:
 
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
-    """A clean schema on the PostgreSQL named by BOT_TEST_POSTGRES_URL; CI sets it, so there it never skips."""
-    url = os.environ.get("BOT_TEST_POSTGRES_URL")
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the PostgreSQL tests: set BOT_TEST_POSTGRES_URL")
-        pytest.skip("BOT_TEST_POSTGRES_URL not set")
-    engine = create_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    yield url
+    """A new, empty database of this test's own on the BOT_TEST_POSTGRES_URL server, dropped after it
+    (tests/scratch_postgres.py): the database that URL names is never touched."""
+    with scratch_database(postgres_server_url()) as url:
+        yield url
