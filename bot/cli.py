@@ -22,6 +22,7 @@ from bot.cli_shopify import shopify
 from bot.config import Config, JobConfig
 from bot.logs import setup_logging
 from bot.schedule import slot_instant
+from bot.slot_time import SlotNotYet, due_occurrence
 
 if TYPE_CHECKING:
     from bot.runner import RunReport
@@ -71,6 +72,8 @@ def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_
     # A dry run records nothing, but still needs the schema to read the jobs' memory.
     app = state.app()
     jobs = _select_jobs(app.config, job_names, slot)
+    if slot is not None:
+        _wait_for_slot(app, slot)
     runner = Runner(app)
     reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run, **_slot_window(app, job, slot))
                for job in jobs]
@@ -122,6 +125,14 @@ def _slot_window(app: App, job: JobConfig, slot: str | None) -> dict[str, dateti
 
     instant = _todays(app, slot)
     return {"since": job_trigger(job.at, app.config).latest(instant, before=True), "until": instant}
+
+
+def _wait_for_slot(app: App, slot: str) -> None:
+    """A slot still ahead is never claimed (bot.slot_time): refused, or waited for when it is imminent."""
+    try:
+        due_occurrence(slot, app.config.slots[slot], app.clock, app.config.timezone)
+    except SlotNotYet as exc:
+        raise UsageProblem(str(exc)) from None
 
 
 def _todays(app: App, slot: str) -> datetime:

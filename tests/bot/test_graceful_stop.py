@@ -40,6 +40,8 @@ from bot.schedule import slot_instant
 from bot.service import run_service
 from bot.systemd import Notifier
 
+from cli_clock import MovableClock, cli_on_clock
+
 ROOT = Path(__file__).resolve().parents[2]
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 MENU_HTML = """<!doctype html><html><head><meta charset="utf-8"></head><body>
@@ -123,7 +125,9 @@ def bot_run(app, sandbox: KakaoSandbox, secret_key: str, **environ: str) -> subp
                             text=True)
 
 
-def send_now_slot(app, sandbox: KakaoSandbox, secret_key: str):  # noqa: ANN001, ANN201
+def send_now_slot(app, sandbox: KakaoSandbox, secret_key: str, monkeypatch):  # noqa: ANN001, ANN201
+    """`send-now --slot noon` just after today's noon (a slot still ahead is refused: bot.slot_time)."""
+    cli_on_clock(monkeypatch, MovableClock(datetime.fromisoformat(todays_noon(app)) + timedelta(seconds=1)))
     env = {"BOT_SECRET_KEY": secret_key, "KAKAO_REST_API_KEY": sandbox.rest_api_key,
            "KAKAO_CLIENT_SECRET": sandbox.client_secret, "BOT_DATABASE_URL": None, "BOT_CONFIG": None,
            "CREDENTIALS_DIRECTORY": None}
@@ -196,7 +200,7 @@ def test_sigterm_during_a_fanout_records_the_call_in_flight_and_leaves_the_rest_
     # The service comes back (or cron runs): the same slot sends to exactly the 7 left over.
     monkeypatch.setattr(KakaoApi, "send_to_friends", real_send)
     sandbox.latency = 0.0
-    result = send_now_slot(app, sandbox, secret_key)
+    result = send_now_slot(app, sandbox, secret_key, monkeypatch)
     assert result.exit_code == 0, result.output
     assert result.output.count(": already-sent") == 5 and result.output.count(": sent") == 7
     for uuid in friends.values():

@@ -8,7 +8,7 @@ import os
 import re
 import subprocess
 import sys
-from datetime import datetime, time
+from datetime import datetime, time, timezone
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -23,12 +23,25 @@ from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 
+from cli_clock import cli_on_clock
+
 REPO = Path(__file__).resolve().parents[2]
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 MEMO_PATH = "/v2/api/talk/memo/default/send"
 MENU_HTML = """<!doctype html><html><head><meta charset="utf-8"></head><body>
 <ul class="menu"><li>김치찌개 9,000원</li><li>비빔밥 8,500원</li></ul></body></html>"""
 NEW_MENU_HTML = MENU_HTML.replace("비빔밥 8,500원", "떡볶이 6,000원")
+
+
+# 13:00 in Seoul: today's noon slot has come (the CLI runs on the fake clock, see `cli_waits`).
+AFTER_NOON = datetime(2026, 11, 22, 4, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(autouse=True)
+def cli_waits(monkeypatch, clock) -> list[float]:  # noqa: ANN001
+    """The CLI on the fake clock, set after today's noon; the slot waits it made (seconds)."""
+    clock.now = AFTER_NOON
+    return cli_on_clock(monkeypatch, clock)
 
 
 @pytest.fixture
@@ -145,7 +158,7 @@ def test_slot_twice_sends_once_and_force_sends_again(setup, web, sandbox, run_cl
     assert [row.status for row in deliveries(app)] == ["sent"] * 4
 
 
-def test_slot_covers_the_window_run_would_give_that_slot(setup, web, run_cli, monkeypatch):
+def test_slot_covers_the_window_run_would_give_that_slot(setup, web, run_cli, monkeypatch, clock):
     import bot.runner
     from bot.runner import RunReport
 
@@ -166,12 +179,43 @@ at = ["morning", "noon"]
 to = ["me"]
 """)
     zone = app.config.timezone
-    today = datetime.now(zone).date()
+    today = clock.now.astimezone(zone).date()
     assert run_cli(config, "send-now", "--slot", "noon").exit_code == 0
     assert run_cli(config, "send-now").exit_code == 0
     # --slot noon: from this job's previous slot (08:00) to the slot, as `run` would send it, late or not.
     assert windows == [{"since": datetime.combine(today, time(8), zone), "until": datetime.combine(today, time(12), zone)},
                        {"since": None, "until": None}]  # a plain run: today so far
+
+
+@pytest.mark.parametrize("extra", [(), ("--force",), ("--dry-run",)])
+def test_slot_before_its_time_is_refused_and_claims_nothing(setup, web, sandbox, run_cli, clock, extra):
+    """At 01:43 in Seoul, `--slot noon` must not use up today's noon: exit 2, one line saying when the
+    slot comes and which occurrence was the latest; the real noon run then still sends."""
+    app, config = setup(job(web[0].url))
+    clock.now = datetime(2026, 11, 21, 16, 43, tzinfo=timezone.utc)  # 2026-11-22 01:43 KST
+    result = run_cli(config, "send-now", "--slot", "noon", *extra)
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert "comes at 2026-11-22 12:00 KST" in line and "latest occurrence was 2026-11-21 12:00 KST" in line
+    assert deliveries(app) == [] and sandbox.count(SEND_PATH) == sandbox.count(MEMO_PATH) == 0
+    clock.now = datetime(2026, 11, 22, 3, 0, 5, tzinfo=timezone.utc)  # 12:00:05 KST
+    assert run_cli(config, "send-now", "--slot", "noon").exit_code == 0
+    assert {(row.slot_key, row.status) for row in deliveries(app)} == {("2026-11-22T12:00:00+09:00", "sent")}
+
+
+def test_slot_a_timer_fires_a_little_early_is_waited_for(setup, web, sandbox, run_cli, clock, cli_waits):
+    """A timer firing 50 s early (within the 2 min tolerance) waits for the slot, then delivers it."""
+    app, config = setup(job(web[0].url))
+    clock.now = datetime(2026, 11, 22, 2, 59, 10, tzinfo=timezone.utc)  # 11:59:10 KST
+    result = run_cli(config, "send-now", "--slot", "noon")
+    assert result.exit_code == 0, result.output
+    assert sum(cli_waits) == 50 and clock.now == datetime(2026, 11, 22, 3, 0, tzinfo=timezone.utc)
+    assert {(row.slot_key, row.status) for row in deliveries(app)} == {("2026-11-22T12:00:00+09:00", "sent")}
+    # Just beyond the tolerance: refused, nothing waited for.
+    cli_waits.clear()
+    clock.now = datetime(2026, 11, 22, 2, 57, 59, tzinfo=timezone.utc)  # 11:57:59 KST: 2 min 1 s early
+    assert run_cli(config, "send-now", "--slot", "noon", "--force").exit_code == 2
+    assert cli_waits == [] and len(deliveries(app)) == 2
 
 
 def test_slot_with_named_job(setup, web, sandbox, run_cli):
