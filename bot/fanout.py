@@ -134,6 +134,16 @@ class Fanout:
     def _send_batch(self, batch: list[tuple[Target, int]], message_for: Callable[[Target], dict],
                     report: FanoutReport) -> None:
         template = message_for(batch[0][0])
+        try:
+            # Minted (refreshed, if due) before `sending` is committed: the window in which a crash
+            # leaves an `unknown` holds the POST alone, no token request or database lock.
+            api = self.api.minted()
+        except KakaoOAuthError as exc:
+            self._record(batch, report, "failed", str(exc), None)
+            raise
+        except KakaoError as exc:
+            self._record(batch, report, "failed", str(exc), _int_code(exc))
+            return
         moved = self.log.mark([row for _, row in batch], "sending")
         for target, row in batch:
             if row not in moved:
@@ -145,10 +155,10 @@ class Fanout:
             return
         try:
             if batch[0][0].uuid is None:
-                self.api.send_to_me(template)
+                api.send_to_me(template)
                 self._record(batch, report, "sent", "", None)
                 return
-            result = self.api.send_to_friends([t.uuid for t, _ in batch], template)
+            result = api.send_to_friends([t.uuid for t, _ in batch], template)
         except KakaoSendUnknown as exc:
             self._record(batch, report, "unknown", str(exc), None)
             return

@@ -170,11 +170,31 @@ class FriendSendResult:
     failed: dict[str, KakaoError]  # uuid → why
 
 
+@dataclass
+class MintedToken:
+    """A TokenSource holding one access token minted beforehand; a -401 still renews through `source`."""
+
+    token: str = field(repr=False)
+    source: TokenSource
+
+    def access_token(self) -> str:
+        return self.token
+
+    def renew(self, rejected: str) -> str:
+        self.token = self.source.renew(rejected)
+        return self.token
+
+
 class KakaoApi:
     """kapi.kakao.com for one login."""
 
     def __init__(self, http: KakaoHttp, *, api_url: str, tokens: TokenSource):
         self.http, self.api_url, self.tokens = http, api_url.rstrip("/"), tokens
+
+    def minted(self) -> "KakaoApi":
+        """This login's API with its access token minted now (a refresh, if due, happens here): a
+        sender mints before it records `sending`, so nothing that can block sits between that and the POST."""
+        return KakaoApi(self.http, api_url=self.api_url, tokens=MintedToken(self.tokens.access_token(), self.tokens))
 
     def _call(self, method: str, path: str, *, delivers: bool = False, **kwargs: Any) -> dict:
         token = self.tokens.access_token()

@@ -19,6 +19,7 @@ from bot.config import load_config
 from bot.deliveries import DeliveryLog
 from bot.kakao_client import KakaoApi
 from bot.models import Delivery, JobMemory
+from bot.problems import open_problems
 from bot.quota import quota_day
 from bot.retry import RetryPolicy
 from bot.runner import Runner
@@ -291,9 +292,14 @@ def test_crash_mid_fanout_resumes_without_repeating(make_app, logged_in, sandbox
     for uuid in friends.values():
         assert len(sandbox.received(uuid)) == 1
     assert sandbox.count(SEND_PATH) == 3
-    # The unknown outcomes are reported to me.
-    menu, problems = sandbox.received("me")
-    assert "unknown" in problems["text"]
+    # Each unknown outcome is a problem needing a person, told to me by job, recipient and slot.
+    menu, *told = sandbox.received("me")
+    assert len(told) == 5
+    for key, message in zip(batches[1], told):
+        nickname = state[key].label
+        assert "menu" in message["text"] and nickname in message["text"] and "2026-11-22 12:00 KST" in message["text"]
+    assert {p.key for p in open_problems(app.db) if p.needs_person} == {
+        f"unknown-send:{state[key].id}" for key in batches[1]}
     assert report.failed
 
 
@@ -403,7 +409,8 @@ def test_send_timeout_is_unknown_not_retried_and_not_resent(make_app_with_kakao_
     again = Runner(app).run(app.config.job("menu"), SLOT)
     assert results(again) == {"me": "already-sent", "친구01": "unknown", "친구02": "unknown"}
     assert sandbox.count(SEND_PATH) == 1
-    assert sandbox.count(MEMO_PATH) == 2  # the message to me and one problem report, nothing more
+    # The message to me and one problem report per unknown send (naming it), nothing more.
+    assert sandbox.count(MEMO_PATH) == 3
 
 
 def test_minus_401_mid_fanout_refreshes_once_and_continues(make_app, logged_in, sandbox, web, friends,

@@ -165,6 +165,9 @@ class FakeApi:
     def __init__(self) -> None:
         self.sent: list[str] = []
 
+    def minted(self) -> "FakeApi":
+        return self
+
     def send_to_me(self, template: dict) -> None:
         self.sent.append("me")
 
