@@ -4,7 +4,10 @@ A (job, slot_key, recipient) row is unique. Whoever inserts it sends; a row foun
 earlier run decides what a re-run may do:
   sent                 → nothing (already delivered)
   sending              → once its owner is gone, the process died during the request:
-                         outcome unknown, reported (while the owner lives: left to it)
+                         outcome unknown, reported (while the owner lives: left to it).
+                         `resolve_stuck` (the service's sweep) does the same without a re-run,
+                         and also for this process's own rows whose request is over but whose
+                         outcome could not be written (the database went away meanwhile)
   unknown              → reported again, never repeated
   failed / skipped     → taken over and tried again
   claimed              → taken over when its claimer is gone (crashed before the POST)
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -27,6 +32,9 @@ from bot.models import Delivery
 
 STALE_CLAIM = timedelta(minutes=15)
 RETAKEABLE = ("failed", "skipped")
+DIED_REASON = "the sending process stopped during the request; the message may have been delivered"
+LOST_REASON = ("the outcome of the request could not be recorded (the database was unavailable); "
+               "the message may have been delivered")
 
 
 def instance_id() -> str:
@@ -46,6 +54,9 @@ class Claim:
 class DeliveryLog:
     def __init__(self, db: Database, *, owner: str | None = None, clock: Callable[[], datetime] = utcnow):
         self.db, self.owner, self.clock = db, owner or instance_id(), clock
+        # Rows whose Kakao request this process is making right now: `resolve_stuck` leaves them alone.
+        self._in_flight: set[int] = set()
+        self._in_flight_guard = threading.Lock()
 
     def claim(self, *, job: str, slot_key: str, recipient: str, label: str, sender: str,
               quota_day: str, late: bool = False) -> Claim:
@@ -79,7 +90,7 @@ class DeliveryLog:
         if row.status == "sending" and self._abandoned(row, now):
             # The process that started this request died before recording its outcome.
             # Conditional: never overwrite an outcome its sender recorded meanwhile.
-            reason = "the sending process stopped during the request; the message may have been delivered"
+            reason = DIED_REASON
             changed = session.execute(
                 update(Delivery).where(Delivery.id == row.id, Delivery.status == "sending",
                                        Delivery.claimed_by == row.claimed_by)
@@ -105,6 +116,41 @@ class DeliveryLog:
         if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
             return True
         return now - row.updated_at > STALE_CLAIM
+
+    @contextmanager
+    def in_flight(self, row_ids: Iterable[int]) -> Iterator[None]:
+        """Around marking rows `sending`, the request and recording its outcome: while inside, the
+        sweep knows the request is still being made (entered before `sending` is committed)."""
+        ids = set(row_ids)
+        with self._in_flight_guard:
+            self._in_flight |= ids
+        try:
+            yield
+        finally:
+            with self._in_flight_guard:
+                self._in_flight -= ids
+
+    def resolve_stuck(self) -> list[int]:
+        """Turn `sending` rows nobody will finish into `unknown`: a dead (or 15 min silent) owner's, and
+        this process's own whose request is over but whose outcome was never written. Returns their ids."""
+        now = self.clock()
+        resolved = []
+        with self.db.session() as session:
+            rows = list(session.scalars(select(Delivery).where(Delivery.status == "sending")))
+            with self._in_flight_guard:  # read after the rows: a request starting meanwhile is in here
+                busy = set(self._in_flight)
+            for row in rows:
+                own = row.claimed_by == self.owner
+                if (row.id in busy) if own else not self._abandoned(row, now):
+                    continue
+                changed = session.execute(
+                    update(Delivery).where(Delivery.id == row.id, Delivery.status == "sending",
+                                           Delivery.claimed_by == row.claimed_by)
+                    .values(status="unknown", reason=LOST_REASON if own else DIED_REASON, updated_at=now)
+                    .execution_options(synchronize_session=False)).rowcount
+                if changed:
+                    resolved.append(row.id)
+        return resolved
 
     def mark(self, row_ids: Sequence[int], status: str, *, code: int | None = None,
              reason: str | None = None) -> set[int]:

@@ -144,6 +144,12 @@ class Fanout:
         except KakaoError as exc:
             self._record(batch, report, "failed", str(exc), _int_code(exc))
             return
+        with self.log.in_flight(row for _, row in batch):
+            self._post(batch, template, api, report)
+
+    def _post(self, batch: list[tuple[Target, int]], template: dict, api: KakaoApi, report: FanoutReport) -> None:
+        """`sending` committed, the request, its outcome recorded (a failure to record it leaves `sending`
+        for the sweep to resolve as `unknown`: DeliveryLog.resolve_stuck)."""
         moved = self.log.mark([row for _, row in batch], "sending")
         for target, row in batch:
             if row not in moved:

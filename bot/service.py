@@ -125,12 +125,13 @@ def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> An
     (bot.problems) and the order reconciliation (bot.reconcile) — started. `stopping`: set at SIGTERM, it
     cuts a fan-out in progress short (the Kakao call in flight finishes and is recorded; the rest is left
     for a re-run)."""
+    from bot.delivery_sweep import register_delivery_sweep
     from bot.problems import register_checks
     from bot.reconcile import register_reconciliation
     from bot.scheduler import BotScheduler
 
     scheduler = BotScheduler(app, stopping=stopping)
-    for register in (register_checks, register_reconciliation):
+    for register in (register_checks, register_reconciliation, register_delivery_sweep):
         try:
             register(app, scheduler)
         except Exception:  # noqa: BLE001 - the jobs must run even if a housekeeping job cannot

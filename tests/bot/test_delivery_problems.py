@@ -4,14 +4,21 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+import os
+import socket
+import subprocess
+import sys
 from typing import Iterator
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from bot.app import App
+from bot.deliveries import DeliveryLog
 from bot.delivery_problems import report_unknown_sends
+from bot.delivery_sweep import register_delivery_sweep, sweep
+from bot.kakao_client import KakaoApi
 from bot.models import Delivery
 from bot.problems import open_problems
 from bot.runner import Runner
@@ -122,3 +129,87 @@ def test_an_unknown_send_is_a_problem_needing_a_person_told_once_by_job_recipien
     assert open_problems(app.db) == []
     assert create_app(app).test_client().get("/healthz").status_code == 200
     assert len(problem_messages(sandbox)) == 1
+
+
+# -- item 4: rows stuck in `sending` are resolved by the running service's sweep ------------------------
+
+
+def test_a_row_whose_outcome_could_not_be_written_is_resolved_by_the_sweep_without_a_restart(
+        app, sandbox, monkeypatch):
+    """The database goes away during the Kakao call: the message went out, `sent` could not be written.
+    The sweep leaves the row alone while the request is in flight, and resolves it (unknown, reported)
+    once the database answers again."""
+    real_mark, real_send = DeliveryLog.mark, KakaoApi.send_to_friends
+    during: list[list[int]] = []
+
+    def mark(self, row_ids, status, **kwargs):  # noqa: ANN001, ANN202
+        if status == "sent" and "uuid:uuid-friend-01" in self_rows(self, row_ids):
+            raise OperationalError("UPDATE deliveries", {}, Exception("server closed the connection unexpectedly"))
+        return real_mark(self, row_ids, status, **kwargs)
+
+    def self_rows(log, row_ids):  # noqa: ANN001, ANN202
+        with log.db.session() as session:
+            return {row.recipient for row in session.scalars(select(Delivery).where(Delivery.id.in_(list(row_ids))))}
+
+    def send(self, uuids, template):  # noqa: ANN001, ANN202
+        during.append(sweep(app))  # a round while the request is in flight: nothing to resolve
+        return real_send(self, uuids, template)
+
+    monkeypatch.setattr(DeliveryLog, "mark", mark)
+    monkeypatch.setattr(KakaoApi, "send_to_friends", send)
+    report = Runner(app).run(app.config.job("menu"), SLOT)
+    assert report.status == "failed" and during == [[]]
+    assert len(sandbox.received("uuid-friend-01")) == 1
+    row = rows(app)["uuid:uuid-friend-01"]
+    assert row.status == "sending"
+
+    monkeypatch.setattr(DeliveryLog, "mark", real_mark)  # the database is back
+    assert sweep(app) == [row.id]
+    row = rows(app)["uuid:uuid-friend-01"]
+    assert row.status == "unknown" and "could not be recorded" in row.reason
+    (problem,) = open_problems(app.db)
+    assert problem.key == f"unknown-send:{row.id}" and problem.needs_person
+    (told,) = problem_messages(sandbox)
+    assert "친구01" in told and "menu" in told
+    assert sweep(app) == [] and len(problem_messages(sandbox)) == 1
+    # Nothing is sent twice: a re-run of the slot finds it unknown.
+    again = Runner(app).run(app.config.job("menu"), SLOT)
+    assert {r.label: r.status for r in again.fanout.results} == {"me": "already-sent", "친구01": "unknown"}
+    assert len(sandbox.received("uuid-friend-01")) == 1
+
+
+def test_a_dead_processs_sending_row_is_resolved_by_the_sweep(app, sandbox):
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    dead = DeliveryLog(app.db, owner=f"{socket.gethostname()}:{process.pid}:deadbeef", clock=app.clock)
+    alive = DeliveryLog(app.db, owner=f"{socket.gethostname()}:{os.getpid()}:other", clock=app.clock)
+    for log, recipient in ((dead, "me"), (alive, "uuid:uuid-friend-01")):
+        claim = log.claim(job="menu", slot_key=SLOT, recipient=recipient, label=recipient, sender="default",
+                          quota_day="2026-11-22")
+        log.mark([claim.row_id], "sending")
+    assert sweep(app) == [rows(app)["me"].id]
+    state = rows(app)
+    assert state["me"].status == "unknown" and "stopped during the request" in state["me"].reason
+    assert state["uuid:uuid-friend-01"].status == "sending"  # a live instance's request: left to it
+    assert [p.key for p in open_problems(app.db)] == [f"unknown-send:{state['me'].id}"]
+
+
+def test_the_service_sweeps_every_minute(app, monkeypatch):
+    import bot.delivery_sweep
+    import bot.service
+
+    registered: list[tuple[str, float, bool]] = []
+
+    class Scheduler:
+        def every(self, name: str, seconds: float, fn, *, run_now: bool = False) -> None:  # noqa: ANN001
+            registered.append((name, seconds, run_now))
+
+    register_delivery_sweep(app, Scheduler())
+    assert registered == [("delivery-sweep", 60, True)]
+    wired: list[object] = []
+    monkeypatch.setattr(bot.delivery_sweep, "register_delivery_sweep", lambda _app, scheduler: wired.append(scheduler))
+    scheduler = bot.service._start_scheduler(app)
+    try:
+        assert wired == [scheduler]
+    finally:
+        assert scheduler.stop(10)
