@@ -30,6 +30,7 @@ from sqlalchemy import delete, select, update
 
 from bot.config import JobConfig
 from bot.db import insert_for
+from bot.delivery_problems import report_refusals
 from bot.fanout import Fanout, FanoutReport, RecipientResult
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TEXT_LIMIT, text_template
@@ -130,7 +131,12 @@ class AlertSender:
         except KakaoLoginRequired as exc:
             log.error("%s: %s%s", job.name, what, exc)
             return fanout.fail_all(job.to, str(exc))
-        return fanout.deliver(targets, unreachable, messages_for(targets))
+        report = fanout.deliver(targets, unreachable, messages_for(targets))
+        try:
+            report_refusals(self.app, job.name, job.sender, report.results, now)  # told once, not per alert
+        except Exception:  # noqa: BLE001 — bookkeeping: the alert's own outcome is recorded already
+            log.exception("%s: could not record the friends refusing messages", job.name)
+        return report
 
     def _friends_for(self, job: JobConfig) -> list[Friend] | None:
         if all(recipient.kind == "me" for recipient in job.to):

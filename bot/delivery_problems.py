@@ -7,18 +7,24 @@
   recipient; nothing in the bot can clear it, so it resolves itself UNKNOWN_LASTS after it was
   raised (the row stays `unknown` in `history`). `report_unknown_sends` finds every such row, from
   a fan-out, a re-run that found a dead process's `sending`, or the sweep (bot.delivery_sweep).
+- A friend who refuses messages (Kakao -530, or `allowed_msg=false` in the friends list) is a
+  lasting condition, not news of one delivery: a problem keyed "kakao-refused:<sender>:<recipient>",
+  told once (not in each slot's report to "me", which would repeat it at every delivery and spend
+  the sender's quota), resolved when a later send to that friend succeeds.
 """
 
 from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from sqlalchemy import select
 
 from bot.models import Delivery, Problem
-from bot.problems import NEEDS_PERSON, ProblemReporter, open_problems
+from bot.fanout import RecipientResult
+from bot.problems import INFO, NEEDS_PERSON, ProblemReporter, open_problems
+from bot.recipients import REFUSES_MESSAGES
 from bot.schedule import parse_instant
 
 if TYPE_CHECKING:
@@ -27,6 +33,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 UNKNOWN_PREFIX = "unknown-send:"
+REFUSED_PREFIX = "kakao-refused:"
+REFUSED_CODE = -530  # Kakao: the receiver refuses messages (bot.kakao_errors.KakaoRecipientRefused)
 UNKNOWN_LASTS = timedelta(hours=24)  # an unknown send stays a problem (503) this long, then resolves itself
 
 
@@ -60,3 +68,30 @@ def unknown_summary(app: "App", row: Delivery) -> str:
             else f"{row.slot_key}")
     return (f"{row.job}: the message to {who} for {slot} may or may not have been delivered (outcome unknown), "
             f"and it is not sent again: ask {who} whether it arrived")
+
+
+def refuses_messages(result: RecipientResult) -> bool:
+    """Kakao said -530 for this recipient, or the friends list says it does not accept messages."""
+    return (result.status == "failed" and result.code == REFUSED_CODE) or (
+        result.status == "skipped" and result.reason == REFUSES_MESSAGES)
+
+
+def report_refusals(app: "App", job: str, sender: str, results: Sequence[RecipientResult],
+                    now: datetime | None = None) -> list[RecipientResult]:
+    """Raise "kakao-refused:<sender>:<recipient>" for each friend refusing messages (told once while it
+    lasts), resolve it for each friend sent to; returns the other problems, for the slot's own report."""
+    now = now or app.clock()
+    reporter = ProblemReporter(app)
+    prefix = f"{REFUSED_PREFIX}{sender}:"
+    for result in results:
+        if refuses_messages(result):
+            reporter.raise_(prefix + result.key,
+                            f"{result.label} does not accept KakaoTalk messages from {sender!r} (job {job}): ask them "
+                            f"to allow messages from this app in KakaoTalk, or take them out of the job's `to`",
+                            severity=INFO, now=now)
+    sent = {prefix + result.key for result in results if result.status == "sent"}
+    for problem in open_problems(app.db) if sent else []:
+        if problem.key in sent:
+            reporter.resolve(problem.key, now=now)
+    return [result for result in results
+            if result.status in ("failed", "unknown", "skipped") and not refuses_messages(result)]

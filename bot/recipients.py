@@ -14,6 +14,9 @@ from typing import Iterable
 _UUID = re.compile(r"^[A-Za-z0-9_-]{4,128}$")
 
 
+REFUSES_MESSAGES = "does not accept messages (allowed_msg=false)"  # the friends list says so: skipped
+
+
 @dataclass(frozen=True)
 class Recipient:
     kind: str  # "me" | "friend" | "uuid"
@@ -88,7 +91,7 @@ def resolve(recipients: Iterable[Recipient], friends: list[Friend] | None) -> tu
                 continue
             friend = matches[0]
         if not friend.allowed_msg:
-            problems.append(Unreachable(f"uuid:{friend.uuid}", friend.nickname, "does not accept messages (allowed_msg=false)"))
+            problems.append(Unreachable(f"uuid:{friend.uuid}", friend.nickname, REFUSES_MESSAGES))
             continue
         targets.setdefault(f"uuid:{friend.uuid}", Target(f"uuid:{friend.uuid}", friend.nickname, friend.uuid))
     return list(targets.values()), problems

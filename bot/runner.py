@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.app import App
 from bot.config import ConfigError, JobConfig
-from bot.delivery_problems import report_unknown_sends
+from bot.delivery_problems import report_refusals, report_unknown_sends
 from bot.fanout import Fanout, FanoutReport
 from bot.job_memory import StoredJobState
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
@@ -161,13 +161,19 @@ class Runner:
 
     def _report_problems(self, job: JobConfig, slot_key: str, report: FanoutReport, now: datetime) -> None:
         """One message to "me" per job and slot naming who did not get the message, and why; each
-        `unknown` send is a problem of its own (bot.delivery_problems), told by name, not in this list."""
+        `unknown` send and each friend refusing messages is a problem of its own (bot.delivery_problems),
+        told once by name, not in this list."""
         if report.count("unknown"):
             try:
                 report_unknown_sends(self.app, now)
             except Exception:  # noqa: BLE001 — best effort: the service's sweep raises it at its next round
                 log.exception("%s: could not report the unknown send(s)", job.name)
-        problems = [result for result in report.problems if result.status != "unknown"]
+        try:  # a friend refusing messages is a lasting problem of its own, told once (bot.delivery_problems)
+            problems = report_refusals(self.app, job.name, job.sender, report.results, now)
+        except Exception:  # noqa: BLE001 — then it is at least in this slot's report
+            log.exception("%s: could not record the friends refusing messages", job.name)
+            problems = report.problems
+        problems = [result for result in problems if result.status != "unknown"]
         if not problems or report.token_error:
             return  # without an access token, the report could not be sent either
         if self.stopping is not None and self.stopping.is_set():

@@ -213,3 +213,50 @@ def test_the_service_sweeps_every_minute(app, monkeypatch):
         assert wired == [scheduler]
     finally:
         assert scheduler.stop(10)
+
+
+# -- item 6: a friend refusing messages is a lasting condition, told once -------------------------------
+
+
+SLOTS = ["2026-11-22T08:00:00+09:00", "2026-11-22T12:00:00+09:00", "2026-11-22T18:00:00+09:00",
+         "2026-11-23T08:00:00+09:00", "2026-11-23T12:00:00+09:00"]
+REFUSED_KEY = "kakao-refused:default:uuid:uuid-friend-01"
+
+
+def slot_reports(sandbox) -> list[str]:  # noqa: ANN001
+    return [m["text"] for m in sandbox.received("me") if "보내지 못했습니다" in m["text"]]
+
+
+def test_a_friend_refusing_messages_is_told_once_not_at_every_slot_and_again_only_when_it_changes(
+        app, sandbox, clock):
+    def run(slot: str, refuse: bool) -> None:
+        if refuse:
+            sandbox.fail_next(SEND_PATH, 400, {"code": -530, "msg": "the receiver does not allow messages"})
+        Runner(app).run(app.config.job("menu"), slot)
+        clock.advance(hours=4)
+
+    for slot in SLOTS[:3]:
+        run(slot, refuse=True)
+    (told,) = problem_messages(sandbox)
+    assert "친구01" in told and "does not accept" in told
+    assert slot_reports(sandbox) == []  # no per-slot memo for it, three slots running
+    (problem,) = open_problems(app.db)
+    assert problem.key == REFUSED_KEY and not problem.needs_person  # the friend's choice: /healthz stays 200
+
+    run(SLOTS[3], refuse=False)  # they allowed messages again: resolved
+    assert open_problems(app.db) == []
+    run(SLOTS[4], refuse=True)  # and refused again: a change, told again
+    assert len(problem_messages(sandbox)) == 2 and [p.key for p in open_problems(app.db)] == [REFUSED_KEY]
+
+
+def test_a_friend_the_friends_list_shows_refusing_is_told_once(make_app, logged_in, sandbox, web, clock):
+    sandbox.add_friend("친구01", uuid="uuid-friend-01", allowed_msg=False)
+    app = make_app(menu_job(web.url, ["me", "friend:친구01"]))
+    logged_in(app)
+    for slot in SLOTS[:3]:
+        Runner(app).run(app.config.job("menu"), slot)
+        clock.advance(hours=4)
+    (told,) = problem_messages(sandbox)
+    assert "친구01" in told
+    assert slot_reports(sandbox) == [] and sandbox.received("uuid-friend-01") == []
+    assert [p.key for p in open_problems(app.db)] == [REFUSED_KEY]
