@@ -33,6 +33,7 @@ class RecipientResult:
     status: str  # sent | failed | unknown | skipped | already-sent | elsewhere (another instance sends)
     reason: str = ""
     code: int | None = None
+    retryable: bool = False  # failed for a reason that can pass (Kakao -1/-9798, 5xx, unreachable): try later
 
 
 @dataclass
@@ -128,7 +129,7 @@ class Fanout:
                 # rest are recorded as failed, by name.
                 report.token_error = str(exc)
                 for rest in pending[index + 1:]:
-                    self._record(rest, report, "failed", str(exc), None)
+                    self._record(rest, report, "failed", str(exc), None, retryable=exc.retryable)
                 return
 
     def _send_batch(self, batch: list[tuple[Target, int]], message_for: Callable[[Target], dict],
@@ -139,10 +140,10 @@ class Fanout:
             # leaves an `unknown` holds the POST alone, no token request or database lock.
             api = self.api.minted()
         except KakaoOAuthError as exc:
-            self._record(batch, report, "failed", str(exc), None)
+            self._record(batch, report, "failed", str(exc), None, retryable=exc.retryable)
             raise
         except KakaoError as exc:
-            self._record(batch, report, "failed", str(exc), _int_code(exc))
+            self._record(batch, report, "failed", str(exc), _int_code(exc), retryable=exc.retryable)
             return
         with self.log.in_flight(row for _, row in batch):
             self._post(batch, template, api, report)
@@ -169,23 +170,24 @@ class Fanout:
             self._record(batch, report, "unknown", str(exc), None)
             return
         except KakaoOAuthError as exc:
-            self._record(batch, report, "failed", str(exc), None)
+            self._record(batch, report, "failed", str(exc), None, retryable=exc.retryable)
             raise
         except KakaoError as exc:
-            self._record(batch, report, "failed", str(exc), _int_code(exc))
+            self._record(batch, report, "failed", str(exc), _int_code(exc), retryable=exc.retryable)
             return
         self._record([(t, row) for t, row in batch if t.uuid in result.sent], report, "sent", "", None)
         for target, row in batch:
             if target.uuid not in result.sent:
                 error = result.failed[target.uuid]
                 status = "unknown" if isinstance(error, KakaoSendUnknown) else "failed"
-                self._record([(target, row)], report, status, str(error), _int_code(error))
+                self._record([(target, row)], report, status, str(error), _int_code(error),
+                             retryable=status == "failed" and error.retryable)
 
     def _record(self, batch: list[tuple[Target, int]], report: FanoutReport, status: str, reason: str,
-                code: int | None) -> None:
+                code: int | None, *, retryable: bool = False) -> None:
         self.log.mark([row for _, row in batch], status, code=code, reason=reason or None)
         for target, _ in batch:
-            report.results.append(RecipientResult(target.key, target.label, status, reason, code))
+            report.results.append(RecipientResult(target.key, target.label, status, reason, code, retryable))
 
     def fail_all(self, recipients: Sequence[Recipient], reason: str) -> FanoutReport:
         """Record every configured recipient as failed for `reason`, without sending (e.g. dead login:

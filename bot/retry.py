@@ -1,7 +1,8 @@
 """The one place that decides retries: how often, how long to wait, and for what.
 
 Callers say what may be retried (an error that proves nothing was delivered); this module
-only paces the attempts with exponential backoff and jitter.
+paces the attempts with exponential backoff and jitter, and `can_pass` says which failures are
+passing ones (worth a later attempt: bot.slot_retries).
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import random
 import time
 from dataclasses import dataclass, field
 from typing import Callable, TypeVar
+
+import requests
+from sqlalchemy import exc as sql_errors
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -42,3 +46,20 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(attempts=1)
+
+# The database went away or is busy (a restart, a failover, a lock, a full pool): it comes back.
+_PASSING_DATABASE_ERRORS = (sql_errors.OperationalError, sql_errors.InterfaceError, sql_errors.TimeoutError)
+
+
+def can_pass(error: BaseException) -> bool:
+    """Whether a failure can pass by itself, so that trying again later may succeed: the database
+    unavailable, a network error or timeout, an upstream 5xx or maintenance (Kakao -1, -603, -9798;
+    errors that say `retryable`, as bot.kakao_errors, bot.shopify_errors and jobs.base.JobFailed do).
+    A refusal, a bad config, a dead login or a bug cannot: those are reported, not retried."""
+    if getattr(error, "retryable", False) is True:
+        return True
+    if isinstance(error, _PASSING_DATABASE_ERRORS):
+        return True
+    if isinstance(error, sql_errors.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (requests.ConnectionError, requests.Timeout))

@@ -21,12 +21,15 @@ from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TemplateError, text_template
 from bot.logs import redact
 from bot.recipients import Friend, Target, resolve
+from bot.retry import can_pass
 from bot.secrets import MissingSecret
 from jobs import job_kind
 from jobs.base import JobContext, JobFailed, JobState, Outcome
 from tokens.vault import VaultError
 
 log = logging.getLogger(__name__)
+
+LAST_FAILED_KEY = "last_failed_slot"  # job memory: the slot key of the latest failed run
 
 
 @dataclass
@@ -37,10 +40,20 @@ class RunReport:
     error: str | None = None
     fanout: FanoutReport | None = None
     previews: list[tuple[str, dict]] = field(default_factory=list)  # (recipient label, template)
+    retryable: bool = False  # the job, or the friends list, failed for a reason that can pass (bot.retry)
 
     @property
     def failed(self) -> bool:
         return self.status == "failed" or bool(self.fanout and self.fanout.failed)
+
+    @property
+    def can_pass(self) -> bool:
+        """It failed, the job or some recipient, for a reason that can pass: another run of the same
+        slot may succeed (and sends only to whom it did not reach: the deliveries table)."""
+        if self.fanout is not None and self.fanout.stopped:
+            return False  # the service is stopping: the next start's catch-up takes the rest over
+        return self.retryable or bool(self.fanout and any(r.status == "failed" and r.retryable
+                                                          for r in self.fanout.results))
 
 
 class _DryRunState:
@@ -62,6 +75,7 @@ class Runner:
         # Set by `run` on SIGTERM: a fan-out finishes its Kakao call in flight and leaves the rest (Fanout).
         self.stopping = stopping
         self._friends: dict[str, list[Friend]] = {}  # per sender, for this run only (Kakao policy)
+        self._friends_passing: set[str] = set()  # senders whose friends list failed for a passing reason
 
     def run(self, job: JobConfig, slot_key: str, *, dry_run: bool = False, late: bool = False,
             since: datetime | None = None, until: datetime | None = None) -> RunReport:
@@ -71,13 +85,27 @@ class Runner:
             raise  # the setup is wrong, not this job: every job would fail the same way (exit 2)
         except Exception as exc:  # noqa: BLE001 — one job's bug must not stop the other jobs
             log.exception("%s failed unexpectedly", job.name)
-            report = self._failed(job, slot_key, redact(f"{type(exc).__name__}: {exc}"))
-        if not dry_run:
+            report = self._failed(job, slot_key, redact(f"{type(exc).__name__}: {exc}"), retryable=can_pass(exc))
+        if not dry_run and self._counts(job, report):
             # Failing twice in a row is a problem told to "me" once (bot.problems); a success ends it.
             from bot.problems import record_job_outcome
 
             record_job_outcome(self.app, job.name, report)
         return report
+
+    def _counts(self, job: JobConfig, report: RunReport) -> bool:
+        """Whether this run counts towards "failing N times in a row": a slot failing again when it is
+        retried (bot.slot_retries, or cron running `send-now --slot` again) is one failure, not one per try."""
+        if not report.failed:
+            return True
+        try:
+            state = StoredJobState(self.app.db, job.name)
+            if state.get(LAST_FAILED_KEY) == report.slot_key:
+                return False
+            state.set(LAST_FAILED_KEY, report.slot_key)
+        except Exception:  # noqa: BLE001 — the database is away: record_job_outcome logs that itself
+            log.debug("%s: cannot read the last failed slot", job.name, exc_info=True)
+        return True
 
     def _run(self, job: JobConfig, slot_key: str, *, dry_run: bool, late: bool,
              since: datetime | None, until: datetime | None) -> RunReport:
@@ -90,7 +118,7 @@ class Runner:
         try:
             outcome = kind.collect(job, ctx)
         except JobFailed as exc:
-            return self._failed(job, slot_key, str(exc))
+            return self._failed(job, slot_key, str(exc), retryable=exc.retryable)
         if outcome.empty and (job.skip_if_empty or outcome.context.get("unchanged")):
             log.info("%s: nothing to report", job.name)
             return RunReport(job.name, slot_key, "nothing")
@@ -125,7 +153,8 @@ class Runner:
         if report.count("sent") and not report.stopped:
             self._remember(stored, outcome)
         self._report_problems(job, slot_key, report, now)
-        return RunReport(job.name, slot_key, "delivered", fanout=report)
+        return RunReport(job.name, slot_key, "delivered", fanout=report,
+                         retryable=job.sender in self._friends_passing)
 
     def _login_dead(self, job: JobConfig, slot_key: str, now: datetime, late: bool,
                     exc: KakaoLoginRequired) -> RunReport:
@@ -148,6 +177,8 @@ class Runner:
                 raise
             except KakaoError as exc:
                 log.error("%s: cannot fetch the friends list of %r: %s", job.name, job.sender, exc)
+                if exc.retryable:
+                    self._friends_passing.add(job.sender)
                 return None
         return self._friends[job.sender]
 
@@ -155,9 +186,9 @@ class Runner:
         for key, value in outcome.on_delivered:
             stored.set(key, value)
 
-    def _failed(self, job: JobConfig, slot_key: str, why: str) -> RunReport:
+    def _failed(self, job: JobConfig, slot_key: str, why: str, *, retryable: bool = False) -> RunReport:
         log.error("%s failed: %s", job.name, why)
-        return RunReport(job.name, slot_key, "failed", error=why)
+        return RunReport(job.name, slot_key, "failed", error=why, retryable=retryable)
 
     def _report_problems(self, job: JobConfig, slot_key: str, report: FanoutReport, now: datetime) -> None:
         """One message to "me" per job and slot naming who did not get the message, and why; each

@@ -51,8 +51,10 @@ from bot.alerts import AlertSender
 from bot.config import Config, JobConfig
 from bot.job_memory import StoredJobState
 from bot.models import Delivery
+from bot.problems import ProblemReporter
 from bot.quota import quota_day
 from bot.schedule import parse_cron, parse_instant
+from bot.slot_retries import SlotRetries
 from jobs import job_kind
 from jobs.shopify_order_alert import KIND as ALERT_KIND
 
@@ -190,6 +192,7 @@ class BotScheduler:
         self.zone = app.config.timezone
         self.grace = timedelta(seconds=app.config.grace_seconds)
         self.alerts = AlertSender(app)
+        self.retries = SlotRetries(app, self.grace, fire=self.fire_at, schedule=self.once)  # failed runs: again
         self.last_catch_up: list[CatchUp] = []
         self._entries: dict[str, _Entry] = {}
         for job in app.config.jobs:
@@ -272,6 +275,11 @@ class BotScheduler:
                                 id=f"every:{name}", name=f"every:{name}", replace_existing=True,
                                 misfire_grace_time=max(1, int(seconds)), **options)
 
+    def once(self, name: str, at: datetime, fn: Callable[[], Any]) -> None:
+        """Run `fn()` once at `at` (a slot's retry: bot.slot_retries); replaces a pending one of that name."""
+        self._scheduler.add_job(self._guarded(fn), trigger="date", run_date=at, id=f"once:{name}", name=f"once:{name}",
+                                replace_existing=True, misfire_grace_time=None)
+
     def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Counts runs in progress, so that `stop(timeout)` can wait for them."""
         def run(*args: Any) -> None:
@@ -338,10 +346,10 @@ class BotScheduler:
             if now.astimezone(UTC) - instant.astimezone(UTC) > self.grace:
                 self._missed(entry.job, instant, now)
                 return None
-            return self._run(entry.job, instant, now)
-        except Exception:  # noqa: BLE001 — a job's problem must never stop the scheduler
+            return self.retries.settled(entry.job, instant, now, self._run(entry.job, instant, now))
+        except Exception as exc:  # noqa: BLE001 — a job's problem must never stop the scheduler
             log.exception("%s: the run for %s failed", job_name, instant.isoformat())
-            return None
+            return self.retries.settled(entry.job, instant, now, exc)
 
     def _on_missed(self, event: JobExecutionEvent) -> None:
         """APScheduler's EVENT_JOB_MISSED: a slot's run came more than the grace late."""
@@ -387,16 +395,9 @@ class BotScheduler:
         self._mark(job, done=instant)
 
     def _report_missed(self, job: JobConfig, instant: datetime, now: datetime) -> None:
-        """Tell a person (bot.problems: a log line and one KakaoTalk message to "me"), when available."""
+        """Tell a person (bot.problems: a log line and one KakaoTalk message to "me")."""
         try:
-            from bot import problems
-        except ImportError:
-            return
-        reporter = getattr(problems, "ProblemReporter", None)
-        if reporter is None or not hasattr(reporter, "missed_slot"):
-            return
-        try:
-            reporter(self.app).missed_slot(job.name, instant, now=now, reason=(
+            ProblemReporter(self.app).missed_slot(job.name, instant, now=now, reason=(
                 f"the bot was not running, and it is more than {_duration(self.grace)} late: not sent"))
         except Exception:  # noqa: BLE001 — the report is best effort; the skipped rows and the log stand
             log.exception("%s: could not report the missed slot", job.name)

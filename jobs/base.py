@@ -52,4 +52,9 @@ class Outcome:
 
 
 class JobFailed(Exception):
-    """The job could not collect its data; the message says why, for a person."""
+    """The job could not collect its data; the message says why, for a person. `retryable`: the cause
+    can pass (a network error, a 5xx, an upstream unavailable), so a later run may succeed."""
+
+    def __init__(self, message: str, *, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable

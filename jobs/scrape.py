@@ -144,18 +144,19 @@ def _fetch_items(name: str, params: ScrapeParams, ctx: JobContext) -> list[str]:
                 _remember_validators(state, response)
                 return list(stored)
             if not 200 <= response.status_code < 300:
-                raise JobFailed(f"{name}: {where} answered {response.status_code}")
+                raise JobFailed(f"{name}: {where} answered {response.status_code}",
+                                retryable=response.status_code >= 500 or response.status_code == 429)
             body = _read_capped(response, name, where)
             content_type = response.headers.get("Content-Type", "")
             items = _extract(body, _charset(content_type), params.select)
             etag, last_modified = response.headers.get("ETag"), response.headers.get("Last-Modified")
     except requests.Timeout:
-        raise JobFailed(f"{name}: {where} did not answer within {params.timeout:g} s") from None
+        raise JobFailed(f"{name}: {where} did not answer within {params.timeout:g} s", retryable=True) from None
     except requests.ConnectionError as exc:
         # requests reports a read timeout in the middle of the body as a ConnectionError.
         if any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
-            raise JobFailed(f"{name}: {where} did not answer within {params.timeout:g} s") from None
-        raise JobFailed(f"{name}: could not connect to {where}") from None
+            raise JobFailed(f"{name}: {where} did not answer within {params.timeout:g} s", retryable=True) from None
+        raise JobFailed(f"{name}: could not connect to {where}", retryable=True) from None
     except requests.TooManyRedirects:
         raise JobFailed(f"{name}: {where} redirects in a loop") from None
     except requests.RequestException as exc:

@@ -44,6 +44,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from bot.retry import can_pass
 from bot.shopify_auth import normalize_shop
 from bot.shopify_errors import (
     ShopifyAuthError, ShopifyBadCredentials, ShopifyError, ShopifyReauthRequired, ShopNotConnected,
@@ -241,9 +242,10 @@ def _fetch(name: str, params: ShopifyOrdersParams, ctx: JobContext, start: datet
             f"for your own app)"
         ) from None
     except ShopifyError as exc:
-        raise JobFailed(f"{name}: Shopify unavailable for {shop}: {exc}") from None
+        raise JobFailed(f"{name}: Shopify unavailable for {shop}: {exc}", retryable=exc.retryable) from None
     except requests.RequestException as exc:  # the client should wrap these; never crash on one
-        raise JobFailed(f"{name}: Shopify unavailable for {shop}: {type(exc).__name__}") from None
+        raise JobFailed(f"{name}: Shopify unavailable for {shop}: {type(exc).__name__}",
+                        retryable=can_pass(exc)) from None
 
 
 def _within(order: dict[str, Any], start: datetime, end: datetime) -> bool:
