@@ -30,7 +30,7 @@ from sqlalchemy import delete, select, update
 
 from bot.config import JobConfig
 from bot.db import insert_for
-from bot.delivery_problems import report_refusals
+from bot.delivery_problems import report_refusals, report_unknown_sends
 from bot.fanout import Fanout, FanoutReport, RecipientResult
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TEXT_LIMIT, text_template
@@ -134,8 +134,10 @@ class AlertSender:
         report = fanout.deliver(targets, unreachable, messages_for(targets))
         try:
             report_refusals(self.app, job.name, job.sender, report.results, now)  # told once, not per alert
+            if report.count("unknown"):
+                report_unknown_sends(self.app, now)  # at once; the service's sweep would within a minute
         except Exception:  # noqa: BLE001 — bookkeeping: the alert's own outcome is recorded already
-            log.exception("%s: could not record the friends refusing messages", job.name)
+            log.exception("%s: could not report the alert's problems", job.name)
         return report
 
     def _friends_for(self, job: JobConfig) -> list[Friend] | None:

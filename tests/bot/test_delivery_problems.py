@@ -19,6 +19,7 @@ from bot.deliveries import DeliveryLog
 from bot.delivery_problems import report_unknown_sends
 from bot.delivery_sweep import register_delivery_sweep, sweep
 from bot.kakao_client import KakaoApi
+from bot.kakao_errors import KakaoSendUnknown
 from bot.models import Delivery
 from bot.problems import open_problems
 from bot.runner import Runner
@@ -26,6 +27,8 @@ from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.server import create_app
 from tokens.kakao import KakaoTokens
+
+from webhook_helpers import new_order
 
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 MEMO_PATH = "/v2/api/talk/memo/default/send"
@@ -260,3 +263,24 @@ def test_a_friend_the_friends_list_shows_refusing_is_told_once(make_app, logged_
     assert "친구01" in told
     assert slot_reports(sandbox) == [] and sandbox.received("uuid-friend-01") == []
     assert [p.key for p in open_problems(app.db)] == [REFUSED_KEY]
+
+
+def test_an_order_alert_whose_outcome_is_unknown_is_reported_at_once(bot, hooks, shopify, sandbox, worker,
+                                                                      monkeypatch):
+    """The webhook row says the alert was not sent; the person hears that it may have been, by name."""
+    real, calls = KakaoApi.send_to_me, []
+
+    def unknown_once(self, template):  # noqa: ANN001, ANN202
+        calls.append(template)
+        if len(calls) == 1:
+            raise KakaoSendUnknown(None, "no answer after the request was sent (ReadTimeout); "
+                                         "the message may have been delivered")
+        return real(self, template)
+
+    monkeypatch.setattr(KakaoApi, "send_to_me", unknown_once)
+    assert hooks.send("orders/create", new_order(shopify)).status_code == 200
+    assert worker.drain_once() == 1
+    (problem,) = open_problems(bot.db)
+    assert problem.key.startswith("unknown-send:") and problem.needs_person
+    (told,) = problem_messages(sandbox)
+    assert "new-orders" in told and "me" in told and "order:" in told
