@@ -70,8 +70,11 @@ class _DryRunState:
 
 
 class Runner:
-    def __init__(self, app: App, *, stopping: threading.Event | None = None):
+    def __init__(self, app: App, *, stopping: threading.Event | None = None, retried: bool = False):
         self.app = app
+        # Set by the service's scheduler: a failure that can pass is retried (bot.slot_retries), so it is
+        # left out of the slot's report to "me"; past the grace it is reported as a missed slot.
+        self.retried = retried
         # Set by `run` on SIGTERM: a fan-out finishes its Kakao call in flight and leaves the rest (Fanout).
         self.stopping = stopping
         self._friends: dict[str, list[Friend]] = {}  # per sender, for this run only (Kakao policy)
@@ -204,7 +207,8 @@ class Runner:
         except Exception:  # noqa: BLE001 — then it is at least in this slot's report
             log.exception("%s: could not record the friends refusing messages", job.name)
             problems = report.problems
-        problems = [result for result in problems if result.status != "unknown"]
+        problems = [result for result in problems if result.status != "unknown"
+                    and not (self.retried and result.status == "failed" and result.retryable)]
         if not problems or report.token_error:
             return  # without an access token, the report could not be sent either
         if self.stopping is not None and self.stopping.is_set():

@@ -366,8 +366,8 @@ class BotScheduler:
 
         late = now.astimezone(UTC) - instant.astimezone(UTC) > LATE_AFTER
         since = self.previous_slot(job.name, instant)
-        report = Runner(self.app, stopping=self.stopping).run(job, instant.isoformat(), late=late, since=since,
-                                                              until=instant)
+        report = Runner(self.app, stopping=self.stopping, retried=True).run(
+            job, instant.isoformat(), late=late, since=since, until=instant)
         if not (report.fanout is not None and report.fanout.stopped):
             self._mark(job, done=instant)  # a run cut short by a stop is owed: the next start's catch-up retakes it
         _log_report(report, late)
@@ -442,7 +442,7 @@ class BotScheduler:
         if now.astimezone(UTC) - instant.astimezone(UTC) <= self.grace:
             log.info("%s: the slot at %s passed while the bot was down; sending it now (late)", job.name,
                      instant.isoformat())
-            self._run(job, instant.astimezone(self.zone), now)
+            self.retries.settled(job, instant, now, self._run(job, instant.astimezone(self.zone), now))
             return CatchUp(job.name, instant, "sent")
         self._missed(job, instant.astimezone(self.zone), now)
         return CatchUp(job.name, instant, "missed")

@@ -60,7 +60,7 @@ class SlotRetries:
         return None if isinstance(outcome, BaseException) else outcome
 
     def _settle(self, job: JobConfig, instant: datetime, now: datetime, outcome: Any) -> None:
-        key = (job.name, instant.isoformat())
+        key = (job.name, _utc(instant).isoformat())
         passing = can_pass(outcome) if isinstance(outcome, BaseException) else bool(getattr(outcome, "can_pass", False))
         with self._lock:
             if not passing:

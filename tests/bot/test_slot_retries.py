@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.app import App
+from bot.job_memory import StoredJobState
 from bot.models import Delivery
 from bot.problems import open_problems
 from bot.sandbox.server import RunningServer, serve
@@ -128,13 +129,24 @@ def test_kakao_maintenance_through_the_whole_grace_is_retried_with_backoff_then_
     row = rows(app)["uuid:uuid-friend-01"]
     assert row.status == "failed" and row.code == -9798
     # Given up past the grace: told as a missed slot, once, naming the job and the slot.
-    texts = [m["text"] for m in sandbox.received("me")]
-    (told,) = [text for text in texts if "kept failing" in text]
-    assert told == texts[-1] and "menu" in told and "2026-11-22 12:00" in told
-    assert len(texts) <= 3  # besides: the slot's own report and "failing in a row", each once
+    # Nothing told while it was retried (it might still have worked); then one message.
+    (told,) = [m["text"] for m in sandbox.received("me")]
+    assert "menu" in told and "2026-11-22 12:00" in told and "kept failing" in told and "-9798" in told
     assert not [p for p in open_problems(app.db) if p.key.startswith("missed-slot:")]  # a one-off: told, closed
     # The retries of one slot are one failure of the job, not eleven "in a row".
     assert not [p for p in open_problems(app.db) if p.key.startswith("job-failing:")]
+
+
+def test_a_slot_caught_up_at_start_that_fails_for_a_passing_reason_is_retried_too(setup, sandbox, clock):
+    app, scheduler, retries = setup(["friend:친구01"])
+    StoredJobState(app.db, "menu").set("schedule", {"seen": (NOON - timedelta(days=1)).isoformat()})
+    sandbox.fail_next(SEND_PATH, 503, {"code": -1, "msg": "temporary error"}, times=3)  # one attempt's tries
+    clock.now = NOON + timedelta(minutes=10)  # the bot was down at the slot; back within the grace
+    assert [c.action for c in scheduler.catch_up(clock.now)] == ["sent"]
+    assert retries.times == [clock.now + FIRST_DELAY]
+    retries.run_next()
+    assert rows(app)["uuid:uuid-friend-01"].status == "sent" and len(sandbox.received("uuid-friend-01")) == 1
+    assert sandbox.received("me") == []  # it worked in the end: nothing to tell
 
 
 def test_a_database_down_for_the_whole_grace_records_the_slot_skipped_and_reports_it(
