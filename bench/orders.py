@@ -26,7 +26,8 @@ from bot.retry import RetryPolicy
 from bot.sandbox.server import serve
 from bot.sandbox.shopify import ShopifySandbox
 from bot.shopify_client import ShopifyHttp, new_session
-from bot.shopify_graphql import ShopifyGraphQL, fetch_orders
+from bot.shopify_graphql import ShopifyGraphQL
+from bot.shopify_orders_query import fetch_orders
 
 SHOP = "bench-shop.myshopify.com"
 KST = timezone(timedelta(hours=9))

@@ -86,7 +86,7 @@ class Reconciler:
         return raised
 
     def _shop(self, shop: str, now: datetime) -> int:
-        from bot.shopify_graphql import fetch_orders  # late: only needed here
+        from bot.shopify_orders_query import fetch_orders  # late: only needed here
 
         state = StoredJobState(self.app.db, state_key(shop))
         since = parse_time(state.get("since")) or now - self.first_window

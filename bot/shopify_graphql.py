@@ -12,6 +12,10 @@ This module adds what is specific to GraphQL:
   query never requests more than Shopify's 1,000-point single-query limit.
 - **errors**: 401/403 mark the install invalid; `errors` without `data` raise; `errors`
   beside `data` (protected customer data) are logged once and the data returned.
+- **shapes**: every page of a connection is checked (`bot.shopify_shapes`): an answer that is
+  not what the schema says raises `ShopifyBadAnswer`, never passes as "nothing".
+
+The orders query lives in `bot.shopify_orders_query`.
 
 The access token is sent in a header and never logged or put into an exception.
 """
@@ -23,7 +27,6 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import requests
@@ -32,10 +35,11 @@ from bot.shopify_client import ShopifyHttp, shop_url
 from bot.shopify_errors import (
     ShopifyAuthError, ShopifyError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable,
 )
+from bot.shopify_shapes import connection_page
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ORDER_FIELDS", "ShopTokenSource", "ShopifyGraphQL", "ThrottleState", "fetch_orders"]
+__all__ = ["CONNECTION_COST", "MAX_PAGE_SIZE", "ShopTokenSource", "ShopifyGraphQL", "ThrottleState"]
 
 MAX_QUERY_COST = 1000  # Shopify's limit on one query's requested cost
 MAX_PAGE_SIZE = 250  # Shopify's limit on `first`
@@ -43,7 +47,6 @@ CONNECTION_COST = 2  # a connection costs 2 + first × node cost
 FIRST_PAGE_GUESS = 50  # page size while a connection's node cost is still unknown
 MAX_THROTTLED_RETRIES = 20
 EPSILON = 0.001  # seconds added to a computed wait: rounding, never a safety margin
-ORDERS_VISIBLE_DAYS = 60  # `read_orders` sees the last 60 days only
 
 
 class ShopTokenSource(Protocol):
@@ -299,11 +302,9 @@ class ShopifyGraphQL:
                          exc.cost or "over 1000", pager.size(self._cost_limit()))
                 continue
             pager.learn(first, requested)
-            connection = _dig(data, path)
-            if not isinstance(connection, dict):
-                return
-            yield from (node for node in connection.get("nodes") or [] if isinstance(node, dict))
-            after = _next_cursor(connection, after)
+            page = connection_page(data, path, self.shop)  # ShopifyBadAnswer unless the schema's shape
+            yield from page.nodes
+            after = _next_cursor(page.next_cursor, after)
             if after is None:
                 return
 
@@ -344,21 +345,9 @@ def _check_paging_variables(document: str) -> None:
         raise ValueError("a paginated document must declare `$first: Int!` and `$after: String`")
 
 
-def _dig(data: Any, path: Sequence[str]) -> Any:
-    for key in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _next_cursor(connection: dict, previous: str | None) -> str | None:
-    info = connection.get("pageInfo") or {}
-    if not info.get("hasNextPage"):
-        return None
-    cursor = info.get("endCursor")
-    if not isinstance(cursor, str) or not cursor or cursor == previous:
-        log.warning("GraphQL connection says hasNextPage without a new endCursor; stopping")
+def _next_cursor(cursor: str | None, previous: str | None) -> str | None:
+    if cursor is not None and cursor == previous:
+        log.warning("GraphQL connection says hasNextPage with the same endCursor again; stopping")
         return None
     return cursor
 
@@ -394,64 +383,3 @@ def _retry_after(response: requests.Response) -> float | None:
         return max(0.0, float(response.headers.get("Retry-After", "")))
     except ValueError:
         return None
-
-
-# -- orders ------------------------------------------------------------------------------
-
-ORDER_FIELDS = ("id name createdAt cancelledAt displayFinancialStatus displayFulfillmentStatus "
-                "totalPriceSet { shopMoney { amount currencyCode } } "
-                "lineItems(first: $lineItems) { nodes { name sku quantity } }")
-CUSTOMER_FIELDS = "customer { displayName }"
-
-ORDERS_QUERY = """\
-query Orders($first: Int!, $after: String, $query: String!, $lineItems: Int!) {
-  orders(first: $first, after: $after, query: $query, sortKey: CREATED_AT) {
-    nodes { %s }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-"""
-
-
-def order_node_cost(line_items: int, with_customer: bool) -> int:
-    """order 1 + totalPriceSet 1 + shopMoney 1 + lineItems (2 + N) [+ customer 1]."""
-    return 3 + CONNECTION_COST + line_items + (1 if with_customer else 0)
-
-
-def fetch_orders(gql: ShopifyGraphQL, *, created_from: datetime, created_to: datetime | None = None,
-                 line_items: int = 10, with_customer: bool = False) -> Iterator[dict]:
-    """Orders created in [created_from, created_to), oldest first, each as ORDER_FIELDS selects."""
-    if not 1 <= line_items <= MAX_PAGE_SIZE:
-        raise ValueError(f"line_items must be 1..{MAX_PAGE_SIZE}, got {line_items}")
-    created_from = _visible_from(_aware(created_from, "created_from"))
-    search = orders_search(created_from, _aware(created_to, "created_to") if created_to else None)
-    fields = ORDER_FIELDS + (" " + CUSTOMER_FIELDS if with_customer else "")
-    return gql.nodes(ORDERS_QUERY % fields, {"query": search, "lineItems": line_items}, ["orders"],
-                     node_cost=order_node_cost(line_items, with_customer))
-
-
-def orders_search(created_from: datetime, created_to: datetime | None = None) -> str:
-    """Shopify search syntax for a creation window: `created_at:>='…' AND created_at:<'…'`."""
-    search = f"created_at:>='{_iso(created_from)}'"
-    return search + (f" AND created_at:<'{_iso(created_to)}'" if created_to else "")
-
-
-def _aware(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must carry a time zone, got {moment.isoformat()}")
-    return moment
-
-
-def _visible_from(created_from: datetime, now: datetime | None = None) -> datetime:
-    """`read_orders` sees the last 60 days: an older start is clamped (and logged)."""
-    oldest = (now or datetime.now(timezone.utc)) - timedelta(days=ORDERS_VISIBLE_DAYS)
-    if created_from >= oldest:
-        return created_from
-    clamped = oldest.astimezone(created_from.tzinfo)
-    log.warning("orders before %s are beyond read_orders' %d days; fetching from %s instead",
-                _iso(created_from), ORDERS_VISIBLE_DAYS, _iso(clamped))
-    return clamped
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")
