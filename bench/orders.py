@@ -66,6 +66,9 @@ class FixedToken:
     def access_token(self) -> str:
         return self._token
 
+    def renew_refused(self) -> bool:
+        return False
+
     def rejected(self, reason: str) -> None:
         raise SystemExit(f"the stand-in refused the token: {reason}")
 

@@ -10,12 +10,15 @@ This module adds what is specific to GraphQL:
   `THROTTLED` answer anyway (HTTP 200 or 429) is waited out and the query sent again.
 - **pagination**: `nodes()` walks a connection with `first`/`after`, sizing pages so one
   query never requests more than Shopify's 1,000-point single-query limit.
-- **errors**: 401/403 mark the install invalid; `errors` without `data` raise; `errors`
-  beside `data` (protected customer data) are logged once and the data returned.
+- **errors**: a 401 first renews the token once, when the install can renew itself (a refresh
+  token, client credentials), and asks again; a 401 that stays, or a 403, marks the install
+  invalid; `errors` without `data` raise; `errors` beside `data` (protected customer data) are
+  logged once and the data returned.
 - **shapes**: every page of a connection is checked (`bot.shopify_shapes`): an answer that is
   not what the schema says raises `ShopifyBadAnswer`, never passes as "nothing".
 
-The orders query lives in `bot.shopify_orders_query`.
+The cost bucket and page sizing live in `bot.shopify_cost`, the orders query in
+`bot.shopify_orders_query`.
 
 The access token is sent in a header and never logged or put into an exception.
 """
@@ -23,7 +26,6 @@ The access token is sent in a header and never logged or put into an exception.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass
@@ -32,6 +34,9 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import requests
 
 from bot.shopify_client import ShopifyHttp, shop_url
+from bot.shopify_cost import (
+    CONNECTION_COST, FIRST_PAGE_GUESS, MAX_PAGE_SIZE, MAX_QUERY_COST, Pager, ThrottleState,
+)
 from bot.shopify_errors import (
     ShopifyAuthError, ShopifyError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable,
 )
@@ -39,12 +44,8 @@ from bot.shopify_shapes import connection_page
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CONNECTION_COST", "MAX_PAGE_SIZE", "ShopTokenSource", "ShopifyGraphQL", "ThrottleState"]
+__all__ = ["ShopTokenSource", "ShopifyGraphQL"]
 
-MAX_QUERY_COST = 1000  # Shopify's limit on one query's requested cost
-MAX_PAGE_SIZE = 250  # Shopify's limit on `first`
-CONNECTION_COST = 2  # a connection costs 2 + first × node cost
-FIRST_PAGE_GUESS = 50  # page size while a connection's node cost is still unknown
 MAX_THROTTLED_RETRIES = 20
 EPSILON = 0.001  # seconds added to a computed wait: rounding, never a safety margin
 
@@ -56,30 +57,14 @@ class ShopTokenSource(Protocol):
         """A valid token for this shop (may refresh)."""
         ...
 
-    def rejected(self, reason: str) -> None:
-        """Shopify answered 401/403: mark the install invalid."""
+    def renew_refused(self) -> bool:
+        """Shopify answered 401 to the token last handed out: renew it once if the install can (True:
+        ask again with `access_token()`); False: nothing to renew with. Raises when the renewal is refused."""
         ...
 
-
-@dataclass(frozen=True)
-class ThrottleState:
-    """The cost bucket as last reported, and the `clock()` time it was seen."""
-
-    maximum: float
-    available: float
-    restore_rate: float
-    at: float
-
-    def projected(self, now: float) -> float:
-        """What the bucket holds at `now`, had nobody else spent from it."""
-        return min(self.maximum, self.available + self.restore_rate * max(0.0, now - self.at))
-
-    def wait_for(self, cost: float, now: float) -> float:
-        """Seconds until the bucket holds `cost` (at most its maximum); 0 if it already does."""
-        deficit = min(cost, self.maximum) - self.projected(now)
-        if deficit <= 0 or self.restore_rate <= 0:
-            return 0.0
-        return deficit / self.restore_rate
+    def rejected(self, reason: str) -> None:
+        """Shopify answered 401/403 for good: mark the install invalid."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -163,17 +148,20 @@ class ShopifyGraphQL:
                                shop=self.shop)
 
     def _send(self, body: dict) -> _Answer:
-        headers = {"X-Shopify-Access-Token": self.tokens.access_token(), "Accept": "application/json"}
-        self.requests_made += 1
         try:
-            response = self.http.call("POST", self.url, json=body, headers=headers, errors=self._http_error)
+            response = self._post(body)
         except ShopifyAuthError as exc:
-            self.tokens.rejected(str(exc))
-            raise
-        except _Throttled as exc:  # HTTP 429
-            if exc.answer:
-                self._remember_cost(exc.answer)
-            raise
+            # An expiring token can be refused before its time (revoked, rotated, clock skew): renew it
+            # once and ask again; only a refusal that survives the renewal marks the install.
+            if exc.status != 401 or not self.tokens.renew_refused():
+                self.tokens.rejected(str(exc))
+                raise
+            log.info("%s: Shopify refused the access token (HTTP 401); renewed it, asking again", self.shop)
+            try:
+                response = self._post(body)
+            except ShopifyAuthError as again:
+                self.tokens.rejected(str(again))
+                raise
         self._check_headers(response)
         answer = _parse(response)
         if answer is None:
@@ -183,6 +171,16 @@ class ShopifyGraphQL:
         if "THROTTLED" in answer.codes:
             raise _Throttled(f"{self.shop}: THROTTLED", answer=answer, shop=self.shop)
         return answer
+
+    def _post(self, body: dict) -> requests.Response:
+        headers = {"X-Shopify-Access-Token": self.tokens.access_token(), "Accept": "application/json"}
+        self.requests_made += 1
+        try:
+            return self.http.call("POST", self.url, json=body, headers=headers, errors=self._http_error)
+        except _Throttled as exc:  # HTTP 429
+            if exc.answer:
+                self._remember_cost(exc.answer)
+            raise
 
     def _data(self, answer: _Answer) -> dict:
         if "MAX_COST_EXCEEDED" in answer.codes:
@@ -286,7 +284,7 @@ class ShopifyGraphQL:
         `node_cost`, else learned from each answer's requestedQueryCost.
         """
         _check_paging_variables(document)
-        pager = _Pager(cap=min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE), node_cost=node_cost,
+        pager = Pager(cap=min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE), node_cost=node_cost,
                        guess=page_size or FIRST_PAGE_GUESS)
         after: str | None = None
         while True:
@@ -313,31 +311,6 @@ class ShopifyGraphQL:
         if self.throttle is None or self.throttle.maximum <= 0:
             return MAX_QUERY_COST
         return min(MAX_QUERY_COST, self.throttle.maximum)
-
-
-class _Pager:
-    """Chooses page sizes from a connection's node cost."""
-
-    def __init__(self, *, cap: int, node_cost: float | None, guess: int):
-        self.cap, self.node_cost = max(1, cap), node_cost
-        self.guess = max(1, min(self.cap, guess))  # the first page's size while the node cost is unknown
-
-    def size(self, limit: float) -> int:
-        if not self.node_cost or self.node_cost <= 0:
-            return self.guess
-        return max(1, min(self.cap, math.floor((limit - CONNECTION_COST) / self.node_cost)))
-
-    def expected_cost(self, first: int) -> float | None:
-        return CONNECTION_COST + first * self.node_cost if self.node_cost else None
-
-    def learn(self, first: int, requested: float | None) -> None:
-        if requested is not None and first > 0 and requested > CONNECTION_COST:
-            self.node_cost = (requested - CONNECTION_COST) / first
-
-    def too_expensive(self, first: int, cost: float | None) -> None:
-        """MAX_COST_EXCEEDED: halve the page size (and learn the node cost when Shopify told it)."""
-        self.cap = self.guess = max(1, first // 2)
-        self.learn(first, cost)
 
 
 def _check_paging_variables(document: str) -> None:

@@ -12,7 +12,8 @@ import logging
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
-from bot.shopify_graphql import CONNECTION_COST, MAX_PAGE_SIZE, ShopifyGraphQL
+from bot.shopify_cost import CONNECTION_COST, MAX_PAGE_SIZE
+from bot.shopify_graphql import ShopifyGraphQL
 from bot.shopify_shapes import check_order
 
 log = logging.getLogger(__name__)

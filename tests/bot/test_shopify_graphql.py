@@ -16,7 +16,8 @@ import responses
 from bot.retry import RetryPolicy
 from bot.shopify_client import ShopifyHttp, new_session
 from bot.shopify_errors import ShopifyAuthError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable
-from bot.shopify_graphql import EPSILON, MAX_THROTTLED_RETRIES, ShopifyGraphQL, ThrottleState
+from bot.shopify_cost import ThrottleState
+from bot.shopify_graphql import EPSILON, MAX_THROTTLED_RETRIES, ShopifyGraphQL
 from bot.shopify_orders_query import ORDER_FIELDS, fetch_orders, order_node_cost, orders_search
 from bot.shopify_shapes import ShopifyBadAnswer
 
@@ -57,6 +58,9 @@ class FakeTokens:
 
     def access_token(self) -> str:
         return self.token
+
+    def renew_refused(self) -> bool:
+        return False  # a fixed token: nothing to renew with
 
     def rejected(self, reason: str) -> None:
         self.rejections.append(reason)

@@ -48,6 +48,9 @@ class Tokens:
     def access_token(self) -> str:
         return "shpat_test"
 
+    def renew_refused(self) -> bool:
+        raise AssertionError("a malformed answer is not a refused token")
+
     def rejected(self, reason: str) -> None:
         raise AssertionError("a malformed answer is not a refused token")
 

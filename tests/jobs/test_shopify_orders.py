@@ -484,6 +484,9 @@ class Tokens:
     def access_token(self) -> str:
         return "shpat_test"
 
+    def renew_refused(self) -> bool:
+        return False  # a fixed token: nothing to renew with
+
     def rejected(self, reason: str) -> None:
         self.rejections.append(reason)
 
