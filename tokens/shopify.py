@@ -4,7 +4,9 @@ Three ways a shop gets connected, one minting rule each:
 - `oauth` (the install flow): an expiring offline token (1 h) with a refresh token.
   Reused until `margin` before expiry; then refreshed — the answer is a NEW pair, stored in the
   same transaction, under the row lock, and committed before the new access token is returned
-  (the old refresh token is dead the moment Shopify answered). An OAuth token without expiry
+  (since 2026-08-28 Shopify keeps the old refresh token valid until the new pair is used, so a
+  crash between answer and commit is recoverable; the bot never relies on that and never sends
+  a replaced refresh token again). An OAuth token without expiry
   (older non-expiring offline token) is used as is.
 - `client_credentials` (the merchant's own app): a 24 h token, asked for again near expiry.
 - `legacy` (an admin-created custom app's `shpat_…`): fixed, used as is.
@@ -238,7 +240,8 @@ class ShopifyTokens:
             row.refresh_expires_at = (now + timedelta(seconds=answer.refresh_token_expires_in)
                                       if answer.refresh_token_expires_in is not None else None)
         else:
-            # Refresh tokens are one-time use: after a refresh the old one is dead either way.
+            # No new refresh token: none stays usable — an old one lives on (since 2026-08-28) only
+            # until the new access token is used, which is what happens next.
             row.refresh_token_enc, row.refresh_expires_at = None, None
         if answer.scope or not keep_scopes:
             row.scopes = answer.scope or ""
