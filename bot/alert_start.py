@@ -70,10 +70,16 @@ def created_before(order: dict[str, Any], since: datetime | None) -> bool:
     return since is not None and created is not None and created < since
 
 
-def jobs_for_new_order(app: "App", jobs: list["JobConfig"], shop: str, order: dict[str, Any], *,
-                       seen_at: datetime | None = None) -> list["JobConfig"]:
-    """Those of `jobs` whose alerting had started when `order` was created."""
-    return [job for job in jobs if not created_before(order, alerting_since(app, job, shop, seen_at=seen_at))]
+def alert_starts(app: "App", jobs: list["JobConfig"], shop: str, *,
+                 seen_at: datetime | None = None) -> dict[str, datetime | None]:
+    """`alerting_since` of each of `jobs` (by job name), read once for a batch of orders."""
+    return {job.name: alerting_since(app, job, shop, seen_at=seen_at) for job in jobs}
+
+
+def jobs_for_new_order(jobs: list["JobConfig"], starts: dict[str, datetime | None],
+                       order: dict[str, Any]) -> list["JobConfig"]:
+    """Those of `jobs` whose alerting (`starts`, from `alert_starts`) had started when `order` was created."""
+    return [job for job in jobs if not created_before(order, starts.get(job.name))]
 
 
 def _first_seen(app: "App", job: "JobConfig", shop: str, *, record_at: datetime | None) -> datetime | None:

@@ -23,7 +23,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from bot.alert_start import jobs_for_new_order, mark_jobs_seen
+from bot.alert_start import alert_starts, jobs_for_new_order, mark_jobs_seen
 from bot.alerts import AlertSender, alert_jobs
 from bot.job_memory import StoredJobState
 from bot.logs import redact
@@ -96,11 +96,12 @@ class Reconciler:
         orders = list(fetch_orders(self.app.shopify_graphql(shop), created_from=start, created_to=now,
                                    line_items=LINE_ITEMS))
         raised, problems, older = 0, [], 0
+        starts = alert_starts(self.app, jobs, shop, seen_at=now)
         for order in orders:
             gid = order_gid(order)
             if gid is None:
                 continue
-            started = jobs_for_new_order(self.app, jobs, shop, order, seen_at=now)
+            started = jobs_for_new_order(jobs, starts, order)
             if not started:
                 older += 1
                 continue

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import delete, select, update
 
-from bot.alert_start import jobs_for_new_order, memory_name
+from bot.alert_start import alert_starts, jobs_for_new_order, memory_name
 from bot.alerts import AlertFailed, AlertSender, alert_jobs
 from bot.models import JobMemory, OrderSnapshot, WebhookEvent
 from bot.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
@@ -102,7 +102,7 @@ class TopicHandlers:
         if any(job.params.on_update for job in jobs):
             write_snapshot(self.app, event.shop, gid, order_snapshot(order), parse_time(order.get("updated_at")),
                            event.triggered_at)
-        started = jobs_for_new_order(self.app, jobs, event.shop, order)
+        started = jobs_for_new_order(jobs, alert_starts(self.app, jobs, event.shop), order)
         if not started:
             return Handled("ignored", f"order {order.get('name') or gid} was created before alerting started "
                                       f"(the shop's connection or the alert job's first run): not a new order")
