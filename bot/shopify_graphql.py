@@ -34,9 +34,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import requests
 
 from bot.shopify_client import ShopifyHttp, shop_url
-from bot.shopify_cost import (
-    CONNECTION_COST, FIRST_PAGE_GUESS, MAX_PAGE_SIZE, MAX_QUERY_COST, Pager, ThrottleState,
-)
+from bot.shopify_cost import FIRST_PAGE_GUESS, MAX_PAGE_SIZE, MAX_QUERY_COST, Pager, ThrottleState
 from bot.shopify_errors import (
     ShopifyAuthError, ShopifyError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable,
 )
