@@ -11,12 +11,14 @@ import pytest
 
 from bot.alert_start import alerting_since, mark_jobs_seen
 from bot.app import App
-from bot.reconcile import Reconciler
+from bot.job_memory import StoredJobState
+from bot.reconcile import Reconciler, register_reconciliation, state_key
+from bot.scheduler import BotScheduler
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
 from bot.webhook_worker import WebhookWorker
 
-from webhook_helpers import ALERT_JOB, SHOP, Hooks, events, new_order
+from webhook_helpers import ALERT_JOB, SHOP, Hooks, events, new_order, wait_for
 
 if TYPE_CHECKING:
     from conftest import FakeClock
@@ -55,6 +57,29 @@ def test_the_first_pass_after_connecting_alerts_no_order_placed_before(
     new = shopify.add_order(SHOP)
     clock.advance(minutes=1)
     assert reconciler.run_once() == 1
+    assert alerted(sandbox) == [f"🛒 새 주문 {new['name']}"]
+
+
+def test_the_first_pass_of_run_after_connecting_alerts_nothing_old_and_the_next_new_order_once(
+        make_bot: Callable[..., App], shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: FakeClock) -> None:
+    app = make_bot(connect=False)
+    for minutes in (40, 5):
+        shopify.add_order(SHOP, createdAt=clock() - timedelta(minutes=minutes))
+    connect(app, shopify)  # `shopify connect`, then `run` ten minutes later
+    clock.advance(minutes=10)
+    scheduler = BotScheduler(app)
+    reconciler = register_reconciliation(app, scheduler, interval=3600)
+    assert reconciler is not None
+    scheduler.start()
+    try:
+        wait_for(lambda: StoredJobState(app.db, state_key(SHOP)).get("since") == clock().isoformat())
+    finally:
+        assert scheduler.stop(10)
+    assert sandbox.received("me") == []
+    clock.advance(minutes=1)
+    new = shopify.add_order(SHOP)
+    clock.advance(minutes=1)
+    assert Reconciler(app).run_once() == 1  # the next pass (the stopped scheduler's reconciler stops at once)
     assert alerted(sandbox) == [f"🛒 새 주문 {new['name']}"]
 
 
