@@ -26,7 +26,8 @@ from bot.retry import RetryPolicy
 from bot.sandbox.server import serve
 from bot.sandbox.shopify import ShopifySandbox
 from bot.shopify_client import ShopifyHttp, new_session
-from bot.shopify_graphql import ShopifyGraphQL, fetch_orders
+from bot.shopify_graphql import ShopifyGraphQL
+from bot.shopify_orders_query import fetch_orders
 
 SHOP = "bench-shop.myshopify.com"
 KST = timezone(timedelta(hours=9))
@@ -64,6 +65,9 @@ class FixedToken:
 
     def access_token(self) -> str:
         return self._token
+
+    def renew_refused(self) -> bool:
+        return False
 
     def rejected(self, reason: str) -> None:
         raise SystemExit(f"the stand-in refused the token: {reason}")

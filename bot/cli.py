@@ -22,6 +22,7 @@ from bot.cli_shopify import shopify
 from bot.config import Config, JobConfig
 from bot.logs import setup_logging
 from bot.schedule import slot_instant
+from bot.shopify_versions import warn_if_ending
 from bot.slot_time import SlotNotYet, due_occurrence
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_
 
     # A dry run records nothing, but still needs the schema to read the jobs' memory.
     app = state.app()
+    warn_if_ending(app.config.shopify.api_version, app.clock(), app.config.path)
     jobs = _select_jobs(app.config, job_names, slot)
     if slot is not None:
         _wait_for_slot(app, slot)

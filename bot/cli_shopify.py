@@ -150,6 +150,9 @@ class _FixedToken:
     def access_token(self) -> str:
         return self._token
 
+    def renew_refused(self) -> bool:
+        return False  # a pasted token cannot be renewed
+
     def rejected(self, reason: str) -> None:
         pass
 

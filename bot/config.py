@@ -62,7 +62,7 @@ class ShopifyAppConfig:
 
 @dataclass(frozen=True)
 class ShopifyConfig:
-    api_version: str = "2025-10"
+    api_version: str = "2026-07"
     origin: str = "https://{shop}"
     apps: tuple[ShopifyAppConfig, ...] = (ShopifyAppConfig(),)
 

@@ -10,7 +10,9 @@ deliveries recorded and is not sent again; the passes may overlap freely.
 
 Where a pass ended is kept per shop in the job memory (`reconcile:<shop>`) and advanced only
 after a pass of that shop succeeded: a failed query is simply covered by the next pass. The
-first pass looks back `first_window`; after a long stop at most `max_window`.
+first pass looks back `first_window`; after a long stop at most `max_window`. An order created
+before its job's alerting started (`bot.alert_start`: the shop's connection, the job's first
+sighting) is never alerted: it is not new to anybody.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from bot.alert_start import alert_starts, jobs_for_new_order, mark_jobs_seen
 from bot.alerts import AlertSender, alert_jobs
 from bot.job_memory import StoredJobState
 from bot.logs import redact
@@ -52,6 +55,7 @@ def register_reconciliation(app: "App", scheduler: Any, interval: float = INTERV
     None, and nothing scheduled, when no `shopify-order-alert` job is configured."""
     if not alert_jobs(app):
         return None
+    mark_jobs_seen(app, app.clock())  # before the first pass and before any webhook is handled
     reconciler = Reconciler(app, stopping=scheduler.stopping)
     scheduler.every("order-reconciliation", interval, reconciler.run_once, run_now=True)
     return reconciler
@@ -82,7 +86,7 @@ class Reconciler:
         return raised
 
     def _shop(self, shop: str, now: datetime) -> int:
-        from bot.shopify_graphql import fetch_orders  # late: only needed here
+        from bot.shopify_orders_query import fetch_orders  # late: only needed here
 
         state = StoredJobState(self.app.db, state_key(shop))
         since = parse_time(state.get("since")) or now - self.first_window
@@ -91,12 +95,17 @@ class Reconciler:
         jobs = alert_jobs(self.app, shop)
         orders = list(fetch_orders(self.app.shopify_graphql(shop), created_from=start, created_to=now,
                                    line_items=LINE_ITEMS))
-        raised, problems = 0, []
+        raised, problems, older = 0, [], 0
+        starts = alert_starts(self.app, jobs, shop, seen_at=now)
         for order in orders:
             gid = order_gid(order)
             if gid is None:
                 continue
-            sent, failed = self.alerts.alert_order(jobs, f"order:{gid}", order)
+            started = jobs_for_new_order(jobs, starts, order)
+            if not started:
+                older += 1
+                continue
+            sent, failed = self.alerts.alert_order(started, f"order:{gid}", order)
             problems += [f"{gid} {problem}" for problem in failed]
             if sent:
                 raised += 1
@@ -105,8 +114,8 @@ class Reconciler:
         state.set("since", now.isoformat())
         if problems:
             log.error("order reconciliation of %s: some alerts failed: %s", shop, "; ".join(problems))
-        log.info("order reconciliation of %s: %d order(s) since %s, %d alerted", shop, len(orders),
-                 start.isoformat(timespec="seconds"), raised)
+        log.info("order reconciliation of %s: %d order(s) since %s, %d alerted, %d placed before alerting "
+                 "started", shop, len(orders), start.isoformat(timespec="seconds"), raised, older)
         return raised
 
 

@@ -31,6 +31,7 @@ from waitress.trigger import trigger as Trigger
 
 from bot.app import App
 from bot.server import MAX_BODY_BYTES, create_app
+from bot.shopify_versions import warn_if_ending
 from bot.systemd import Notifier
 
 log = logging.getLogger("bot.service")
@@ -53,6 +54,7 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     notifier = notifier if notifier is not None else Notifier.from_environ()
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no service: fail now (VaultError), not at the first login
     app.db.migrate()
+    warn_if_ending(app.config.shopify.api_version, app.clock(), app.config.path)
     flask_app = create_app(app)
     host, port = app.config.server.host, app.config.server.port
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -117,7 +117,8 @@ class ShopifyOAuth:
         return self._token(shop, {"code": code, "expiring": "1"})
 
     def refresh(self, shop: str, refresh_token: str) -> ShopifyTokenAnswer:
-        """A new pair; the refresh token sent is one-time use."""
+        """A new pair. The refresh token sent stays valid only until the new pair is used (Shopify, since
+        2026-08-28): store the new pair before using it, and never send the old one again."""
         return self._token(shop, {"grant_type": "refresh_token", "refresh_token": refresh_token})
 
     def client_credentials(self, shop: str) -> ShopifyTokenAnswer:

@@ -10,8 +10,15 @@ This module adds what is specific to GraphQL:
   `THROTTLED` answer anyway (HTTP 200 or 429) is waited out and the query sent again.
 - **pagination**: `nodes()` walks a connection with `first`/`after`, sizing pages so one
   query never requests more than Shopify's 1,000-point single-query limit.
-- **errors**: 401/403 mark the install invalid; `errors` without `data` raise; `errors`
-  beside `data` (protected customer data) are logged once and the data returned.
+- **errors**: a 401 first renews the token once, when the install can renew itself (a refresh
+  token, client credentials), and asks again; a 401 that stays, or a 403, marks the install
+  invalid; `errors` without `data` raise; `errors` beside `data` (protected customer data) are
+  logged once and the data returned.
+- **shapes**: every page of a connection is checked (`bot.shopify_shapes`): an answer that is
+  not what the schema says raises `ShopifyBadAnswer`, never passes as "nothing".
+
+The cost bucket and page sizing live in `bot.shopify_cost`, the orders query in
+`bot.shopify_orders_query`.
 
 The access token is sent in a header and never logged or put into an exception.
 """
@@ -19,31 +26,26 @@ The access token is sent in a header and never logged or put into an exception.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import requests
 
 from bot.shopify_client import ShopifyHttp, shop_url
+from bot.shopify_cost import FIRST_PAGE_GUESS, MAX_PAGE_SIZE, MAX_QUERY_COST, Pager, ThrottleState
 from bot.shopify_errors import (
     ShopifyAuthError, ShopifyError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable,
 )
+from bot.shopify_shapes import connection_page
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ORDER_FIELDS", "ShopTokenSource", "ShopifyGraphQL", "ThrottleState", "fetch_orders"]
+__all__ = ["ShopTokenSource", "ShopifyGraphQL"]
 
-MAX_QUERY_COST = 1000  # Shopify's limit on one query's requested cost
-MAX_PAGE_SIZE = 250  # Shopify's limit on `first`
-CONNECTION_COST = 2  # a connection costs 2 + first × node cost
-FIRST_PAGE_GUESS = 50  # page size while a connection's node cost is still unknown
 MAX_THROTTLED_RETRIES = 20
 EPSILON = 0.001  # seconds added to a computed wait: rounding, never a safety margin
-ORDERS_VISIBLE_DAYS = 60  # `read_orders` sees the last 60 days only
 
 
 class ShopTokenSource(Protocol):
@@ -53,30 +55,14 @@ class ShopTokenSource(Protocol):
         """A valid token for this shop (may refresh)."""
         ...
 
-    def rejected(self, reason: str) -> None:
-        """Shopify answered 401/403: mark the install invalid."""
+    def renew_refused(self) -> bool:
+        """Shopify answered 401 to the token last handed out: renew it once if the install can (True:
+        ask again with `access_token()`); False: nothing to renew with. Raises when the renewal is refused."""
         ...
 
-
-@dataclass(frozen=True)
-class ThrottleState:
-    """The cost bucket as last reported, and the `clock()` time it was seen."""
-
-    maximum: float
-    available: float
-    restore_rate: float
-    at: float
-
-    def projected(self, now: float) -> float:
-        """What the bucket holds at `now`, had nobody else spent from it."""
-        return min(self.maximum, self.available + self.restore_rate * max(0.0, now - self.at))
-
-    def wait_for(self, cost: float, now: float) -> float:
-        """Seconds until the bucket holds `cost` (at most its maximum); 0 if it already does."""
-        deficit = min(cost, self.maximum) - self.projected(now)
-        if deficit <= 0 or self.restore_rate <= 0:
-            return 0.0
-        return deficit / self.restore_rate
+    def rejected(self, reason: str) -> None:
+        """Shopify answered 401/403 for good: mark the install invalid."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -160,17 +146,20 @@ class ShopifyGraphQL:
                                shop=self.shop)
 
     def _send(self, body: dict) -> _Answer:
-        headers = {"X-Shopify-Access-Token": self.tokens.access_token(), "Accept": "application/json"}
-        self.requests_made += 1
         try:
-            response = self.http.call("POST", self.url, json=body, headers=headers, errors=self._http_error)
+            response = self._post(body)
         except ShopifyAuthError as exc:
-            self.tokens.rejected(str(exc))
-            raise
-        except _Throttled as exc:  # HTTP 429
-            if exc.answer:
-                self._remember_cost(exc.answer)
-            raise
+            # An expiring token can be refused before its time (revoked, rotated, clock skew): renew it
+            # once and ask again; only a refusal that survives the renewal marks the install.
+            if exc.status != 401 or not self.tokens.renew_refused():
+                self.tokens.rejected(str(exc))
+                raise
+            log.info("%s: Shopify refused the access token (HTTP 401); renewed it, asking again", self.shop)
+            try:
+                response = self._post(body)
+            except ShopifyAuthError as again:
+                self.tokens.rejected(str(again))
+                raise
         self._check_headers(response)
         answer = _parse(response)
         if answer is None:
@@ -180,6 +169,16 @@ class ShopifyGraphQL:
         if "THROTTLED" in answer.codes:
             raise _Throttled(f"{self.shop}: THROTTLED", answer=answer, shop=self.shop)
         return answer
+
+    def _post(self, body: dict) -> requests.Response:
+        headers = {"X-Shopify-Access-Token": self.tokens.access_token(), "Accept": "application/json"}
+        self.requests_made += 1
+        try:
+            return self.http.call("POST", self.url, json=body, headers=headers, errors=self._http_error)
+        except _Throttled as exc:  # HTTP 429
+            if exc.answer:
+                self._remember_cost(exc.answer)
+            raise
 
     def _data(self, answer: _Answer) -> dict:
         if "MAX_COST_EXCEEDED" in answer.codes:
@@ -283,7 +282,7 @@ class ShopifyGraphQL:
         `node_cost`, else learned from each answer's requestedQueryCost.
         """
         _check_paging_variables(document)
-        pager = _Pager(cap=min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE), node_cost=node_cost,
+        pager = Pager(cap=min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE), node_cost=node_cost,
                        guess=page_size or FIRST_PAGE_GUESS)
         after: str | None = None
         while True:
@@ -299,11 +298,9 @@ class ShopifyGraphQL:
                          exc.cost or "over 1000", pager.size(self._cost_limit()))
                 continue
             pager.learn(first, requested)
-            connection = _dig(data, path)
-            if not isinstance(connection, dict):
-                return
-            yield from (node for node in connection.get("nodes") or [] if isinstance(node, dict))
-            after = _next_cursor(connection, after)
+            page = connection_page(data, path, self.shop)  # ShopifyBadAnswer unless the schema's shape
+            yield from page.nodes
+            after = _next_cursor(page.next_cursor, after)
             if after is None:
                 return
 
@@ -314,51 +311,14 @@ class ShopifyGraphQL:
         return min(MAX_QUERY_COST, self.throttle.maximum)
 
 
-class _Pager:
-    """Chooses page sizes from a connection's node cost."""
-
-    def __init__(self, *, cap: int, node_cost: float | None, guess: int):
-        self.cap, self.node_cost = max(1, cap), node_cost
-        self.guess = max(1, min(self.cap, guess))  # the first page's size while the node cost is unknown
-
-    def size(self, limit: float) -> int:
-        if not self.node_cost or self.node_cost <= 0:
-            return self.guess
-        return max(1, min(self.cap, math.floor((limit - CONNECTION_COST) / self.node_cost)))
-
-    def expected_cost(self, first: int) -> float | None:
-        return CONNECTION_COST + first * self.node_cost if self.node_cost else None
-
-    def learn(self, first: int, requested: float | None) -> None:
-        if requested is not None and first > 0 and requested > CONNECTION_COST:
-            self.node_cost = (requested - CONNECTION_COST) / first
-
-    def too_expensive(self, first: int, cost: float | None) -> None:
-        """MAX_COST_EXCEEDED: halve the page size (and learn the node cost when Shopify told it)."""
-        self.cap = self.guess = max(1, first // 2)
-        self.learn(first, cost)
-
-
 def _check_paging_variables(document: str) -> None:
     if not re.search(r"\$first\s*:\s*Int!", document) or not re.search(r"\$after\s*:\s*String\b", document):
         raise ValueError("a paginated document must declare `$first: Int!` and `$after: String`")
 
 
-def _dig(data: Any, path: Sequence[str]) -> Any:
-    for key in path:
-        if not isinstance(data, dict):
-            return None
-        data = data.get(key)
-    return data
-
-
-def _next_cursor(connection: dict, previous: str | None) -> str | None:
-    info = connection.get("pageInfo") or {}
-    if not info.get("hasNextPage"):
-        return None
-    cursor = info.get("endCursor")
-    if not isinstance(cursor, str) or not cursor or cursor == previous:
-        log.warning("GraphQL connection says hasNextPage without a new endCursor; stopping")
+def _next_cursor(cursor: str | None, previous: str | None) -> str | None:
+    if cursor is not None and cursor == previous:
+        log.warning("GraphQL connection says hasNextPage with the same endCursor again; stopping")
         return None
     return cursor
 
@@ -394,64 +354,3 @@ def _retry_after(response: requests.Response) -> float | None:
         return max(0.0, float(response.headers.get("Retry-After", "")))
     except ValueError:
         return None
-
-
-# -- orders ------------------------------------------------------------------------------
-
-ORDER_FIELDS = ("id name createdAt cancelledAt displayFinancialStatus displayFulfillmentStatus "
-                "totalPriceSet { shopMoney { amount currencyCode } } "
-                "lineItems(first: $lineItems) { nodes { name sku quantity } }")
-CUSTOMER_FIELDS = "customer { displayName }"
-
-ORDERS_QUERY = """\
-query Orders($first: Int!, $after: String, $query: String!, $lineItems: Int!) {
-  orders(first: $first, after: $after, query: $query, sortKey: CREATED_AT) {
-    nodes { %s }
-    pageInfo { hasNextPage endCursor }
-  }
-}
-"""
-
-
-def order_node_cost(line_items: int, with_customer: bool) -> int:
-    """order 1 + totalPriceSet 1 + shopMoney 1 + lineItems (2 + N) [+ customer 1]."""
-    return 3 + CONNECTION_COST + line_items + (1 if with_customer else 0)
-
-
-def fetch_orders(gql: ShopifyGraphQL, *, created_from: datetime, created_to: datetime | None = None,
-                 line_items: int = 10, with_customer: bool = False) -> Iterator[dict]:
-    """Orders created in [created_from, created_to), oldest first, each as ORDER_FIELDS selects."""
-    if not 1 <= line_items <= MAX_PAGE_SIZE:
-        raise ValueError(f"line_items must be 1..{MAX_PAGE_SIZE}, got {line_items}")
-    created_from = _visible_from(_aware(created_from, "created_from"))
-    search = orders_search(created_from, _aware(created_to, "created_to") if created_to else None)
-    fields = ORDER_FIELDS + (" " + CUSTOMER_FIELDS if with_customer else "")
-    return gql.nodes(ORDERS_QUERY % fields, {"query": search, "lineItems": line_items}, ["orders"],
-                     node_cost=order_node_cost(line_items, with_customer))
-
-
-def orders_search(created_from: datetime, created_to: datetime | None = None) -> str:
-    """Shopify search syntax for a creation window: `created_at:>='…' AND created_at:<'…'`."""
-    search = f"created_at:>='{_iso(created_from)}'"
-    return search + (f" AND created_at:<'{_iso(created_to)}'" if created_to else "")
-
-
-def _aware(moment: datetime, name: str) -> datetime:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must carry a time zone, got {moment.isoformat()}")
-    return moment
-
-
-def _visible_from(created_from: datetime, now: datetime | None = None) -> datetime:
-    """`read_orders` sees the last 60 days: an older start is clamped (and logged)."""
-    oldest = (now or datetime.now(timezone.utc)) - timedelta(days=ORDERS_VISIBLE_DAYS)
-    if created_from >= oldest:
-        return created_from
-    clamped = oldest.astimezone(created_from.tzinfo)
-    log.warning("orders before %s are beyond read_orders' %d days; fetching from %s instead",
-                _iso(created_from), ORDERS_VISIBLE_DAYS, _iso(clamped))
-    return clamped
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds")

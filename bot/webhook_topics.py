@@ -1,7 +1,8 @@
 """What each stored Shopify webhook topic does, once the worker (`bot.webhook_worker`) claimed it.
 
 Topics:
-  orders/create        alert for every `shopify-order-alert` job of the shop; snapshot stored
+  orders/create        alert for every `shopify-order-alert` job of the shop whose alerting had
+                       started when the order was created (`bot.alert_start`); snapshot stored
   orders/updated       compared with the stored snapshot (shipping address digest + line items'
                        (sku, quantity), `bot.order_snapshots`): changed → alert (jobs with
                        on_update) and snapshot; no snapshot → one stored, no alert; older than the
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import delete, select, update
 
+from bot.alert_start import alert_starts, jobs_for_new_order, memory_name
 from bot.alerts import AlertFailed, AlertSender, alert_jobs
 from bot.models import JobMemory, OrderSnapshot, WebhookEvent
 from bot.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
@@ -100,7 +102,11 @@ class TopicHandlers:
         if any(job.params.on_update for job in jobs):
             write_snapshot(self.app, event.shop, gid, order_snapshot(order), parse_time(order.get("updated_at")),
                            event.triggered_at)
-        summary = self._alert(jobs, f"order:{gid}", order, "new", ())
+        started = jobs_for_new_order(jobs, alert_starts(self.app, jobs, event.shop), order)
+        if not started:
+            return Handled("ignored", f"order {order.get('name') or gid} was created before alerting started "
+                                      f"(the shop's connection or the alert job's first run): not a new order")
+        summary = self._alert(started, f"order:{gid}", order, "new", ())
         return Handled("done", f"new order {order.get('name') or gid}: {summary}")
 
     def order_updated(self, event: StoredEvent) -> Handled:
@@ -184,7 +190,7 @@ class TopicHandlers:
             events = session.execute(delete(WebhookEvent).where(WebhookEvent.shop == event.shop,
                                                                 WebhookEvent.id != event.id)
                                      .execution_options(synchronize_session=False)).rowcount
-            session.execute(delete(JobMemory).where(JobMemory.job == state_key(event.shop))
+            session.execute(delete(JobMemory).where(JobMemory.job.in_([state_key(event.shop), memory_name(event.shop)]))
                             .execution_options(synchronize_session=False))
         return Handled("done", f"shop redaction: {snapshots} order snapshot(s) and {events} stored event(s) "
                                f"of {event.shop} deleted")

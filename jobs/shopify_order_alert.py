@@ -9,7 +9,7 @@ webhook never came. Each order is alerted once per recipient: the delivery's slo
 An order reaches this module in one of two shapes, both handled by `order_context`:
 the REST-shaped webhook body (`id`, `admin_graphql_api_id`, `total_price_set.shop_money`,
 `line_items[{name, sku, quantity, current_quantity}]`) or a GraphQL node from
-`bot.shopify_graphql.fetch_orders` (`id` = gid, `totalPriceSet.shopMoney`, `lineItems.nodes`).
+`bot.shopify_orders_query.fetch_orders` (`id` = gid, `totalPriceSet.shopMoney`, `lineItems.nodes`).
 
 No customer data is ever put into the template's values — no name, e-mail, phone or
 address — so neither the built-in template nor a custom one can show any to anybody.

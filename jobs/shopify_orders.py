@@ -3,7 +3,8 @@
 The window is [since, until): `since` is this job's previous slot, or local midnight today
 (in the configured zone) on a job's first run; `until` is the slot's scheduled instant, so a slot
 sent late (caught up after a restart) ends where the next digest starts; a plain `send-now` ends now. Orders come from the Admin GraphQL API
-(`bot.shopify_graphql.fetch_orders`, asked only for the fields the digest needs).
+(`bot.shopify_orders_query.fetch_orders`, asked only for the fields the digest needs; an answer
+not shaped as the schema says fails the job, and nothing is sent).
 
 What is counted, all from the orders *created* in the window:
   count        every order, cancelled ones included
@@ -49,6 +50,7 @@ from bot.shopify_auth import normalize_shop
 from bot.shopify_errors import (
     ShopifyAuthError, ShopifyBadCredentials, ShopifyError, ShopifyReauthRequired, ShopNotConnected,
 )
+from bot.shopify_shapes import ShopifyBadAnswer
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
 
@@ -222,7 +224,7 @@ def _fetch(name: str, params: ShopifyOrdersParams, ctx: JobContext, start: datet
            end: datetime) -> list[dict[str, Any]]:
     if ctx.shopify is None:
         raise JobFailed(f"{name}: no Shopify access in this run")
-    from bot.shopify_graphql import fetch_orders  # late: the GraphQL client is only needed here
+    from bot.shopify_orders_query import fetch_orders  # late: the GraphQL client is only needed here
 
     shop = params.shop
     try:
@@ -241,6 +243,8 @@ def _fetch(name: str, params: ShopifyOrdersParams, ctx: JobContext, start: datet
             f"`python -m bot shopify install {shop}` (or `python -m bot shopify connect {shop}` "
             f"for your own app)"
         ) from None
+    except ShopifyBadAnswer as exc:
+        raise JobFailed(f"{name}: nothing sent: {exc}") from None
     except ShopifyError as exc:
         raise JobFailed(f"{name}: Shopify unavailable for {shop}: {exc}", retryable=exc.retryable) from None
     except requests.RequestException as exc:  # the client should wrap these; never crash on one

@@ -1,10 +1,12 @@
 """Shopify Admin API tokens on demand, per (app, shop) install, stored encrypted.
 
 Three ways a shop gets connected, one minting rule each:
-- `oauth` (the install flow): an expiring offline token (1 h) with a one-time refresh token.
+- `oauth` (the install flow): an expiring offline token (1 h) with a refresh token.
   Reused until `margin` before expiry; then refreshed — the answer is a NEW pair, stored in the
   same transaction, under the row lock, and committed before the new access token is returned
-  (the old refresh token is dead the moment Shopify answered). An OAuth token without expiry
+  (since 2026-08-28 Shopify keeps the old refresh token valid until the new pair is used, so a
+  crash between answer and commit is recoverable; the bot never relies on that and never sends
+  a replaced refresh token again). An OAuth token without expiry
   (older non-expiring offline token) is used as is.
 - `client_credentials` (the merchant's own app): a 24 h token, asked for again near expiry.
 - `legacy` (an admin-created custom app's `shpat_…`): fixed, used as is.
@@ -146,9 +148,23 @@ class ShopifyTokens:
             app = row.app
             if not self._due(row):
                 return app, self.vault.decrypt(row.access_token_enc)
-        return app, self._renew(app, shop)
+        token = self._renew(app, shop)
+        assert token is not None  # None only answers a refused token
+        return app, token
 
-    def _renew(self, app: str, shop: str) -> str:
+    def renew_refused(self, shop: str, app: str, token: str) -> bool:
+        """The Admin API answered 401 to `token` before its expiry (revoked early, rotated, clock skew).
+
+        An install that can renew itself — an expiring OAuth token with a stored refresh token, or
+        client credentials — is renewed once now: True, ask again. False: nothing to renew with (a
+        legacy or non-expiring token), so the caller marks it. A renewal Shopify refuses marks the
+        install (needs_reauth / invalid) and raises, as at expiry. If another caller has replaced
+        `token` meanwhile, nothing is asked: True.
+        """
+        return self._renew(app, normalize_shop(shop), refused=token) is not None
+
+    def _renew(self, app: str, shop: str, refused: str | None = None) -> str | None:
+        """A renewed token when due (or when `refused` is the current one); None: `refused` cannot be renewed."""
         with self._lock_for(app, shop):
             dead: Exception | None = None
             with self.db.session() as session:
@@ -163,8 +179,14 @@ class ShopifyTokens:
                     raise not_connected(shop, app)
                 if row.status != ACTIVE:
                     raise unusable(row)
-                if not self._due(row):
+                if refused is None and not self._due(row):
                     return self.vault.decrypt(row.access_token_enc)
+                if refused is not None:
+                    current = self.vault.decrypt(row.access_token_enc)
+                    if current != refused:
+                        return current  # renewed by another caller meanwhile
+                    if not self._renewable(row):
+                        return None
                 try:
                     answer = self._ask_shopify(row)
                 except (ShopifyReauthRequired, ShopifyBadCredentials) as exc:
@@ -186,6 +208,11 @@ class ShopifyTokens:
                 log.error("Shopify %s (app %r) needs a person: %s", shop, app, row.status_reason)
                 raise dead
             return token
+
+    @staticmethod
+    def _renewable(row: ShopifyInstall) -> bool:
+        """Whether the bot can get this install a new token without a person."""
+        return row.mode == "client_credentials" or (row.mode == "oauth" and bool(row.refresh_token_enc))
 
     def _ask_shopify(self, row: ShopifyInstall) -> ShopifyTokenAnswer:
         if row.mode == "client_credentials":
@@ -213,7 +240,8 @@ class ShopifyTokens:
             row.refresh_expires_at = (now + timedelta(seconds=answer.refresh_token_expires_in)
                                       if answer.refresh_token_expires_in is not None else None)
         else:
-            # Refresh tokens are one-time use: after a refresh the old one is dead either way.
+            # No new refresh token: none stays usable — an old one lives on (since 2026-08-28) only
+            # until the new access token is used, which is what happens next.
             row.refresh_token_enc, row.refresh_expires_at = None, None
         if answer.scope or not keep_scopes:
             row.scopes = answer.scope or ""
@@ -329,7 +357,8 @@ def _status(row: ShopifyInstall) -> InstallStatus:
 
 class ShopTokenSource:
     """The token source of one shop (through one app, or whichever holds its active install),
-    handed to a ShopifyGraphQL client: `access_token()` before a call, `rejected(reason)` on 401/403."""
+    handed to a ShopifyGraphQL client: `access_token()` before a call, `renew_refused()` on a 401,
+    `rejected(reason)` on a 401 that stays or a 403."""
 
     def __init__(self, tokens: ShopifyTokens, shop: str, app: str | None = None):
         self.tokens, self.shop, self.app = tokens, shop, app
@@ -339,6 +368,13 @@ class ShopTokenSource:
         app, token = self.tokens._mint(self.shop, self.app)
         self._last.value = (app, token)
         return token
+
+    def renew_refused(self) -> bool:
+        """The token this thread was last handed was refused (HTTP 401): renew it once if the install can."""
+        last = getattr(self._last, "value", None)
+        if last is None:
+            return False
+        return self.tokens.renew_refused(self.shop, last[0], last[1])
 
     def rejected(self, reason: str) -> None:
         last = getattr(self._last, "value", None)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from bot.alert_start import mark_jobs_seen
 from bot.app import App
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.shopify import ShopifySandbox
@@ -50,7 +51,7 @@ def shopify_server(shopify: ShopifySandbox) -> Iterator[RunningServer]:
 def make_bot(make_app: Callable[..., App], shopify_secrets: Secrets, shopify: ShopifySandbox,
              shopify_server: RunningServer, logged_in: Callable[[App, str], None]) -> Callable[..., App]:
     """make_bot(jobs=ALERT_JOB, db_url=…) → make_app's App with a [shopify] section and `shopify_secrets`,
-    a Kakao login and the shop connected."""
+    a Kakao login, the shop connected and its alert jobs seen (as `run` records at start: bot.alert_start)."""
 
     def make(jobs: str = ALERT_JOB, *, login: bool = True, connect: bool = True, **kwargs: Any) -> App:
         app = make_app(shopify_config(shopify_server.url) + jobs, with_secrets=shopify_secrets, **kwargs)
@@ -58,6 +59,7 @@ def make_bot(make_app: Callable[..., App], shopify_secrets: Secrets, shopify: Sh
             logged_in(app, "default")
         if connect:
             app.shopify_tokens.store_legacy("default", SHOP, shopify.legacy_token(SHOP), "read_orders")
+        mark_jobs_seen(app, app.clock())
         return app
 
     return make

@@ -501,7 +501,7 @@ def test_defaults_when_the_file_is_missing_or_empty(tmp_path, body):
     assert config.kakao.redirect_uri == "http://localhost:8080/kakao/callback"
     assert (config.kakao.auth_url, config.kakao.api_url) == ("https://kauth.kakao.com", "https://kapi.kakao.com")
     assert config.kakao.timeout == 10.0
-    assert (config.shopify.api_version, config.shopify.origin) == ("2025-10", "https://{shop}")
+    assert (config.shopify.api_version, config.shopify.origin) == ("2026-07", "https://{shop}")
     assert [(app.name, app.api_key_env, app.api_secret_env, app.scopes) for app in config.shopify.apps] == [
         ("default", "SHOPIFY_API_KEY", "SHOPIFY_API_SECRET", ("read_orders",))]
     assert config.slots == {"morning": time(8), "noon": time(12), "evening": time(18)}

@@ -83,7 +83,10 @@ def test_a_late_webhook_after_reconciliation_alerts_nothing(bot: App, hooks: Hoo
 
 
 def test_the_first_pass_looks_back_one_hour_and_later_passes_from_where_the_last_ended(
-        bot: App, shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: FakeClock) -> None:
+        make_bot: Callable[..., App], shopify: ShopifySandbox, sandbox: KakaoSandbox, clock: FakeClock) -> None:
+    clock.advance(hours=-3)
+    bot = make_bot()  # connected, and its alert job seen, three hours ago: only the window limits the pass
+    clock.advance(hours=3)
     old = shopify.add_order(SHOP, createdAt=clock() - timedelta(hours=2))
     recent = shopify.add_order(SHOP, createdAt=clock() - timedelta(minutes=30))
     reconciler = Reconciler(bot)

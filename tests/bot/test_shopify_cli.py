@@ -24,7 +24,7 @@ from bot.shopify_client import ShopifyTokenAnswer
 
 SHOP = "some-shop.myshopify.com"
 TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
-GRAPHQL_URL = f"https://{SHOP}/admin/api/2025-10/graphql.json"
+GRAPHQL_URL = f"https://{SHOP}/admin/api/2026-07/graphql.json"
 API_KEY, API_SECRET = "cli-client-id", "cli-client-secret"
 SECOND_KEY, SECOND_SECRET = "second-client-id", "second-client-secret"
 PASTED = "shpat_pastedtoken0123456789"

@@ -16,10 +16,12 @@ import responses
 from bot.retry import RetryPolicy
 from bot.shopify_client import ShopifyHttp, new_session
 from bot.shopify_errors import ShopifyAuthError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable
-from bot.shopify_graphql import (
-    EPSILON, MAX_THROTTLED_RETRIES, ORDER_FIELDS, ShopifyGraphQL, ThrottleState, fetch_orders, order_node_cost,
-    orders_search,
-)
+from bot.shopify_cost import ThrottleState
+from bot.shopify_graphql import EPSILON, MAX_THROTTLED_RETRIES, ShopifyGraphQL
+from bot.shopify_orders_query import ORDER_FIELDS, fetch_orders, order_node_cost, orders_search
+from bot.shopify_shapes import ShopifyBadAnswer
+
+from upstream_fixtures import load_fixture
 
 SHOP = "test-shop.myshopify.com"
 VERSION = "2025-10"
@@ -56,6 +58,9 @@ class FakeTokens:
 
     def access_token(self) -> str:
         return self.token
+
+    def renew_refused(self) -> bool:
+        return False  # a fixed token: nothing to renew with
 
     def rejected(self, reason: str) -> None:
         self.rejections.append(reason)
@@ -111,6 +116,12 @@ def throttled(requested: float = 992, available: float = 50, rate: float = 100) 
             "extensions": extensions}
 
 
+def order_node(number: int = 1, **fields: Any) -> dict:
+    """A well-formed order node, as ORDER_FIELDS selects it (tests/fixtures/shopify/graphql_orders_page.json)."""
+    node = load_fixture("shopify/graphql_orders_page.json")["data"]["orders"]["nodes"][0]
+    return {**node, "id": f"gid://shopify/Order/{number}", **fields}
+
+
 def sent(rsps: responses.RequestsMock, index: int) -> dict:
     return json.loads(rsps.calls[index].request.body)
 
@@ -161,9 +172,10 @@ def test_nodes_stops_when_cursor_does_not_move(rsps, gql):
     assert len(rsps.calls) == 2
 
 
-def test_nodes_with_null_connection_yields_nothing(rsps, gql):
+def test_nodes_with_null_connection_is_a_bad_answer_not_nothing(rsps, gql):
     rsps.add(responses.POST, URL, json={"data": {"products": None}, "extensions": cost()})
-    assert list(gql.nodes(PRODUCTS, {}, ["products"])) == []
+    with pytest.raises(ShopifyBadAnswer, match=r"data\.products is null"):
+        list(gql.nodes(PRODUCTS, {}, ["products"]))
 
 
 # -- page size -----------------------------------------------------------------------------
@@ -171,8 +183,8 @@ def test_nodes_with_null_connection_yields_nothing(rsps, gql):
 
 def test_order_node_cost_and_page_size_keep_requested_cost_under_1000(rsps, gql):
     assert order_node_cost(10, with_customer=False) == 15
-    rsps.add(responses.POST, URL, json=page([{"id": 1}], "c1", key="orders", requested=992))
-    rsps.add(responses.POST, URL, json=page([{"id": 2}], None, key="orders", requested=992))
+    rsps.add(responses.POST, URL, json=page([order_node(1)], "c1", key="orders", requested=992))
+    rsps.add(responses.POST, URL, json=page([order_node(2)], None, key="orders", requested=992))
     list(fetch_orders(gql, created_from=datetime.now(KST) - timedelta(days=1)))
     firsts = [sent(rsps, i)["variables"]["first"] for i in range(2)]
     assert firsts == [66, 66]
@@ -346,7 +358,7 @@ def test_other_4xx_is_a_graphql_error(rsps, gql):
 
 
 def test_errors_with_data_return_data_and_warn_once(rsps, gql, caplog):
-    protected = {"data": {"orders": {"nodes": [{"id": "gid://shopify/Order/1", "customer": None}],
+    protected = {"data": {"orders": {"nodes": [order_node(1, customer=None)],
                                      "pageInfo": {"hasNextPage": False, "endCursor": None}}},
                  "errors": [{"message": "This app is not approved to access the Customer object.",
                              "path": ["orders", "nodes", n, "customer"], "extensions": {"code": "ACCESS_DENIED"}}
@@ -357,7 +369,7 @@ def test_errors_with_data_return_data_and_warn_once(rsps, gql, caplog):
     caplog.set_level(logging.WARNING, logger="bot.shopify_graphql")
     for _ in range(2):
         orders = list(fetch_orders(gql, created_from=datetime.now(KST) - timedelta(hours=3), with_customer=True))
-        assert orders == [{"id": "gid://shopify/Order/1", "customer": None}]
+        assert orders == [order_node(1, customer=None)]
     warnings = [r for r in caplog.records if "not approved to access the Customer" in r.getMessage()]
     assert len(warnings) == 1 and warnings[0].getMessage().count("not approved") == 1
 
@@ -411,9 +423,8 @@ def test_token_never_logged(rsps, gql, caplog):
 def test_fetch_orders_builds_filter_sort_and_fields(rsps, gql):
     start = (datetime.now(KST) - timedelta(days=2)).replace(microsecond=0)
     end = start + timedelta(days=1)
-    rsps.add(responses.POST, URL, json=page([{"id": "gid://shopify/Order/1"}], None, key="orders"))
-    assert list(fetch_orders(gql, created_from=start, created_to=end, line_items=5)) == [
-        {"id": "gid://shopify/Order/1"}]
+    rsps.add(responses.POST, URL, json=page([order_node(1)], None, key="orders"))
+    assert list(fetch_orders(gql, created_from=start, created_to=end, line_items=5)) == [order_node(1)]
     body = sent(rsps, 0)
     assert body["variables"]["query"] == (f"created_at:>='{start.isoformat()}' AND "
                                           f"created_at:<'{end.isoformat()}'")
@@ -441,7 +452,7 @@ def test_orders_search_format():
 
 def test_fetch_orders_clamps_to_60_days_and_logs(rsps, gql, caplog):
     rsps.add(responses.POST, URL, json=page([], None, key="orders"))
-    caplog.set_level(logging.WARNING, logger="bot.shopify_graphql")
+    caplog.set_level(logging.WARNING, logger="bot.shopify_orders_query")
     list(fetch_orders(gql, created_from=datetime.now(KST) - timedelta(days=90)))
     searched = sent(rsps, 0)["variables"]["query"]
     since = datetime.fromisoformat(searched.split("'")[1])

@@ -12,7 +12,7 @@ import pytest
 import requests
 import responses
 
-from bot import shopify_graphql
+from bot import shopify_orders_query
 from bot.config import ConfigError, JobConfig, load_config
 from bot.retry import NO_RETRY
 from bot.runner import Runner
@@ -99,7 +99,7 @@ class FakeShopify:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeShopify:
     stub = FakeShopify()
-    monkeypatch.setattr(shopify_graphql, "fetch_orders", stub.fetch_orders)
+    monkeypatch.setattr(shopify_orders_query, "fetch_orders", stub.fetch_orders)
     return stub
 
 
@@ -483,6 +483,9 @@ class Tokens:
 
     def access_token(self) -> str:
         return "shpat_test"
+
+    def renew_refused(self) -> bool:
+        return False  # a fixed token: nothing to renew with
 
     def rejected(self, reason: str) -> None:
         self.rejections.append(reason)

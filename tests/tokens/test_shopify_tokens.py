@@ -3,7 +3,8 @@ commit before use, concurrency (threads and processes), dead grants, uninstall, 
 apps and shops that never share a token.
 
 Unit level: ShopifyTokens on a SQLite file with a fake clock; Shopify's token endpoint is a
-`responses` callback that behaves like Shopify (refresh tokens are one-time use, each app has
+`responses` callback that behaves like Shopify at its strictest (refresh tokens are one-time use, as
+before 2026-08-28's recovery rule — the bot must never need that rule; each app has
 its own credentials, tokens belong to one app on one shop). The multi-process test serves a
 small Flask token endpoint over loopback and runs on PostgreSQL (and on a shared SQLite file).
 """
