@@ -30,6 +30,7 @@ from waitress.server import BaseWSGIServer
 from waitress.trigger import trigger as Trigger
 
 from bot.app import App
+from bot.health import ServiceState, attach_service_state
 from bot.server import MAX_BODY_BYTES, create_app
 from bot.systemd import Notifier
 
@@ -54,6 +55,8 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no service: fail now (VaultError), not at the first login
     app.db.migrate()
     flask_app = create_app(app)
+    state = ServiceState()  # /healthz reads the scheduler and the workers from here (bot.health)
+    attach_service_state(flask_app, state)
     host, port = app.config.server.host, app.config.server.port
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
@@ -70,9 +73,9 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     try:
         from bot.webhooks import start_background
 
-        workers = list(start_background(app) or [])
+        workers = state.workers = list(start_background(app) or [])
         # Catches up on slots missed while down, then schedules; a SIGTERM meanwhile cuts a fan-out short.
-        scheduler = _start_scheduler(app, stopping=stop)
+        scheduler = state.scheduler = _start_scheduler(app, stopping=stop)
         log.info("listening on http://%s (public URL %s)", _listen_text(server, where),
                  app.config.server.public_url)
         if ready is not None:
