@@ -28,7 +28,9 @@ import bot
 from bot.logs import redact
 from bot.models import WebhookEvent
 from bot.problems import query_open
+from tokens.login_health import UNDECRYPTABLE, install_unreadable, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
+from tokens.vault import Vault, VaultError
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -39,7 +41,7 @@ blueprint = Blueprint("health", __name__)
 
 SERVICE_KEY = "bot.service"  # Flask extensions key of the ServiceState
 # Shopify install states that need a person; "uninstalled" is the merchant's choice, not a fault.
-SHOPIFY_NEEDS_PERSON = ("invalid", "needs_reauth")
+SHOPIFY_NEEDS_PERSON = ("invalid", "needs_reauth", "undecryptable")
 # A webhook left pending this long is not being processed: the worker is stuck or not running.
 BACKLOG_STUCK = timedelta(minutes=10)
 
@@ -71,6 +73,7 @@ def healthz() -> Response:
 def health_report(app: "App", state: ServiceState | None) -> tuple[dict[str, Any], bool]:
     """(the full health body, whether something needs a person)."""
     now = app.clock()
+    vault = _vault(app)
     body: dict[str, Any] = {"status": "ok", "db": "ok", "kakao": [], "shopify": [], "problems": [],
                             "webhooks": None, "scheduler": None, "version": bot.__version__}
     attention = False
@@ -79,8 +82,8 @@ def health_report(app: "App", state: ServiceState | None) -> tuple[dict[str, Any
             session.execute(text("SELECT 1"))
             logins = list(session.scalars(select(KakaoLogin).order_by(KakaoLogin.account)))
             installs = list(session.scalars(select(ShopifyInstall).order_by(ShopifyInstall.shop, ShopifyInstall.app)))
-            body["kakao"] = [_kakao_health(row, now) for row in logins]
-            body["shopify"] = [_shopify_health(row) for row in installs]
+            body["kakao"] = [_kakao_health(row, vault, now) for row in logins]
+            body["shopify"] = [_shopify_health(row, vault) for row in installs]
             # Open problems (bot.problems): only those that need a person make this a 503.
             problems = query_open(session)
             body["problems"] = [problem.as_json() for problem in problems]
@@ -103,22 +106,28 @@ def health_report(app: "App", state: ServiceState | None) -> tuple[dict[str, Any
 # -- logins and installs ------------------------------------------------------------------------------
 
 
-def _kakao_health(row: KakaoLogin, now: datetime) -> dict[str, Any]:
+def _vault(app: "App") -> Vault | None:
+    try:
+        return app.vault
+    except VaultError:
+        return None  # no key at all: `run` refuses to start without one
+
+
+def _kakao_health(row: KakaoLogin, vault: Vault | None, now: datetime) -> dict[str, Any]:
     health: dict[str, Any] = {"account": row.account, "status": "ok",
                               "refresh_expires_at": row.refresh_expires_at.isoformat()}
-    if row.needs_login_reason:
-        reason = row.needs_login_reason
-    elif row.refresh_expires_at <= now:
-        reason = f"the refresh token expired at {row.refresh_expires_at:%Y-%m-%d %H:%M} UTC"
-    else:
+    reason = login_problem(row, vault, now)
+    if reason is None:
         return health
     health.update(status="needs_login", reason=f"{reason}; run `python -m bot kakao login --account {row.account}`")
     return health
 
 
-def _shopify_health(row: ShopifyInstall) -> dict[str, Any]:
+def _shopify_health(row: ShopifyInstall, vault: Vault | None) -> dict[str, Any]:
     health: dict[str, Any] = {"shop": row.shop, "app": row.app, "status": row.status}
-    if row.status != "active":
+    if install_unreadable(row, vault):
+        health.update(status="undecryptable", reason=UNDECRYPTABLE)
+    elif row.status != "active":
         health["reason"] = row.status_reason or row.status
     return health
 

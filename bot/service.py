@@ -54,6 +54,7 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     notifier = notifier if notifier is not None else Notifier.from_environ()
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no service: fail now (VaultError), not at the first login
     app.db.migrate()
+    _report_unreadable_tokens(app)
     flask_app = create_app(app)
     state = ServiceState()  # /healthz reads the scheduler and the workers from here (bot.health)
     attach_service_state(flask_app, state)
@@ -102,6 +103,15 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
                 log.exception("stopping background worker %r failed", worker)
         restore()
         log.info("stopped")
+
+
+def _report_unreadable_tokens(app: App) -> None:
+    """A valid BOT_SECRET_KEY that did not encrypt the stored tokens: said at start, by name (every send
+    with them would fail); the service still runs for the others, and /healthz answers 503 meanwhile."""
+    from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
+
+    for what in unreadable_tokens(app.db, app.vault):
+        log.error("%s needs a person: %s", what, UNDECRYPTABLE)
 
 
 def _tell_systemd(notifier: Notifier, scheduler: Any) -> None:

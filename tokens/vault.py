@@ -40,6 +40,16 @@ class Vault:
         except (InvalidToken, ValueError):
             raise _undecryptable() from None
 
+    def unreadable(self, ciphertext: str | None) -> bool:
+        """True if `ciphertext` cannot be decrypted with these keys (the key changed): a health check."""
+        if not ciphertext:
+            return False
+        try:
+            self._fernet.decrypt(ciphertext.encode("ascii"))
+        except (InvalidToken, ValueError):
+            return True
+        return False
+
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt with the first key (after a key rotation)."""
         try:
