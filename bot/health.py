@@ -12,6 +12,8 @@ request comes, never a placeholder:
 `run` (bot.service) attaches a ServiceState to the Flask app: that is how this route sees the
 scheduler and the workers. A Flask app without one (gunicorn through bot.wsgi, tests) runs no
 scheduler, and says so.
+
+Unauthenticated callers from elsewhere get the status and counts only (bot.health_access).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import func, select, text
 
 import bot
+from bot.health_access import HEALTH_TOKEN, may_see_details, summary
 from bot.logs import redact
 from bot.models import WebhookEvent
 from bot.problems import query_open
@@ -60,10 +63,13 @@ def attach_service_state(flask_app: Flask, state: ServiceState) -> None:
 
 @blueprint.get("/healthz")
 def healthz() -> Response:
-    """Health for people and probes: 200 when nothing needs a person, else 503. Never a token value."""
+    """Health for people and probes: 200 when nothing needs a person, else 503. Never a token value;
+    the details only for loopback callers or BOT_HEALTH_TOKEN (bot.health_access)."""
     app: App = current_app.extensions["bot"]
     state: ServiceState | None = current_app.extensions.get(SERVICE_KEY)
     body, attention = health_report(app, state)
+    if not may_see_details(request.remote_addr, request.headers, app.secrets.get(HEALTH_TOKEN)):
+        body = summary(body)
     response = jsonify(body)
     response.status_code = 503 if attention else 200
     response.headers["Cache-Control"] = "no-store"

@@ -62,7 +62,10 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         server = waitress.create_server(flask_app, host=host, port=port, threads=THREADS, ident=None,
-                                        max_request_body_size=HARD_BODY_CAP)
+                                        max_request_body_size=HARD_BODY_CAP,
+                                        # waitress would drop X-Forwarded-For & co. unseen; /healthz needs to
+                                        # see them to know a loopback peer is a proxy (nothing trusts them).
+                                        clear_untrusted_proxy_headers=False)
     except OSError as exc:
         log.error("cannot listen on %s ([server] listen): %s", where, exc.strerror or exc)
         return 1
