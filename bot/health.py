@@ -68,9 +68,13 @@ def healthz() -> Response:
     app: App = current_app.extensions["bot"]
     state: ServiceState | None = current_app.extensions.get(SERVICE_KEY)
     body, attention = health_report(app, state)
-    if not may_see_details(request.remote_addr, request.headers, app.secrets.get(HEALTH_TOKEN)):
+    token = app.secrets.get(HEALTH_TOKEN)
+    app.redactor.add(token)  # a secret like the others: never in a log line, output or stored text
+    if not may_see_details(request.remote_addr, request.headers, token):
         body = summary(body)
     response = jsonify(body)
+    # Run outcomes and problem texts quote upstream errors: no secret value leaves in an answer either.
+    response.set_data(app.redactor.scrub_values(response.get_data(as_text=True)))
     response.status_code = 503 if attention else 200
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -16,7 +16,7 @@ from bot.problems import ProblemReporter
 from bot.secrets import Secrets
 from bot.server import create_app
 from bot.service import run_service
-from conftest import CLIENT_SECRET, REST_KEY
+from webhook_helpers import CLIENT_SECRET, REST_KEY
 
 SHOP = "secret-store.myshopify.com"
 TOKEN = "health-token-0123456789abcdef"
@@ -121,3 +121,8 @@ def test_the_real_server_judges_the_peer_address_it_sees(app):
     assert outcome == {"code": 0}
     assert local.json()["shopify"][0]["shop"] == SHOP
     assert SHOP not in proxied.text and proxied.json()["counts"]["shopify_installs"] == 1
+
+
+def test_the_health_token_is_masked_like_any_other_secret(app):
+    get(app, environ_base=OUTSIDE)
+    assert TOKEN not in app.redactor.scrub(f"Authorization: {TOKEN}")

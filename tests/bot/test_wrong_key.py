@@ -20,7 +20,7 @@ from bot.problems import ProblemReporter
 from bot.secrets import Secrets
 from bot.server import create_app
 from bot.service import run_service
-from conftest import CLIENT_SECRET, REST_KEY
+from webhook_helpers import CLIENT_SECRET, REST_KEY
 
 SHOP = "my-store.myshopify.com"
 
