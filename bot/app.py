@@ -16,6 +16,7 @@ from bot.config import Config, ConfigError
 from bot.db import Database, utcnow
 from bot.deliveries import DeliveryLog
 from bot.kakao_client import KakaoApi, KakaoAuth, KakaoHttp, new_session
+from bot.redaction import Redactor
 from bot.retry import RetryPolicy
 from bot.secrets import Secrets
 from bot.shopify_client import ShopifyApp, ShopifyHttp, ShopifyOAuth
@@ -33,15 +34,17 @@ class App:
     secrets: Secrets
     clock: Callable[[], datetime] = utcnow
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # The secret values this App holds, masked in what it logs, prints and stores (bot.redaction).
+    redactor: Redactor = field(default_factory=Redactor, repr=False)
 
     @cached_property
     def db(self) -> Database:
         url = self.secrets.get("BOT_DATABASE_URL") or self.config.database.url
-        return Database(url, base_dir=self.config.base_dir)
+        return Database(url, base_dir=self.config.base_dir, redactor=self.redactor)
 
     @cached_property
     def vault(self) -> Vault:
-        return Vault(self.secrets.get("BOT_SECRET_KEY"))
+        return Vault(self.secrets.get("BOT_SECRET_KEY"), redactor=self.redactor)
 
     @cached_property
     def http(self) -> requests.Session:
@@ -54,6 +57,7 @@ class App:
 
     @cached_property
     def kakao_auth(self) -> KakaoAuth:
+        self.redactor.add(self.secrets.get("KAKAO_CLIENT_SECRET"))
         return KakaoAuth(self.kakao_http, auth_url=self.config.kakao.auth_url,
                          rest_api_key=self.secrets.require("KAKAO_REST_API_KEY", "the Kakao app's REST API key"),
                          client_secret=self.secrets.get("KAKAO_CLIENT_SECRET"),
@@ -73,6 +77,7 @@ class App:
         for app in self.config.shopify.apps:
             if app.name == name:
                 old_secret = self.secrets.get(app.old_api_secret_env) if app.old_api_secret_env else None
+                self.redactor.add(old_secret, self.secrets.get(app.api_secret_env))
                 return ShopifyApp(name=app.name, scopes=app.scopes, old_api_secret=old_secret,
                                   api_key=self.secrets.require(app.api_key_env, f"client id of Shopify app {name!r}"),
                                   api_secret=self.secrets.require(app.api_secret_env,

@@ -38,6 +38,10 @@ class Repeating:
         self._thread.join(timeout)
         return not self._thread.is_alive()
 
+    def alive(self) -> bool:
+        """True while the thread runs (for /healthz)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def _loop(self) -> None:
         while not self.stopping.is_set():
             self.wake.clear()

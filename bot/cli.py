@@ -21,6 +21,7 @@ from bot.cli_ops import history, jobs_command
 from bot.cli_shopify import shopify
 from bot.config import Config, JobConfig
 from bot.logs import setup_logging
+from bot.redaction import scrub_output
 from bot.schedule import slot_instant
 from bot.shopify_versions import warn_if_ending
 from bot.slot_time import SlotNotYet, due_occurrence
@@ -36,8 +37,9 @@ if TYPE_CHECKING:
 @click.pass_context
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """kakao-shopify-bot: shop news in KakaoTalk."""
-    setup_logging(verbose)
     ctx.obj = CliState(config_path)
+    setup_logging(verbose, ctx.obj.redactor)
+    scrub_output(ctx, ctx.obj.redactor)
     ctx.call_on_close(lambda: ctx.obj._app and ctx.obj._app.close())
 
 

@@ -16,6 +16,7 @@ import click
 from bot.app import App
 from bot.config import Config, ConfigError, default_config_path, load_config
 from bot.kakao_errors import KakaoError
+from bot.redaction import Redactor
 from bot.secrets import MissingSecret, Secrets
 from bot.shopify_errors import ShopifyError
 from tokens.vault import VaultError
@@ -48,6 +49,7 @@ class CliState:
         self.config_path = default_config_path(config_path)
         self.explicit = config_path is not None
         self._app: App | None = None
+        self.redactor = Redactor()  # shared by this invocation's App, its log handler and its output
 
     def config(self) -> Config:
         # A path the user named must exist; only the implicit ./config.toml may be absent.
@@ -60,7 +62,7 @@ class CliState:
     def app(self, *, migrate: bool = True) -> App:
         if self._app is None:
             config = self.config()
-            self._app = App(config, Secrets.load(config.base_dir))
+            self._app = App(config, Secrets.load(config.base_dir), redactor=self.redactor)
             if migrate:
                 self._app.db.migrate()
         return self._app

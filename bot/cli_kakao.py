@@ -64,7 +64,10 @@ def kakao_status(state: CliState, as_json: bool) -> None:
     app = state.app()
     logins = app.kakao_tokens.all_status()
     now = app.clock()
-    health = [_login_health(app, status, now) for status in logins]
+    from tokens.login_health import login_problems
+
+    dead = login_problems(app.db, app.vault, now, show=lambda instant: local_time(app, instant))
+    health = [_login_health(app, status, now, dead.get(status.account)) for status in logins]
     if as_json:
         import json
 
@@ -92,15 +95,13 @@ def kakao_status(state: CliState, as_json: bool) -> None:
         sys.exit(1)
 
 
-def _login_health(app: App, status: Any, now: datetime) -> tuple[str, str | None, str | None]:
-    """(ok | expiring | needs_login, why, what to run) of one Kakao login."""
+def _login_health(app: App, status: Any, now: datetime, dead: str | None) -> tuple[str, str | None, str | None]:
+    """(ok | expiring | needs_login, why, what to run) of one Kakao login; `dead`: tokens.login_health's verdict."""
     from bot.problems import REFRESH_WARNING
 
     action = f"run `python -m bot kakao login --account {status.account}`"
-    if status.needs_login_reason:
-        return "needs_login", status.needs_login_reason, action
-    if status.refresh_expires_at <= now:
-        return "needs_login", f"the refresh token expired at {local_time(app, status.refresh_expires_at)}", action
+    if dead:
+        return "needs_login", dead, action
     if status.refresh_expires_at - now <= REFRESH_WARNING:
         return ("expiring", f"the refresh token expires at {local_time(app, status.refresh_expires_at)}",
                 f"{action} before then")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from bot.config import ConfigError
+from bot.redaction import Redactor, scrub_statements
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 # Where a bad URL came from, for the error (the URL itself is never shown: it may hold a password).
@@ -37,9 +38,12 @@ class Base(DeclarativeBase):
 
 
 class Database:
-    def __init__(self, url: str, *, base_dir: Path | None = None):
+    def __init__(self, url: str, *, base_dir: Path | None = None, redactor: Redactor | None = None):
         self.url = normalize_url(url, base_dir)
         self.engine = _make_engine(self.url)
+        if redactor is not None:  # no secret value is ever stored in clear, whatever text carries it
+            redactor.add(make_url(self.url).password)
+            scrub_statements(self.engine, redactor)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

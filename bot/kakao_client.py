@@ -22,6 +22,7 @@ from bot.kakao_errors import (
     oauth_error,
 )
 from bot.recipients import Friend
+from bot.redaction import MASK
 from bot.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,23 @@ class KakaoAuth:
     def _token(self, form: dict, errors: Callable[[int, Any], KakaoError]) -> TokenAnswer:
         if self._client_secret:
             form["client_secret"] = self._client_secret
-        return TokenAnswer.parse(self.http.call("POST", f"{self.auth_url}/oauth/token", data=form, errors=errors))
+        # Kakao may echo what it refused ("…refresh token XYZ…"): the error never carries what was sent.
+        sent = [form[key] for key in ("code", "refresh_token", "client_secret") if form.get(key)]
+        return TokenAnswer.parse(self.http.call("POST", f"{self.auth_url}/oauth/token", data=form,
+                                                errors=lambda status, body: errors(status, _without(body, sent))))
+
+
+def _without(body: Any, values: Sequence[str]) -> Any:
+    """An error answer with `values` masked in its texts."""
+    if not isinstance(body, dict):
+        return body
+    masked = {}
+    for key, item in body.items():
+        if isinstance(item, str):
+            for value in values:
+                item = item.replace(value, MASK)
+        masked[key] = item
+    return masked
 
 
 # -- API ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+from typing import Any
 
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
@@ -26,25 +27,31 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
+    """Masks token-shaped patterns, and with a `redactor` (bot.redaction) the secret values it knows."""
+
+    def __init__(self, redactor: Any = None):
+        super().__init__()
+        self.redact = redactor.scrub if redactor is not None else redact
+
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = redact(message)
+        cleaned = self.redact(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None
         return True
 
 
-def setup_logging(verbose: bool = False) -> None:
+def setup_logging(verbose: bool = False, redactor: Any = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if _stderr_is_journal(os.environ.get("JOURNAL_STREAM")):
         # journald adds its own timestamps; <N> prefixes carry the level.
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())
+    handler.addFilter(RedactingFilter(redactor))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -42,7 +42,9 @@ from bot.kakao_templates import text_template
 from bot.logs import redact
 from bot.models import Problem
 from bot.recipients import Target
+from tokens.login_health import UNDECRYPTABLE, install_unreadable, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
+from tokens.vault import Vault, VaultError
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -216,7 +218,7 @@ class ProblemReporter:
         for row in logins:
             stored.add(row.account)
             fix = f"run `python -m bot kakao login --account {row.account}`"
-            dead = _login_dead(row, now)
+            dead = login_problem(row, self._vault(), now)
             if dead:
                 found[f"kakao-login:{row.account}"] = (
                     f"Kakao login {row.account!r} needs a person ({dead}): {fix}", NEEDS_PERSON)
@@ -239,6 +241,9 @@ class ProblemReporter:
 
         found: dict[str, tuple[str, str]] = {}
         for row in installs:
+            if install_unreadable(row, self._vault()):
+                found[f"shopify:{row.app}:{row.shop}"] = (f"Shopify {row.shop} (app {row.app}): {UNDECRYPTABLE}",
+                                                          NEEDS_PERSON)
             if row.status == "active":
                 continue
             # An uninstall is the merchant's choice: worth a message, but nothing is broken.
@@ -346,18 +351,16 @@ class ProblemReporter:
             row = session.get(KakaoLogin, sender)
             if row is None:
                 return f"no Kakao login named {sender!r} is stored"
-            return _login_dead(row, now)
+            return login_problem(row, self._vault(), now)
+
+    def _vault(self) -> Vault | None:
+        try:
+            return self.app.vault
+        except VaultError:
+            return None  # no key at all: reported where a token is needed, not as a login problem
 
     def _local(self, instant: datetime) -> str:
         return instant.astimezone(self.app.config.timezone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _login_dead(row: KakaoLogin, now: datetime) -> str | None:
-    if row.needs_login_reason:
-        return row.needs_login_reason
-    if row.refresh_expires_at <= now:
-        return f"the refresh token expired at {row.refresh_expires_at:%Y-%m-%d %H:%M} UTC"
-    return None
 
 
 def _duration(delta: timedelta) -> str:

@@ -50,6 +50,7 @@ from sqlalchemy import func, select
 from bot.alerts import AlertSender
 from bot.config import Config, JobConfig
 from bot.job_memory import StoredJobState
+from bot.last_runs import LastRuns
 from bot.models import Delivery
 from bot.problems import ProblemReporter
 from bot.quota import quota_day
@@ -194,6 +195,7 @@ class BotScheduler:
         self.alerts = AlertSender(app)
         self.retries = SlotRetries(app, self.grace, fire=self.fire_at, schedule=self.once)  # failed runs: again
         self.last_catch_up: list[CatchUp] = []
+        self.last_runs = LastRuns()  # for /healthz (bot.health)
         self._entries: dict[str, _Entry] = {}
         for job in app.config.jobs:
             if is_scheduled(job):
@@ -349,6 +351,7 @@ class BotScheduler:
             return self.retries.settled(entry.job, instant, now, self._run(entry.job, instant, now))
         except Exception as exc:  # noqa: BLE001 — a job's problem must never stop the scheduler
             log.exception("%s: the run for %s failed", job_name, instant.isoformat())
+            self.last_runs.crashed(job_name, instant, now, exc)
             return self.retries.settled(entry.job, instant, now, exc)
 
     def _on_missed(self, event: JobExecutionEvent) -> None:
@@ -371,6 +374,7 @@ class BotScheduler:
         if not (report.fanout is not None and report.fanout.stopped):
             self._mark(job, done=instant)  # a run cut short by a stop is owed: the next start's catch-up retakes it
         _log_report(report, late)
+        self.last_runs.record(job.name, instant, now, report)
         return report
 
     def _missed(self, job: JobConfig, instant: datetime, now: datetime) -> None:
@@ -391,6 +395,7 @@ class BotScheduler:
                 self.app.deliveries.skip(job=job.name, slot_key=slot_key, recipient=key, label=label,
                                          sender=job.sender, quota_day=quota_day(now), reason=reason)
             log.warning("%s: slot %s %s; not sent", job.name, local.strftime("%Y-%m-%d %H:%M %Z"), reason)
+            self.last_runs.missed(job.name, instant, now, reason)
             self._report_missed(job, instant, now)
         self._mark(job, done=instant)
 

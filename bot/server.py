@@ -10,7 +10,7 @@ What every route gets from here:
 - one access-log line per request on the `bot.access` logger: method, path, status, duration.
   The query string is never logged (OAuth redirects carry code, state and hmac there).
 
-Routes of this module: `GET /healthz` and `GET /kakao/callback`.
+Routes of this module: `GET /kakao/callback`; `GET /healthz` is bot.health's.
 """
 
 from __future__ import annotations
@@ -18,30 +18,22 @@ from __future__ import annotations
 import logging
 import re
 import time
-from datetime import datetime
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from markupsafe import escape
-from sqlalchemy import select, text
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-import bot
 from bot.app import App
 from bot.config import ConfigError
 from bot.kakao_errors import KakaoError, KakaoOAuthError
-from bot.logs import redact
 from bot.oauth_states import StateInvalid, consume_prefixed
-from bot.problems import query_open
 from bot.secrets import MissingSecret
-from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import VaultError
 
 MAX_BODY_BYTES = 1024 * 1024  # webhooks and OAuth redirects are far smaller
 KAKAO_STATE_PREFIX = "kakao:"  # oauth_states purpose of a Kakao login: "kakao:<account>"
-# Shopify install states that need a person; "uninstalled" is the merchant's choice, not a fault.
-SHOPIFY_NEEDS_PERSON = ("invalid", "needs_reauth")
 
 log = logging.getLogger("bot.server")
 access_log = logging.getLogger("bot.access")
@@ -55,10 +47,12 @@ def create_app(app: App) -> Flask:
     flask_app.json.ensure_ascii = False  # Korean messages stay readable in a browser
     flask_app.extensions["bot"] = app
 
+    from bot.health import blueprint as health_blueprint
     from bot.shopify_routes import blueprint as shopify_blueprint
     from bot.webhooks import blueprint as webhooks_blueprint
 
     flask_app.register_blueprint(core)
+    flask_app.register_blueprint(health_blueprint)
     flask_app.register_blueprint(shopify_blueprint)
     flask_app.register_blueprint(webhooks_blueprint)
     flask_app.before_request(_refuse_big_bodies)
@@ -161,68 +155,6 @@ def _log_path(environ: dict) -> str:
 def _safe(value: str, limit: int) -> str:
     value = re.sub(r"[^\x21-\x7e]", "?", value)
     return value if len(value) <= limit else value[:limit] + "…"
-
-
-# -- GET /healthz -----------------------------------------------------------------------------------
-
-
-@core.get("/healthz")
-def healthz() -> Response:
-    """Health for people and probes: 200 when nothing needs a person, else 503. Never a token value."""
-    app = bot_app()
-    now = app.clock()
-    body: dict[str, Any] = {"status": "ok", "db": "ok", "kakao": [], "shopify": [], "problems": [],
-                            "scheduler": "not running", "version": bot.__version__}
-    attention = False
-    try:
-        with app.db.session() as session:
-            session.execute(text("SELECT 1"))
-            logins = list(session.scalars(select(KakaoLogin).order_by(KakaoLogin.account)))
-            installs = list(session.scalars(select(ShopifyInstall).order_by(ShopifyInstall.shop, ShopifyInstall.app)))
-            body["kakao"] = [_kakao_health(row, now) for row in logins]
-            body["shopify"] = [_shopify_health(row) for row in installs]
-            # Open problems (bot.problems): only those that need a person make this a 503.
-            problems = query_open(session)
-            body["problems"] = [problem.as_json() for problem in problems]
-            attention = any(problem.needs_person for problem in problems)
-    except Exception as exc:  # noqa: BLE001 - any database failure is reported, not raised
-        log.error("/healthz: database check failed: %s", exc.__class__.__name__)
-        body["db"] = f"error: {_db_error(exc)}"
-        attention = True
-    attention = attention or any(login["status"] != "ok" for login in body["kakao"]) or any(
-        install["status"] in SHOPIFY_NEEDS_PERSON for install in body["shopify"])
-    if attention:
-        body["status"] = "needs_attention"
-    response = jsonify(body)
-    response.status_code = 503 if attention else 200
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-def _kakao_health(row: KakaoLogin, now: datetime) -> dict[str, Any]:
-    health: dict[str, Any] = {"account": row.account, "status": "ok",
-                              "refresh_expires_at": row.refresh_expires_at.isoformat()}
-    if row.needs_login_reason:
-        reason = row.needs_login_reason
-    elif row.refresh_expires_at <= now:
-        reason = f"the refresh token expired at {row.refresh_expires_at:%Y-%m-%d %H:%M} UTC"
-    else:
-        return health
-    health.update(status="needs_login", reason=f"{reason}; run `python -m bot kakao login --account {row.account}`")
-    return health
-
-
-def _shopify_health(row: ShopifyInstall) -> dict[str, Any]:
-    health: dict[str, Any] = {"shop": row.shop, "app": row.app, "status": row.status}
-    if row.status != "active":
-        health["reason"] = row.status_reason or row.status
-    return health
-
-
-def _db_error(exc: Exception) -> str:
-    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    text_ = f"{exc.__class__.__name__}: {detail[0]}" if detail else exc.__class__.__name__
-    return redact(text_)[:200]
 
 
 # -- GET /kakao/callback ----------------------------------------------------------------------------

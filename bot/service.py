@@ -30,6 +30,7 @@ from waitress.server import BaseWSGIServer
 from waitress.trigger import trigger as Trigger
 
 from bot.app import App
+from bot.health import ServiceState, attach_service_state
 from bot.server import MAX_BODY_BYTES, create_app
 from bot.shopify_versions import warn_if_ending
 from bot.systemd import Notifier
@@ -55,12 +56,18 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no service: fail now (VaultError), not at the first login
     app.db.migrate()
     warn_if_ending(app.config.shopify.api_version, app.clock(), app.config.path)
+    _report_unreadable_tokens(app)
     flask_app = create_app(app)
+    state = ServiceState()  # /healthz reads the scheduler and the workers from here (bot.health)
+    attach_service_state(flask_app, state)
     host, port = app.config.server.host, app.config.server.port
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         server = waitress.create_server(flask_app, host=host, port=port, threads=THREADS, ident=None,
-                                        max_request_body_size=HARD_BODY_CAP)
+                                        max_request_body_size=HARD_BODY_CAP,
+                                        # waitress would drop X-Forwarded-For & co. unseen; /healthz needs to
+                                        # see them to know a loopback peer is a proxy (nothing trusts them).
+                                        clear_untrusted_proxy_headers=False)
     except OSError as exc:
         log.error("cannot listen on %s ([server] listen): %s", where, exc.strerror or exc)
         return 1
@@ -72,9 +79,9 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     try:
         from bot.webhooks import start_background
 
-        workers = list(start_background(app) or [])
+        workers = state.workers = list(start_background(app) or [])
         # Catches up on slots missed while down, then schedules; a SIGTERM meanwhile cuts a fan-out short.
-        scheduler = _start_scheduler(app, stopping=stop)
+        scheduler = state.scheduler = _start_scheduler(app, stopping=stop)
         log.info("listening on http://%s (public URL %s)", _listen_text(server, where),
                  app.config.server.public_url)
         if ready is not None:
@@ -101,6 +108,15 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
                 log.exception("stopping background worker %r failed", worker)
         restore()
         log.info("stopped")
+
+
+def _report_unreadable_tokens(app: App) -> None:
+    """A valid BOT_SECRET_KEY that did not encrypt the stored tokens: said at start, by name (every send
+    with them would fail); the service still runs for the others, and /healthz answers 503 meanwhile."""
+    from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
+
+    for what in unreadable_tokens(app.db, app.vault):
+        log.error("%s needs a person: %s", what, UNDECRYPTABLE)
 
 
 def _tell_systemd(notifier: Notifier, scheduler: Any) -> None:

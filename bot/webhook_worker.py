@@ -91,6 +91,10 @@ class WebhookWorker:
         """Stop after the event in hand; True if the thread ended within `timeout`."""
         return self._loop.stop(timeout)
 
+    def alive(self) -> bool:
+        """True while its thread runs (for /healthz)."""
+        return self._loop.alive()
+
     def _tick(self) -> None:
         # A database hiccup raises out of here; the loop logs it and tries again shortly.
         self.drain_once()

@@ -20,18 +20,20 @@ from flask import Flask
 from bot.app import App
 from bot.config import default_config_path, load_config
 from bot.logs import setup_logging
+from bot.redaction import Redactor
 from bot.secrets import Secrets
 from bot.server import create_app
 
 
 def _load() -> Flask:
+    redactor = Redactor()
     if not logging.getLogger().handlers:  # a server that configured logging keeps its own
-        setup_logging()
+        setup_logging(redactor=redactor)
     path = default_config_path()
     config = load_config(path, require_file=bool(os.environ.get("BOT_CONFIG")))
     for warning in config.warnings:
         logging.getLogger("bot").warning("%s: %s", path, warning)
-    app = App(config, Secrets.load(config.base_dir))
+    app = App(config, Secrets.load(config.base_dir), redactor=redactor)
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no server
     app.db.migrate()
     return create_app(app)

@@ -242,7 +242,8 @@ def test_the_unit_has_what_the_service_relies_on():
     assert one["ProtectSystem"] == "strict" and one["NoNewPrivileges"] == "yes" and one["PrivateTmp"] == "yes"
     assert "AF_UNIX" in one["RestrictAddressFamilies"].split()  # the notify socket
     # Secrets as credentials, named as bot.secrets reads them from $CREDENTIALS_DIRECTORY (lower case).
-    secrets = ["BOT_SECRET_KEY", "KAKAO_REST_API_KEY", "KAKAO_CLIENT_SECRET", "SHOPIFY_API_KEY", "SHOPIFY_API_SECRET"]
+    secrets = ["BOT_SECRET_KEY", "KAKAO_REST_API_KEY", "KAKAO_CLIENT_SECRET", "SHOPIFY_API_KEY", "SHOPIFY_API_SECRET",
+               "BOT_HEALTH_TOKEN"]
     assert sorted(values(service, "LoadCredential")) == sorted(name.lower() for name in secrets)
 
 

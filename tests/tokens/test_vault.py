@@ -156,3 +156,16 @@ def test_tampered_ciphertext_raises_vault_error():
     raw[-40] ^= 0x01  # flip one bit of the encrypted body
     with pytest.raises(VaultError):
         vault.decrypt(base64.urlsafe_b64encode(bytes(raw)).decode())
+
+
+def test_unreadable_tells_a_ciphertext_of_another_key_without_raising():
+    from cryptography.fernet import Fernet
+
+    from tokens.vault import Vault
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    ciphertext = Vault(old).encrypt("token")
+    assert Vault(new).unreadable(ciphertext) is True
+    assert Vault(f"{new},{old}").unreadable(ciphertext) is False
+    assert Vault(new).unreadable("not a fernet token é") is True
+    assert Vault(new).unreadable(None) is False  # nothing stored: nothing to decrypt
