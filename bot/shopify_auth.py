@@ -85,9 +85,13 @@ def signatures_match(expected: str, given: str) -> bool:
 
 
 def fresh_timestamp(timestamp: str | None, now: float, max_skew: int = MAX_CLOCK_SKEW) -> bool:
+    # A long digit string still makes an int, but one too large to subtract from a float
+    # (OverflowError); no more than 12 digits can be a fresh epoch in seconds anyway.
+    if not timestamp or len(timestamp) > 12:
+        return False
     try:
-        return abs(now - int(timestamp or "")) <= max_skew
-    except ValueError:
+        return abs(now - int(timestamp)) <= max_skew
+    except (ValueError, OverflowError):
         return False
 
 

@@ -66,3 +66,40 @@ def test_a_callback_or_app_url_with_a_non_ascii_hmac_is_400(bot: App, bot_server
     answer = requests.get(f"{bot_server.url}{path}?{urlencode(pairs + [('hmac', given)])}", timeout=30)
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_hmac"
     assert stored_rows(bot, OAuthState) == 0
+
+
+# -- item 14: signed but odd input ------------------------------------------------------------------
+
+
+def nested(depth: int) -> bytes:
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+@pytest.mark.parametrize("body, overrides", [
+    (nested(100_000), {}),
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", {}),
+    (b'{"id": 1}', {"Triggered_At": "0001-01-01T00:00:00+23:59"}),
+    (b'{"id": 1}', {"Triggered_At": "9999-12-31T23:59:59-23:59"}),
+    (b'{"id": 1}', {"Triggered_At": "yesterday"}),
+], ids=["object nested 100,000 deep", "array nested 100,000 deep", "Triggered-At before year 1 in UTC",
+        "Triggered-At after year 9999 in UTC", "Triggered-At unreadable"])
+def test_a_signed_webhook_with_odd_content_is_400_and_nothing_is_stored(
+        bot: App, bot_server: RunningServer, body: bytes, overrides: dict[str, str]) -> None:
+    answer = post(bot_server, body, webhook_headers(body, **overrides))
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"]
+    assert stored_rows(bot) == 0
+    fine = b'{"id": 2}'
+    assert post(bot_server, fine, webhook_headers(fine, Webhook_Id="wh-odd-2")).status_code == 200
+
+
+@pytest.mark.parametrize("route", ["callback", "app URL"])
+@pytest.mark.parametrize("timestamp", ["9" * 400, "1" * 4000, "1" * 13, "-" + "9" * 400])
+def test_a_signed_callback_or_app_url_with_a_huge_timestamp_is_400(bot: App, bot_server: RunningServer,
+                                                                  route: str, timestamp: str) -> None:
+    pairs = [("code", "c0de"), ("shop", SHOP), ("state", "s" * 64), ("timestamp", timestamp)]
+    pairs.append(("hmac", query_hmac(pairs, API_SECRET)))
+    path = "/shopify/default/callback" if route == "callback" else "/shopify/default"
+    answer = requests.get(f"{bot_server.url}{path}?{urlencode(pairs)}", timeout=30)
+    assert answer.status_code == 400 and answer.json()["error"] == "stale_timestamp"
+    assert stored_rows(bot, OAuthState) == 0
