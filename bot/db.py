@@ -148,6 +148,9 @@ def _make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted content (webhook bodies with customer data) is zeroed, not left in free space
+        # (bot.sqlite_scrub also truncates the WAL once such data was emptied).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     return engine
