@@ -43,8 +43,11 @@ def _query() -> list[tuple[str, str]]:
 
 def _install_limiter() -> RateLimiter:
     # One per Flask app (dict.setdefault is atomic): two bots in one process never share buckets.
-    return current_app.extensions.setdefault(
-        "shopify_install_limiter", RateLimiter(per_minute=INSTALL_PER_MINUTE, burst=INSTALL_BURST))
+    limiter = current_app.extensions.get("shopify_install_limiter")
+    if limiter is None:
+        limiter = current_app.extensions.setdefault(
+            "shopify_install_limiter", RateLimiter(per_minute=INSTALL_PER_MINUTE, burst=INSTALL_BURST))
+    return limiter
 
 
 @blueprint.get("/shopify/<app_name>/install")
