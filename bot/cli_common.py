@@ -15,6 +15,7 @@ import click
 
 from bot.app import App
 from bot.config import Config, ConfigError, default_config_path, load_config
+from bot.db import DatabaseUnavailable
 from bot.kakao_errors import KakaoError
 from bot.redaction import Redactor
 from bot.secrets import MissingSecret, Secrets
@@ -39,7 +40,7 @@ def errors_to_exit_codes(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (ConfigError, MissingSecret, VaultError) as exc:
             raise UsageProblem(str(exc)) from None
-        except (KakaoError, ShopifyError) as exc:
+        except (KakaoError, ShopifyError, DatabaseUnavailable) as exc:
             raise Failed(str(exc)) from None
     return wrapper
 

@@ -146,6 +146,7 @@ _SLOT_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 # Job names are stored in 100-character columns (deliveries, job memory).
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_GRACE_SECONDS = 7 * 86400  # [delivery] grace: a bound that keeps every date computation in range
 
 
 class _Parser:
@@ -212,6 +213,8 @@ class _Parser:
             grace = parse_duration(grace_text)
         except ValueError as exc:
             raise self.fail("delivery.grace", str(exc)) from None
+        if grace > MAX_GRACE_SECONDS:  # a late slot older than a week helps no one; huge values overflow timedelta
+            raise self.fail("delivery.grace", f"must be at most 7d, got {grace_text!r}")
         reserve = self.get(delivery, "quota_reserve", "delivery.quota_reserve", int, 5)
         if not 0 <= reserve <= 50:
             raise self.fail("delivery.quota_reserve", f"must be between 0 and 50, got {reserve}")

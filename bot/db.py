@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from bot.config import ConfigError
@@ -37,10 +37,23 @@ class Base(DeclarativeBase):
     pass
 
 
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened or reached (at start, or for `migrate`): one line naming the URL
+    with its password masked, for a person to act on; the CLI exits 1 with it."""
+
+    def __init__(self, url: str, reason: str):
+        shown = make_url(url).render_as_string(hide_password=True)
+        super().__init__(f"cannot reach the database {shown}: {reason} "
+                         f"(check that it is running, or fix {URL_SOURCE})")
+
+
 class Database:
     def __init__(self, url: str, *, base_dir: Path | None = None, redactor: Redactor | None = None):
         self.url = normalize_url(url, base_dir)
-        self.engine = _make_engine(self.url)
+        try:
+            self.engine = _make_engine(self.url)
+        except OSError as exc:  # the SQLite file or its folder cannot be made
+            raise DatabaseUnavailable(self.url, exc.strerror or str(exc)) from None
         if redactor is not None:  # no secret value is ever stored in clear, whatever text carries it
             redactor.add(make_url(self.url).password)
             scrub_statements(self.engine, redactor)
@@ -57,6 +70,13 @@ class Database:
             yield session
 
     def migrate(self) -> None:
+        """Bring the schema to head; DatabaseUnavailable if the database cannot be reached."""
+        try:
+            self._migrate()
+        except OperationalError as exc:
+            raise DatabaseUnavailable(self.url, _first_line(exc)) from None
+
+    def _migrate(self) -> None:
         if self.schema_is_current():
             return
         from alembic import command
@@ -87,6 +107,12 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _first_line(exc: DBAPIError) -> str:
+    """The driver's own reason, first line only ("connection refused", "unable to open database file")."""
+    lines = str(exc.orig or exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 def normalize_url(url: str, base_dir: Path | None) -> str:
@@ -126,6 +152,9 @@ def _make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted content (webhook bodies with customer data) is zeroed, not left in free space
+        # (bot.sqlite_scrub also truncates the WAL once such data was emptied).
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
     return engine

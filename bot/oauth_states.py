@@ -16,7 +16,9 @@ subject the account) and the Shopify install (e.g. `purpose="shopify:<app>"`, su
 - `consume_prefixed` is for callbacks that learn the purpose from the state itself (the Kakao
   callback cannot know the account: `consume_prefixed(db, "kakao:", state)`).
 - Expired rows are kept a day (so that a late callback is told "expired", not "unknown"),
-  then deleted by later `issue` calls.
+  then deleted by later `issue` calls (`prune`). Of the unused states of one purpose at most
+  MAX_PENDING are kept, the newest: a flood of install starts cannot grow the table without bound
+  (the routes that issue states also limit each client's rate: bot.rate_limit).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Callable, NamedTuple
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from bot.db import Database, utcnow
 from bot.shopify_auth import new_state, state_hash
@@ -33,6 +36,7 @@ from tokens.models import OAuthState
 
 DEFAULT_TTL = timedelta(minutes=10)
 KEEP_EXPIRED = timedelta(days=1)
+MAX_PENDING = 1000  # unused, unexpired states kept per purpose; far more than people log in at once
 
 _REASONS = {
     "missing": "no state in the request",
@@ -76,10 +80,25 @@ def issue(db: Database, purpose: str, subject: str, ttl: timedelta = DEFAULT_TTL
     now = clock()
     state = new_state()
     with db.session() as session:
-        session.execute(delete(OAuthState).where(OAuthState.expires_at < now - KEEP_EXPIRED))
         session.add(OAuthState(state_hash=state_hash(state), purpose=purpose, subject=subject,
                                expires_at=now + ttl, used_at=None, created_at=now))
+        session.flush()
+        prune(session, purpose, now)
     return state
+
+
+def prune(session: Session, purpose: str, now: datetime) -> None:
+    """Delete states expired more than KEEP_EXPIRED ago, and the oldest unused states of `purpose`
+    beyond the newest MAX_PENDING."""
+    session.execute(delete(OAuthState).where(OAuthState.expires_at < now - KEEP_EXPIRED))
+    pending = (select(OAuthState.state_hash)
+               .where(OAuthState.purpose == purpose, OAuthState.used_at.is_(None), OAuthState.expires_at > now)
+               .order_by(OAuthState.created_at.desc(), OAuthState.state_hash)
+               .offset(MAX_PENDING))
+    stale = list(session.scalars(pending))
+    if stale:
+        session.execute(delete(OAuthState).where(OAuthState.state_hash.in_(stale))
+                        .execution_options(synchronize_session=False))
 
 
 def consume(db: Database, purpose: str, state: str | None, clock: Callable[[], datetime] = utcnow) -> str:

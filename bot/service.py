@@ -31,6 +31,7 @@ from waitress.trigger import trigger as Trigger
 
 from bot.app import App
 from bot.health import ServiceState, attach_service_state
+from bot.http_limits import Sweeper, guard, raise_open_file_limit, server_options
 from bot.server import MAX_BODY_BYTES, create_app
 from bot.shopify_versions import warn_if_ending
 from bot.systemd import Notifier
@@ -62,15 +63,15 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     attach_service_state(flask_app, state)
     host, port = app.config.server.host, app.config.server.port
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    raise_open_file_limit()
     try:
+        # Connection limits and timeouts (bot.http_limits): idle and slow clients cannot starve real ones.
         server = waitress.create_server(flask_app, host=host, port=port, threads=THREADS, ident=None,
-                                        max_request_body_size=HARD_BODY_CAP,
-                                        # waitress would drop X-Forwarded-For & co. unseen; /healthz needs to
-                                        # see them to know a loopback peer is a proxy (nothing trusts them).
-                                        clear_untrusted_proxy_headers=False)
+                                        **server_options(HARD_BODY_CAP))
     except OSError as exc:
         log.error("cannot listen on %s ([server] listen): %s", where, exc.strerror or exc)
         return 1
+    guard(server)
     loop = _Loop(server)
     loop.start()
     workers: list[Any] = []
@@ -188,6 +189,7 @@ class _Loop:
         self._stopping = threading.Event()
         self._drain_timeout = DRAIN_TIMEOUT
         self._thread = threading.Thread(target=self._run, name="http-server", daemon=True)
+        self._sweep = Sweeper()
 
     def start(self) -> None:
         self._thread.start()
@@ -217,6 +219,7 @@ class _Loop:
         try:
             while not self._stopping.is_set() and self.map:
                 wasyncore.loop(timeout=POLL_TIMEOUT, map=self.map, use_poll=self.use_poll, count=1)
+                self._sweep(self.map)
         except Exception:  # noqa: BLE001 - reported; run_service notices the thread is gone
             log.exception("HTTP server loop failed")
         finally:

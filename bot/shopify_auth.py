@@ -63,7 +63,7 @@ def verify_query(pairs: Sequence[tuple[str, str]], app_secrets: Sequence[str]) -
     given = [value for key, value in pairs if key == "hmac"]
     if len(given) != 1 or not given[0]:
         return False
-    return any(hmac.compare_digest(query_hmac(pairs, secret), given[0].lower()) for secret in app_secrets if secret)
+    return any(signatures_match(query_hmac(pairs, secret), given[0].lower()) for secret in app_secrets if secret)
 
 
 def webhook_hmac(body: bytes, secret: str) -> str:
@@ -74,13 +74,24 @@ def verify_webhook(body: bytes, header: str | None, app_secrets: Sequence[str]) 
     """`X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw body (current or previous secret)."""
     if not header:
         return False
-    return any(hmac.compare_digest(webhook_hmac(body, secret), header.strip()) for secret in app_secrets if secret)
+    return any(signatures_match(webhook_hmac(body, secret), header.strip()) for secret in app_secrets if secret)
+
+
+def signatures_match(expected: str, given: str) -> bool:
+    """Constant-time equality that never raises: `hmac.compare_digest` refuses non-ASCII text with a
+    TypeError (an unauthenticated 500), so both sides are compared as UTF-8 bytes."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
+                               given.encode("utf-8", "surrogatepass"))
 
 
 def fresh_timestamp(timestamp: str | None, now: float, max_skew: int = MAX_CLOCK_SKEW) -> bool:
+    # A long digit string still makes an int, but one too large to subtract from a float
+    # (OverflowError); no more than 12 digits can be a fresh epoch in seconds anyway.
+    if not timestamp or len(timestamp) > 12:
+        return False
     try:
-        return abs(now - int(timestamp or "")) <= max_skew
-    except ValueError:
+        return abs(now - int(timestamp)) <= max_skew
+    except (ValueError, OverflowError):
         return False
 
 

@@ -1,6 +1,7 @@
 """Shopify app routes: the app URL, install start and OAuth callback, per configured app.
 
-    GET /shopify/<app>/install?shop=…   302 to the shop's authorize page (single-use state)
+    GET /shopify/<app>/install?shop=…   302 to the shop's authorize page (single-use state);
+                                        429 + Retry-After past INSTALL_BURST / INSTALL_PER_MINUTE a client
     GET /shopify/<app>/callback?…       verify, exchange, store, subscribe → "설치 완료" page
     GET /shopify/<app>?…                the app URL Shopify opens: status page or (re)authorisation
 
@@ -15,14 +16,20 @@ import json
 import secrets
 from datetime import datetime
 
-from flask import Blueprint, Response, redirect, request
+from flask import Blueprint, Response, current_app, redirect, request
 
+from bot.rate_limit import RateLimiter, client_address, retry_after
 from bot.server import bot_app, error_response
 from bot.shopify_install import (
     AppUrlState, Installed, InstallRefused, app_url_state, finish_install, start_install,
 )
 
 blueprint = Blueprint("shopify", __name__)
+
+# Each install start stores a state: unauthenticated, so bounded per client. A merchant installs
+# once; ten at once and ten a minute leaves room for retries and several shops.
+INSTALL_PER_MINUTE = 10
+INSTALL_BURST = 10
 
 
 @blueprint.errorhandler(InstallRefused)
@@ -34,9 +41,25 @@ def _query() -> list[tuple[str, str]]:
     return list(request.args.items(multi=True))
 
 
+def _install_limiter() -> RateLimiter:
+    # One per Flask app (dict.setdefault is atomic): two bots in one process never share buckets.
+    limiter = current_app.extensions.get("shopify_install_limiter")
+    if limiter is None:
+        limiter = current_app.extensions.setdefault(
+            "shopify_install_limiter", RateLimiter(per_minute=INSTALL_PER_MINUTE, burst=INSTALL_BURST))
+    return limiter
+
+
 @blueprint.get("/shopify/<app_name>/install")
 def install(app_name: str) -> Response:
-    url = start_install(bot_app(), app_name, request.args.get("shop"))
+    app = bot_app()
+    wait = _install_limiter().take(client_address(request.environ), now=app.clock().timestamp())
+    if wait:
+        response = error_response(429, "too_many_requests",
+                                  f"too many install starts from this address: try again in {retry_after(wait)} s")
+        response.headers["Retry-After"] = retry_after(wait)
+        return response
+    url = start_install(app, app_name, request.args.get("shop"))
     response = redirect(url, 302)
     response.headers["Cache-Control"] = "no-store"
     return response

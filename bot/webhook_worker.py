@@ -20,7 +20,9 @@ The HMAC covers the body, not the headers: a body that names a shop (`myshopify_
 must name theirs — a captured body resent under other headers destroys nothing.
 
 Bodies hold personal data: once an event is done (or ignored) its body is emptied; the row
-stays a while (KEEP_DONE) so a late redelivery is still recognised, then it is pruned.
+stays a while (KEEP_DONE) so a late redelivery is still recognised, then it is pruned. When a
+drain has emptied bodies, the SQLite WAL is checkpointed and truncated (bot.sqlite_scrub), so the
+bytes are gone from the files as well.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from bot.background import Repeating
 from bot.deliveries import _pid_alive, instance_id
 from bot.logs import redact
 from bot.models import WebhookEvent
+from bot.sqlite_scrub import scrub_files
 # Still importable from here, where they used to live.
 from bot.order_snapshots import order_snapshot, snapshot_changes  # noqa: F401
 from bot.webhook_topics import MUST_NAME_SHOP, Handled, StoredEvent, TopicHandlers
@@ -79,6 +82,7 @@ class WebhookWorker:
                                failure="webhook worker: draining failed; trying again shortly")
         self._stop = self._loop.stopping
         self._pruned_at = 0.0
+        self._scrub_due = False  # bodies were emptied since the WAL was last truncated
         # A dict per worker: one topic's handler can be wrapped (tests do) without touching the others.
         self.handlers: dict[str, Callable[[StoredEvent], Handled]] = TopicHandlers(app, self.alerts).by_topic()
 
@@ -97,10 +101,13 @@ class WebhookWorker:
 
     def _tick(self) -> None:
         # A database hiccup raises out of here; the loop logs it and tries again shortly.
-        self.drain_once()
+        if self.drain_once():
+            self._scrub_due = True
         if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = time.monotonic()
             self.prune()
+        if self._scrub_due:  # once the backlog is drained: the emptied bodies leave the files too
+            self._scrub_due = not scrub_files(self.app.db)
 
     def drain_once(self) -> int:
         """Process every event that is due now (pending, retry due, or abandoned); returns how many."""

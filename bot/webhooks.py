@@ -9,7 +9,9 @@ X-Shopify-Topic). In order:
   secret (or its previous one, during rotation)  → 401, nothing stored
   X-Shopify-Topic / -Shop-Domain / -Webhook-Id
   missing, a shop that is not *.myshopify.com,
-  a body that is not a JSON object               → 400, nothing stored
+  a body that is not a JSON object (or is nested
+  deeper than Python's parser goes), an
+  X-Shopify-Triggered-At that is not an instant  → 400, nothing stored
   body over the server's limit                   → 413
   otherwise: INSERT … ON CONFLICT (app, webhook_id) DO NOTHING, committed, then
                                                  → 200 {"status": "accepted" | "duplicate"}
@@ -102,14 +104,19 @@ def receive(app_name: str) -> Response:
         payload = json.loads(text)
     except (UnicodeDecodeError, ValueError):
         return _answer(400, {"error": "body is not JSON"})
+    except RecursionError:  # signed, yet nested deeper than any order: refused, not a 500
+        return _answer(400, {"error": "body is nested too deeply"})
     if not isinstance(payload, dict):
         return _answer(400, {"error": "body is not a JSON object"})
 
     event_id = headers.get("X-Shopify-Event-Id", "").strip()[:255] or None
     api_version = headers.get("X-Shopify-API-Version", "").strip()[:20] or None
+    triggered_header = headers.get("X-Shopify-Triggered-At")
+    triggered_at = parse_time(triggered_header)
+    if triggered_header and triggered_at is None:
+        return _answer(400, {"error": "X-Shopify-Triggered-At is not an ISO 8601 time with an offset"})
     stored = store_event(app, app=app_name, shop=shop.lower(), topic=topic, webhook_id=webhook_id,
-                         event_id=event_id, api_version=api_version,
-                         triggered_at=parse_time(headers.get("X-Shopify-Triggered-At")), body=text)
+                         event_id=event_id, api_version=api_version, triggered_at=triggered_at, body=text)
     if stored:
         wake(app)
     return _answer(200, {"status": "accepted" if stored else "duplicate"})
@@ -136,11 +143,15 @@ def _insert_statement(dialect_name: str):  # noqa: ANN202 — built once: this i
 
 
 def parse_time(value: str | None) -> datetime | None:
-    """An ISO 8601 time (Shopify's X-Shopify-Triggered-At, `updated_at`), aware UTC; None if unreadable."""
+    """An ISO 8601 time (Shopify's X-Shopify-Triggered-At, `updated_at`), aware UTC; None if unreadable
+    or out of range (0001-01-01T00:00:00+23:59 has no UTC instant: OverflowError)."""
     if not value or not isinstance(value, str):
         return None
     moment = parse_instant(value.strip())
-    return moment.astimezone(timezone.utc) if moment else None
+    try:
+        return moment.astimezone(timezone.utc) if moment else None
+    except OverflowError:
+        return None
 
 
 # -- short writes ------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Message text from Jinja2 templates: the job's own `template`, else the kind's default.
 
-Templates come from the config file, so they run sandboxed. Output is plain KakaoTalk
-text, not HTML: no autoescaping. A missing value renders empty (ChainableUndefined)
+Templates come from the config file, so they run sandboxed, with bounds on arithmetic, loops,
+calls and output (jobs.template_limits) so that no template can hang the service. Output is
+plain KakaoTalk text, not HTML: no autoescaping. A missing value renders empty (ChainableUndefined)
 rather than failing a delivery over an absent field.
 """
 
@@ -14,10 +15,10 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined
-from jinja2.sandbox import SandboxedEnvironment
 
 from bot.kakao_templates import text_template, trim_text
 from jobs.base import JobFailed, Outcome
+from jobs.template_limits import BoundedEnvironment, TemplateTooCostly, bounded_output, render_budget
 
 if TYPE_CHECKING:
     from bot.config import JobConfig
@@ -77,10 +78,10 @@ def trim(value: Any, n: int | str | None = None) -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> SandboxedEnvironment:
+def _environment() -> BoundedEnvironment:
     # One, never changed after it is built: Jinja environments and their templates are safe to share
     # between threads once configured.
-    env = SandboxedEnvironment(
+    env = BoundedEnvironment(
         autoescape=False,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -110,9 +111,12 @@ def template_syntax_error(source: str) -> str | None:
 def render_text(source: str, context: dict[str, Any]) -> str:
     """Render `source` with `context`; trailing spaces and surrounding blank lines removed."""
     try:
-        text = _compiled(source).render(context)
+        with render_budget():
+            text = bounded_output(_compiled(source).generate(context))
     except TemplateSyntaxError as exc:
         raise RenderError(f"template does not parse: line {exc.lineno}: {exc.message}") from exc
+    except TemplateTooCostly as exc:
+        raise RenderError(f"template stopped: {exc}; simplify the job's template") from exc
     except Exception as exc:  # a config-supplied template can fail in any way; name it, don't crash
         raise RenderError(f"template failed: {type(exc).__name__}: {exc}") from exc
     return "\n".join(line.rstrip() for line in text.splitlines()).strip("\n")
