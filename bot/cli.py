@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 import click
@@ -20,7 +20,9 @@ from bot.cli_kakao import kakao
 from bot.cli_ops import history, jobs_command
 from bot.cli_shopify import shopify
 from bot.config import Config, JobConfig
+from bot.display import delivery_label
 from bot.logs import setup_logging
+from bot.report_logging import printed_reports
 from bot.schedule import slot_instant
 
 if TYPE_CHECKING:
@@ -68,14 +70,17 @@ def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_
     """Run scheduled jobs now (all if none are named) and send."""
     from bot.runner import Runner  # late: the runner pulls in every job kind's dependencies
 
+    if force and slot is None:  # a plain run is a new delivery anyway: --force would silently mean nothing
+        raise UsageProblem("--force needs --slot NAME: it re-sends that slot (a plain send-now always sends)")
     # A dry run records nothing, but still needs the schema to read the jobs' memory.
     app = state.app()
     jobs = _select_jobs(app.config, job_names, slot)
     runner = Runner(app)
-    reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run, **_slot_window(app, job, slot))
-               for job in jobs]
+    with printed_reports():  # what the reports below print is not logged a second time
+        reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run, **_slot_window(app, job, slot))
+                   for job in jobs]
     for report in reports:
-        _print_report(report)
+        _print_report(report, app.config.timezone)
     failed = [report.job for report in reports if report.failed]
     if failed:
         raise Failed(f"failed: {', '.join(failed)}")
@@ -130,7 +135,7 @@ def _todays(app: App, slot: str) -> datetime:
     return slot_instant(app.config.slots[slot], today, app.config.timezone)
 
 
-def _print_report(report: RunReport) -> None:
+def _print_report(report: RunReport, report_zone: tzinfo) -> None:
     from bot.preview import preview
 
     if report.status == "dry-run":
@@ -146,7 +151,7 @@ def _print_report(report: RunReport) -> None:
     if report.status == "nothing":
         click.echo(f"== {report.job}: nothing to report, nothing sent")
         return
-    click.echo(f"== {report.job} [{report.slot_key}]")
+    click.echo(f"== {report.job} [{delivery_label(report.slot_key, report_zone)}]")
     for result in report.fanout.results:
         why = f" — {result.reason}" if result.reason else ""
         click.echo(f"   {result.label}: {result.status}{why}")

@@ -18,6 +18,7 @@ from bot.kakao_client import MAX_RECEIVERS, KakaoApi
 from bot.kakao_errors import KakaoError, KakaoOAuthError, KakaoSendUnknown
 from bot.quota import ME_RESERVE, QuotaBook, quota_day
 from bot.recipients import Recipient, Target, Unreachable
+from bot.report_logging import IN_REPORT
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class Fanout:
         self._send_all(allowed, message_for, report)
         for result in report.problems:
             if result.reason != STOPPED_REASON:  # those are summed up in one line (_send_all)
-                log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason)
+                log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason, extra=IN_REPORT)
         return report
 
     def _send_all(self, allowed: list[tuple[Target, int]], message_for: Callable[[Target], dict],
@@ -186,7 +187,7 @@ class Fanout:
             else:
                 self._record([(target, claim.row_id)], report, "failed", reason, None)
         for result in report.problems:
-            log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason)
+            log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason, extra=IN_REPORT)
         return report
 
     def _skip(self, report: FanoutReport, key: str, label: str, reason: str, day: str) -> None:

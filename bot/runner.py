@@ -20,6 +20,7 @@ from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TemplateError, text_template
 from bot.logs import redact
 from bot.recipients import Friend, Target, resolve
+from bot.report_logging import IN_REPORT
 from bot.secrets import MissingSecret
 from jobs import job_kind
 from jobs.base import JobContext, JobFailed, JobState, Outcome
@@ -130,7 +131,7 @@ class Runner:
                     exc: KakaoLoginRequired) -> RunReport:
         """No login, no message: every recipient is recorded as failed, naming the fix."""
         report = self._fanout(job.name, slot_key, job.sender, now, late=late).fail_all(job.to, str(exc))
-        log.error("%s failed: %s", job.name, exc)
+        log.error("%s failed: %s", job.name, exc, extra=IN_REPORT)
         return RunReport(job.name, slot_key, "failed", error=str(exc), fanout=report)
 
     def _fanout(self, job_name: str, slot_key: str, sender: str, now: datetime, **options: bool) -> Fanout:
@@ -155,7 +156,7 @@ class Runner:
             stored.set(key, value)
 
     def _failed(self, job: JobConfig, slot_key: str, why: str) -> RunReport:
-        log.error("%s failed: %s", job.name, why)
+        log.error("%s failed: %s", job.name, why, extra=IN_REPORT)
         return RunReport(job.name, slot_key, "failed", error=why)
 
     def _report_problems(self, job: JobConfig, slot_key: str, report: FanoutReport, now: datetime) -> None:
