@@ -22,6 +22,7 @@ from bot.cli_shopify import shopify
 from bot.config import Config, JobConfig
 from bot.display import delivery_label
 from bot.logs import setup_logging
+from bot.progress import terminal_progress
 from bot.report_logging import printed_reports
 from bot.schedule import slot_instant
 
@@ -75,8 +76,9 @@ def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_
     # A dry run records nothing, but still needs the schema to read the jobs' memory.
     app = state.app()
     jobs = _select_jobs(app.config, job_names, slot)
-    runner = Runner(app)
-    with printed_reports():  # what the reports below print is not logged a second time
+    # Progress on stderr only in a terminal; printed_reports: what the reports print is not logged twice.
+    with terminal_progress() as progress, printed_reports():
+        runner = Runner(app, progress=progress)
         reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run, **_slot_window(app, job, slot))
                    for job in jobs]
     for report in reports:

@@ -19,6 +19,7 @@ from bot.job_memory import StoredJobState
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TemplateError, text_template
 from bot.logs import redact
+from bot.progress import QUIET, Progress
 from bot.recipients import Friend, Target, resolve
 from bot.report_logging import IN_REPORT
 from bot.secrets import MissingSecret
@@ -57,8 +58,9 @@ class _DryRunState:
 
 
 class Runner:
-    def __init__(self, app: App, *, stopping: threading.Event | None = None):
+    def __init__(self, app: App, *, stopping: threading.Event | None = None, progress: Progress = QUIET):
         self.app = app
+        self.progress = progress  # handed to the Shopify client and the fan-out (bot.progress)
         # Set by `run` on SIGTERM: a fan-out finishes its Kakao call in flight and leaves the rest (Fanout).
         self.stopping = stopping
         self._friends: dict[str, list[Friend]] = {}  # per sender, for this run only (Kakao policy)
@@ -86,7 +88,7 @@ class Runner:
         now = self.app.clock().astimezone(self.app.config.timezone)
         ctx = JobContext(state=_DryRunState(stored) if dry_run else stored, http=self.app.http, now=now,
                          since=since, until=until, link_url=self.app.config.kakao.web_domain,
-                         shopify=self.app.shopify_graphql)
+                         shopify=lambda shop: self.app.shopify_graphql(shop, progress=self.progress))
         try:
             outcome = kind.collect(job, ctx)
         except JobFailed as exc:
@@ -136,7 +138,8 @@ class Runner:
 
     def _fanout(self, job_name: str, slot_key: str, sender: str, now: datetime, **options: bool) -> Fanout:
         return Fanout(self.app.deliveries, self.app.kakao_api(sender), self.app.db.session, job_name, slot_key,
-                      sender, now, reserve=self.app.config.quota_reserve, stopping=self.stopping, **options)
+                      sender, now, reserve=self.app.config.quota_reserve, stopping=self.stopping,
+                      progress=self.progress, **options)
 
     def _friends_for(self, job: JobConfig) -> list[Friend] | None:
         if all(recipient.kind == "me" for recipient in job.to):

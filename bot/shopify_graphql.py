@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import requests
 
+from bot.progress import QUIET, Progress
 from bot.shopify_client import ShopifyHttp, shop_url
 from bot.shopify_errors import (
     ShopifyAuthError, ShopifyError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable,
@@ -124,8 +125,10 @@ class ShopifyGraphQL:
     """The Admin GraphQL API of one shop, paced by its cost bucket."""
 
     def __init__(self, http: ShopifyHttp, *, origin: str, shop: str, api_version: str, tokens: ShopTokenSource,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 progress: Progress = QUIET):
         self.http, self.shop, self.api_version, self.tokens = http, shop, api_version, tokens
+        self.progress = progress  # pages, orders so far and throttle waits, for a person at a terminal
         self.url = shop_url(origin, shop, f"/admin/api/{api_version}/graphql.json")
         self.clock, self.sleep = clock, sleep
         self.throttle: ThrottleState | None = None  # None until the first answer
@@ -252,6 +255,7 @@ class ShopifyGraphQL:
 
     def _sleep(self, seconds: float, why: str) -> None:
         log.debug("%s: waiting %.3fs for the %s", self.shop, seconds, why)
+        self.progress.waiting(self.shop, seconds, why)
         self.sleep(seconds)
 
     # -- headers --------------------------------------------------------------------------
@@ -286,6 +290,7 @@ class ShopifyGraphQL:
         pager = _Pager(cap=min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE), node_cost=node_cost,
                        guess=page_size or FIRST_PAGE_GUESS)
         after: str | None = None
+        pages = fetched = 0
         while True:
             first = pager.size(self._cost_limit())
             try:
@@ -302,7 +307,10 @@ class ShopifyGraphQL:
             connection = _dig(data, path)
             if not isinstance(connection, dict):
                 return
-            yield from (node for node in connection.get("nodes") or [] if isinstance(node, dict))
+            nodes = [node for node in connection.get("nodes") or [] if isinstance(node, dict)]
+            pages, fetched = pages + 1, fetched + len(nodes)
+            self.progress.page(self.shop, pages, fetched)
+            yield from nodes
             after = _next_cursor(connection, after)
             if after is None:
                 return
