@@ -181,7 +181,7 @@ def db_upgrade(state: CliState) -> None:
 @click.option("--keep", is_flag=True, help="keep the demo's temporary folder and print its path")
 @errors_to_exit_codes
 def demo(keep: bool) -> None:
-    """Run the whole pipeline once against local stand-ins of Kakao: no accounts needed."""
+    """Run the whole pipeline once against local stand-ins of Kakao and Shopify: no accounts needed."""
     from bot.demo import run_demo
 
     if not run_demo(out=click.echo, keep=keep):
