@@ -35,6 +35,7 @@ from bot.fanout import Fanout, FanoutReport, RecipientResult
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TEXT_LIMIT, text_template
 from bot.models import JobMemory
+from bot.order_names import remember as remember_order_name
 from bot.recipients import Friend, Target, resolve
 from bot.schedule import parse_instant, slot_instant
 from jobs import job_kind
@@ -79,6 +80,7 @@ class AlertSender:
         """One order's alert for each of `jobs` (the webhook and the reconciliation both come here):
         (messages sent, what failed). One job's failure does not stop the others; each is logged."""
         sent, problems = 0, []
+        remember_order_name(self.app.db, slot_key, order)  # `history` shows "#1001", not the gid
         for job in jobs:
             try:
                 outcome = alert_outcome(job, order, event=event, changes=changes, timezone=self.app.config.timezone)

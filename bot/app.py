@@ -16,6 +16,7 @@ from bot.config import Config, ConfigError
 from bot.db import Database, utcnow
 from bot.deliveries import DeliveryLog
 from bot.kakao_client import KakaoApi, KakaoAuth, KakaoHttp, new_session
+from bot.progress import QUIET, Progress
 from bot.redaction import Redactor
 from bot.retry import RetryPolicy
 from bot.secrets import Secrets
@@ -98,12 +99,13 @@ class App:
 
         return ShopifyTokens(self.db, self.vault, oauth_for=self.shopify_oauth, clock=self.clock)
 
-    def shopify_graphql(self, shop: str) -> "ShopifyGraphQL":
+    def shopify_graphql(self, shop: str, progress: Progress = QUIET) -> "ShopifyGraphQL":
         """The Admin GraphQL API of `shop`, through whichever app holds its active install."""
         from bot.shopify_graphql import ShopifyGraphQL
 
         return ShopifyGraphQL(self.shopify_http, origin=self.config.shopify.origin, shop=shop,
-                              api_version=self.config.shopify.api_version, tokens=self.shopify_tokens.source(shop))
+                              api_version=self.config.shopify.api_version, tokens=self.shopify_tokens.source(shop),
+                              progress=progress)
 
     def kakao_api(self, account: str) -> KakaoApi:
         return KakaoApi(self.kakao_http, api_url=self.config.kakao.api_url,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING
 
 import click
@@ -20,8 +20,11 @@ from bot.cli_kakao import kakao
 from bot.cli_ops import history, jobs_command
 from bot.cli_shopify import shopify
 from bot.config import Config, JobConfig
+from bot.display import delivery_label
 from bot.logs import setup_logging
+from bot.progress import terminal_progress
 from bot.redaction import scrub_output
+from bot.report_logging import printed_reports
 from bot.schedule import slot_instant
 from bot.shopify_versions import warn_if_ending
 from bot.slot_time import SlotNotYet, due_occurrence
@@ -72,17 +75,21 @@ def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_
     """Run scheduled jobs now (all if none are named) and send."""
     from bot.runner import Runner  # late: the runner pulls in every job kind's dependencies
 
+    if force and slot is None:  # a plain run is a new delivery anyway: --force would silently mean nothing
+        raise UsageProblem("--force needs --slot NAME: it re-sends that slot (a plain send-now always sends)")
     # A dry run records nothing, but still needs the schema to read the jobs' memory.
     app = state.app()
     warn_if_ending(app.config.shopify.api_version, app.clock(), app.config.path)
     jobs = _select_jobs(app.config, job_names, slot)
     if slot is not None:
         _wait_for_slot(app, slot)
-    runner = Runner(app)
-    reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run, **_slot_window(app, job, slot))
-               for job in jobs]
+    # Progress on stderr only in a terminal; printed_reports: what the reports print is not logged twice.
+    with terminal_progress() as progress, printed_reports():
+        runner = Runner(app, progress=progress)
+        reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run, **_slot_window(app, job, slot))
+                   for job in jobs]
     for report in reports:
-        _print_report(report)
+        _print_report(report, app.config.timezone)
     failed = [report.job for report in reports if report.failed]
     if failed:
         raise Failed(f"failed: {', '.join(failed)}")
@@ -145,7 +152,7 @@ def _todays(app: App, slot: str) -> datetime:
     return slot_instant(app.config.slots[slot], today, app.config.timezone)
 
 
-def _print_report(report: RunReport) -> None:
+def _print_report(report: RunReport, report_zone: tzinfo) -> None:
     from bot.preview import preview
 
     if report.status == "dry-run":
@@ -161,7 +168,7 @@ def _print_report(report: RunReport) -> None:
     if report.status == "nothing":
         click.echo(f"== {report.job}: nothing to report, nothing sent")
         return
-    click.echo(f"== {report.job} [{report.slot_key}]")
+    click.echo(f"== {report.job} [{delivery_label(report.slot_key, report_zone)}]")
     for result in report.fanout.results:
         why = f" — {result.reason}" if result.reason else ""
         click.echo(f"   {result.label}: {result.status}{why}")
@@ -189,7 +196,7 @@ def db_upgrade(state: CliState) -> None:
 @click.option("--keep", is_flag=True, help="keep the demo's temporary folder and print its path")
 @errors_to_exit_codes
 def demo(keep: bool) -> None:
-    """Run the whole pipeline once against local stand-ins of Kakao: no accounts needed."""
+    """Run the whole pipeline once against local stand-ins of Kakao and Shopify: no accounts needed."""
     from bot.demo import run_demo
 
     if not run_demo(out=click.echo, keep=keep):

@@ -9,6 +9,7 @@ import functools
 import logging
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -53,9 +54,10 @@ class CliState:
         self.redactor = Redactor()  # shared by this invocation's App, its log handler and its output
 
     def config(self) -> Config:
-        # A path the user named must exist; only the implicit ./config.toml may be absent.
-        named = self.explicit or bool(os.environ.get("BOT_CONFIG"))
-        config = load_config(self.config_path, require_file=named)
+        # No file, no defaults: running on defaults would create ./data/bot.sqlite3 wherever the user stands.
+        if not self.config_path.exists():
+            raise UsageProblem(missing_config_message(self.config_path, self.explicit))
+        config = load_config(self.config_path, require_file=True)
         for warning in config.warnings:
             log.warning("%s: %s", self.config_path, warning)
         return config
@@ -70,6 +72,13 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+def missing_config_message(path: Path, explicit: bool) -> str:
+    """One line: which path was looked for, where that path came from, and how to create the file."""
+    source = "--config" if explicit else "$BOT_CONFIG" if os.environ.get("BOT_CONFIG") else "the default path"
+    return (f"config file not found: {path.absolute()} (from {source}); create it with "
+            f"`cp config.example.toml {path}` and edit it, or name another with --config PATH")
 
 
 def local_time(app: App, instant: datetime) -> str:

@@ -49,10 +49,10 @@ def kakao_friends(state: CliState, account: str) -> None:
         click.echo("No friends visible. Until the app has Kakao's friends/message permission, only members "
                    "of the Kakao app who linked it and agreed to 'friends' appear.")
         return
-    width = max(len(friend.nickname) for friend in friends)
-    for friend in friends:
-        allowed = "yes" if friend.allowed_msg else "no (refuses messages)"
-        click.echo(f"{friend.nickname.ljust(width)}  uuid:{friend.uuid}  allowed: {allowed}")
+    rows = [(friend.nickname, f"uuid:{friend.uuid}", "yes" if friend.allowed_msg else "no (refuses messages)")
+            for friend in friends]
+    for line in table_lines(("NICKNAME", "RECIPIENT", "ALLOWED"), rows):
+        click.echo(line)
 
 
 @kakao.command("status")

@@ -6,7 +6,9 @@ from datetime import datetime
 
 import click
 
-from bot.cli_common import CliState, errors_to_exit_codes, local_time, pass_state, table_lines
+from bot.cli_common import CliState, UsageProblem, errors_to_exit_codes, local_time, pass_state, table_lines
+from bot.display import delivery_label
+from bot.order_names import names_for as order_names
 
 
 @click.command()
@@ -19,6 +21,9 @@ def history(state: CliState, job: str | None, limit: int, as_json: bool) -> None
     """Recent deliveries, per recipient, with status (newest first)."""
     app = state.app()
     rows = app.deliveries.history(job=job, limit=limit)
+    if job and not rows and job not in {configured.name for configured in app.config.jobs}:
+        known = ", ".join(configured.name for configured in app.config.jobs) or "none"
+        raise UsageProblem(f"unknown job {job!r}: not in {app.config.path} and never delivered (jobs: {known})")
     if as_json:
         import json
 
@@ -33,9 +38,11 @@ def history(state: CliState, job: str | None, limit: int, as_json: bool) -> None
         return
     header = ("TIME", "JOB", "SLOT", "RECIPIENT", "STATUS", "CODE/REASON")
     table = []
+    names = order_names(app.db, [row.slot_key for row in rows])
     for row in rows:
         extra = " ".join(part for part in (f"[{row.code}]" if row.code is not None else "", row.reason or "") if part)
-        table.append((local_time(app, row.created_at), row.job, row.slot_key, row.label or row.recipient,
+        slot = delivery_label(row.slot_key, app.config.timezone, names)
+        table.append((local_time(app, row.created_at), row.job, slot, row.label or row.recipient,
                       row.status + (" (late)" if row.late else ""), extra))
     for line in table_lines(header, table):
         click.echo(line)

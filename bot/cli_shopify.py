@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bot.cli_common import CliState, Failed, UsageProblem, errors_to_exit_codes, local_time, pass_state
+from bot.report_logging import printed_reports
 from bot.shopify_errors import ShopifyError
 
 if TYPE_CHECKING:
@@ -15,8 +16,10 @@ if TYPE_CHECKING:
 
 
 @click.group()
-def shopify() -> None:
+@click.pass_context
+def shopify(ctx: click.Context) -> None:
     """Shopify: connect shops (install, connect, add-token) and list them."""
+    ctx.with_resource(printed_reports())  # each command prints its outcome: no log line repeating it
 
 
 def _shop(shop: str) -> str:

@@ -1,21 +1,25 @@
-"""`demo`: the whole pipeline once, against local stand-ins of Kakao and a web page.
+"""`demo`: the whole pipeline once, against local stand-ins of Kakao, Shopify and a web page.
 
 Kakao login (authorize → redirect → code exchange) → access token minted from the stored
-refresh token → a page scraped → one message to "me" and two friends → what each received.
+refresh token → a page scraped → one message to "me" and two friends → a Shopify shop connected,
+an order digest and a webhook-driven new-order alert (bot.demo_shopify) → what each received.
 Everything runs on 127.0.0.1 in a temporary folder; no account is needed.
 """
 
 from __future__ import annotations
 
+import logging
 import shutil
 import socket
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import requests
 from cryptography.fernet import Fernet
 
+from bot import demo_shopify
 from bot.app import App
 from bot.config import load_config
 from bot.login import kakao_login
@@ -53,18 +57,25 @@ to = ["me", "friend:{friend_1}", "friend:{friend_2}"]
 def run_demo(out: Callable[[str], None] = print, keep: bool = False) -> bool:
     sandbox = KakaoSandbox()
     uuids = {sandbox.add_friend(nickname): nickname for nickname in FRIENDS}
+    standin = demo_shopify.shopify_standin()
     folder = Path(tempfile.mkdtemp(prefix="kakao-shopify-bot-demo-"))
-    with serve(sandbox.wsgi_app()) as kakao_server, serve(create_web_app({"/menu": DEMO_MENU_HTML})) as web:
+    bot_port = _free_port()  # the bot's own server, started for the webhook step
+    with serve(sandbox.wsgi_app()) as kakao_server, serve(create_web_app({"/menu": DEMO_MENU_HTML})) as web, \
+            serve(standin.wsgi_app()) as shopify_server:
         config_file = folder / "config.toml"
         config_file.write_text(CONFIG.format(callback_port=_free_port(), kakao_url=kakao_server.url,
-                                             web_url=web.url, friend_1=FRIENDS[0], friend_2=FRIENDS[1]),
+                                             web_url=web.url, friend_1=FRIENDS[0], friend_2=FRIENDS[1])
+                               + demo_shopify.config_section(f"http://127.0.0.1:{bot_port}", shopify_server.url),
                                encoding="utf-8")
         secrets = Secrets({"BOT_SECRET_KEY": Fernet.generate_key().decode(),
                            "KAKAO_REST_API_KEY": sandbox.rest_api_key,
-                           "KAKAO_CLIENT_SECRET": sandbox.client_secret or ""})
+                           "KAKAO_CLIENT_SECRET": sandbox.client_secret or "", **demo_shopify.secrets()})
         app = App(load_config(config_file), secrets)
         try:
-            ok = _pipeline(app, sandbox, uuids, out)
+            with _narrated():
+                ok = _pipeline(app, sandbox, uuids, out)
+                ok = demo_shopify.shopify_half(app, standin, sandbox, bot_port, 4, out) and ok
+                _received(sandbox, uuids, out, 7)
         finally:
             app.close()
     if keep:
@@ -93,12 +104,28 @@ def _pipeline(app: App, sandbox: KakaoSandbox, uuids: dict[str, str], out: Calla
         return False
     for result in report.fanout.results:
         out(f"   {result.label}: {result.status} {result.reason}".rstrip())
-    out("4. what each recipient received in KakaoTalk:")
+    return all(result.status == "sent" for result in report.fanout.results)
+
+
+def _received(sandbox: KakaoSandbox, uuids: dict[str, str], out: Callable[[str], None], step: int) -> None:
+    out(f"{step}. what each recipient received in KakaoTalk:")
     for key, label in [("me", "me (사장님)")] + [(uuid, nickname) for uuid, nickname in uuids.items()]:
         for template in sandbox.received(key):
             out(f"\n── {label}")
             out("   " + preview(template).replace("\n", "\n   "))
-    return all(result.status == "sent" for result in report.fanout.results)
+
+
+@contextmanager
+def _narrated() -> Iterator[None]:
+    """The demo tells each step itself: the bot's INFO lines would only repeat them (warnings still show)."""
+    root = logging.getLogger()
+    level = root.level
+    if level == logging.INFO:  # not under --verbose
+        root.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 def _free_port() -> int:

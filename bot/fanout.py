@@ -16,8 +16,10 @@ from typing import Callable, Sequence
 from bot.deliveries import Claim, DeliveryLog
 from bot.kakao_client import MAX_RECEIVERS, KakaoApi
 from bot.kakao_errors import KakaoError, KakaoOAuthError, KakaoSendUnknown
+from bot.progress import QUIET, Progress
 from bot.quota import ME_RESERVE, QuotaBook, quota_day
 from bot.recipients import Recipient, Target, Unreachable
+from bot.report_logging import IN_REPORT
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,7 @@ class Fanout:
     # Set when the service is stopping: the call in flight finishes and is recorded, the rest are
     # recorded `skipped` (STOPPED_REASON) without being sent, so a re-run takes them over.
     stopping: threading.Event | None = None
+    progress: Progress = QUIET  # recipients sent so far, for a person at a terminal (bot.progress)
 
     def deliver(self, targets: Sequence[Target], unreachable: Sequence[Unreachable],
                 message_for: Callable[[Target], dict]) -> FanoutReport:
@@ -103,7 +106,7 @@ class Fanout:
         self._send_all(allowed, message_for, report)
         for result in report.problems:
             if result.reason != STOPPED_REASON:  # those are summed up in one line (_send_all)
-                log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason)
+                log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason, extra=IN_REPORT)
         return report
 
     def _send_all(self, allowed: list[tuple[Target, int]], message_for: Callable[[Target], dict],
@@ -123,6 +126,7 @@ class Fanout:
                 return
             try:
                 self._send_batch(batch, message_for, report)
+                self.progress.recipients(self.job, sum(map(len, pending[:index + 1])), len(allowed))
             except KakaoOAuthError as exc:
                 # No access token to be had (dead login, issuance rate limit, bad client secret):
                 # no send can succeed and every try asks Kakao's token endpoint again, so the
@@ -204,7 +208,7 @@ class Fanout:
             else:
                 self._record([(target, claim.row_id)], report, "failed", reason, None)
         for result in report.problems:
-            log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason)
+            log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason, extra=IN_REPORT)
         return report
 
     def _skip(self, report: FanoutReport, key: str, label: str, reason: str, day: str) -> None:

@@ -24,6 +24,7 @@ from bot.kakao_errors import (
 from bot.recipients import Friend
 from bot.redaction import MASK
 from bot.retry import RetryPolicy
+from bot.urls import host_port
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class KakaoHttp:
                 response = self.session.request(method, url, data=data, params=params, headers=headers,
                                                 timeout=self.timeout)
             except requests.RequestException as exc:
-                raise _transport_error(exc, delivers) from None
+                raise _transport_error(exc, delivers, host_port(url)) from None
             body = _json_or_none(response)
             if 200 <= response.status_code < 300 and isinstance(body, dict):
                 return body
@@ -80,17 +81,17 @@ def _json_or_none(response: requests.Response) -> Any:
         return None
 
 
-def _transport_error(exc: requests.RequestException, delivers: bool) -> KakaoError:
+def _transport_error(exc: requests.RequestException, delivers: bool, where: str) -> KakaoError:
     """Decide whether the request can have reached Kakao: only then is a send's outcome unknown."""
     never_sent = isinstance(exc, requests.ConnectTimeout) or (
         isinstance(exc, requests.ConnectionError) and _is_connect_failure(exc)
     )
     if never_sent:
-        return KakaoUnreachable(None, f"cannot reach Kakao: {type(exc).__name__}")
+        return KakaoUnreachable(None, f"cannot reach Kakao at {where}: {type(exc).__name__}")
     if delivers:
-        return KakaoSendUnknown(None, f"no answer after the request was sent ({type(exc).__name__}); "
+        return KakaoSendUnknown(None, f"no answer from {where} after the request was sent ({type(exc).__name__}); "
                                       "the message may have been delivered")
-    return KakaoUnavailable(None, f"no answer from Kakao ({type(exc).__name__})")
+    return KakaoUnavailable(None, f"no answer from Kakao at {where} ({type(exc).__name__})")
 
 
 def _is_connect_failure(exc: requests.ConnectionError) -> bool:

@@ -135,6 +135,13 @@ class KakaoLoginRequired(KakaoOAuthError):
     """The refresh token is dead (expired, rotated away, revoked): a person must log in again."""
 
 
+class KakaoNoLogin(KakaoLoginRequired):
+    """No login is stored under the name: nothing failed at Kakao, so the message does not say "login failed"."""
+
+    def __str__(self) -> str:
+        return f"{self.description}: {self.hint}"
+
+
 class KakaoRateLimited(KakaoOAuthError):
     """KOE237: too many tokens issued for this user; wait before asking again."""
 

@@ -70,7 +70,8 @@ def kakao_login(app: App, account: str, *, code: str | None = None, out: Callabl
         state = secrets.token_hex(16)
         url = app.kakao_auth.authorize_url(state)
         try:
-            redirect = _wait_for_redirect(app.config.kakao.redirect_uri, url, out, timeout, on_listening)
+            redirect = _wait_for_redirect(app.config.kakao.redirect_uri, url, out, timeout, on_listening,
+                                          code_hint(account))
         except _PortBusy as busy:
             if busy.path != SERVER_CALLBACK_PATH or not _bot_server_at(busy.host, busy.port):
                 raise
@@ -102,18 +103,23 @@ def _denied_message(redirect: Redirect) -> str:
     return f"Kakao answered {redirect.error}: {redirect.error_description or ''}".strip()
 
 
+def code_hint(account: str) -> str:
+    """The command that finishes this login with a pasted code: it keeps the account the login is for."""
+    return "`kakao login --code CODE" + (f" --account {account}`" if account != "default" else "`")
+
+
 def _wait_for_redirect(redirect_uri: str, authorize_url: str, out: Callable[[str], None], timeout: float,
-                       on_listening: Callable[[str], None] | None) -> Redirect:
+                       on_listening: Callable[[str], None] | None, hint: str) -> Redirect:
     parts = urlsplit(redirect_uri)
     if parts.hostname not in LOOPBACK_HOSTS or parts.scheme != "http":
         # An https:// loopback address cannot be served by this plain-HTTP listener either.
         raise LoginFailed(f"redirect_uri {redirect_uri} is not on this machine: open the URL below, then run "
-                          f"`kakao login --code CODE` with the code from the address bar.\n{authorize_url}")
+                          f"{hint} with the code from the address bar.\n{authorize_url}")
     port = parts.port or 80
     holder: list[Redirect] = []
     # The browser connects to the redirect_uri's own address: [::1] needs an IPv6 listener.
     host = "::1" if parts.hostname == "::1" else "127.0.0.1"
-    server = _one_shot_server(host, port, parts.path or "/", holder)
+    server = _one_shot_server(host, port, parts.path or "/", holder, hint)
     out("Open this address in a browser and log in with Kakao:\n")
     out(f"  {authorize_url}\n")
     out(f"Waiting for Kakao to redirect to {redirect_uri} …")
@@ -128,11 +134,11 @@ def _wait_for_redirect(redirect_uri: str, authorize_url: str, out: Callable[[str
     finally:
         server.server_close()
     if not holder:
-        raise LoginFailed(f"no redirect arrived within {int(timeout)} s; run `kakao login --code CODE` instead")
+        raise LoginFailed(f"no redirect arrived within {int(timeout)} s; run {hint} instead")
     return holder[0]
 
 
-def _one_shot_server(host: str, port: int, path: str, holder: list[Redirect]) -> HTTPServer:
+def _one_shot_server(host: str, port: int, path: str, holder: list[Redirect], hint: str) -> HTTPServer:
     class Handler(BaseHTTPRequestHandler):
         # Browsers open speculative connections they never use; without a timeout the one-shot
         # loop would block on such a socket forever and never see the real redirect.
@@ -167,7 +173,7 @@ def _one_shot_server(host: str, port: int, path: str, holder: list[Redirect]) ->
         return Server((host, port), Handler)
     except OSError as exc:
         message = (f"cannot listen on {where} for the redirect ({exc.strerror}); "
-                   "stop what uses that port, or use `kakao login --code CODE`")
+                   f"stop what uses that port, or use {hint}")
         if exc.errno == errno.EADDRINUSE:
             raise _PortBusy(message, host, port, path) from None
         raise LoginFailed(message) from None
@@ -220,7 +226,7 @@ def _login_via_server(app: App, account: str, out: Callable[[str], None], timeou
                                   "log, then try again")
         if time.monotonic() >= deadline and used_seen is None:
             raise LoginFailed(f"no redirect reached the running server within {int(timeout)} s; "
-                              "run `kakao login --code CODE` instead")
+                              f"run {code_hint(account)} instead")
         time.sleep(SERVER_POLL_INTERVAL)
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sys
+from datetime import datetime
 from typing import Any
 
 _SECRET_PATTERNS = [
@@ -50,7 +51,7 @@ def setup_logging(verbose: bool = False, redactor: Any = None) -> None:
         # journald adds its own timestamps; <N> prefixes carry the level.
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(LocalTimeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter(redactor))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -79,3 +80,13 @@ class _JournalFormatter(logging.Formatter):
         # journald makes each line an entry of its own: every line (a traceback's too) carries the level.
         prefix = f"<{self.LEVELS.get(record.levelno, 6)}>"
         return "\n".join(prefix + line for line in super().format(record).split("\n"))
+
+
+class LocalTimeFormatter(logging.Formatter):
+    """Timestamps in the machine's local zone with its offset (`2026-12-03 01:42:42.123+09:00`): a line read
+    next to a server in another zone, or across a DST change, still names one instant."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        moment = datetime.fromtimestamp(record.created).astimezone()
+        return moment.strftime(datefmt) if datefmt else moment.isoformat(sep=" ", timespec="milliseconds")
+

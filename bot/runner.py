@@ -20,7 +20,9 @@ from bot.job_memory import StoredJobState
 from bot.kakao_errors import KakaoError, KakaoLoginRequired
 from bot.kakao_templates import TemplateError, text_template
 from bot.logs import redact
+from bot.progress import QUIET, Progress
 from bot.recipients import Friend, Target, resolve
+from bot.report_logging import IN_REPORT
 from bot.retry import can_pass
 from bot.secrets import MissingSecret
 from jobs import job_kind
@@ -70,11 +72,13 @@ class _DryRunState:
 
 
 class Runner:
-    def __init__(self, app: App, *, stopping: threading.Event | None = None, retried: bool = False):
+    def __init__(self, app: App, *, stopping: threading.Event | None = None, retried: bool = False,
+                 progress: Progress = QUIET):
         self.app = app
         # Set by the service's scheduler: a failure that can pass is retried (bot.slot_retries), so it is
         # left out of the slot's report to "me"; past the grace it is reported as a missed slot.
         self.retried = retried
+        self.progress = progress  # handed to the Shopify client and the fan-out (bot.progress)
         # Set by `run` on SIGTERM: a fan-out finishes its Kakao call in flight and leaves the rest (Fanout).
         self.stopping = stopping
         self._friends: dict[str, list[Friend]] = {}  # per sender, for this run only (Kakao policy)
@@ -117,7 +121,7 @@ class Runner:
         now = self.app.clock().astimezone(self.app.config.timezone)
         ctx = JobContext(state=_DryRunState(stored) if dry_run else stored, http=self.app.http, now=now,
                          since=since, until=until, link_url=self.app.config.kakao.web_domain,
-                         shopify=self.app.shopify_graphql)
+                         shopify=lambda shop: self.app.shopify_graphql(shop, progress=self.progress))
         try:
             outcome = kind.collect(job, ctx)
         except JobFailed as exc:
@@ -163,12 +167,13 @@ class Runner:
                     exc: KakaoLoginRequired) -> RunReport:
         """No login, no message: every recipient is recorded as failed, naming the fix."""
         report = self._fanout(job.name, slot_key, job.sender, now, late=late).fail_all(job.to, str(exc))
-        log.error("%s failed: %s", job.name, exc)
+        log.error("%s failed: %s", job.name, exc, extra=IN_REPORT)
         return RunReport(job.name, slot_key, "failed", error=str(exc), fanout=report)
 
     def _fanout(self, job_name: str, slot_key: str, sender: str, now: datetime, **options: bool) -> Fanout:
         return Fanout(self.app.deliveries, self.app.kakao_api(sender), self.app.db.session, job_name, slot_key,
-                      sender, now, reserve=self.app.config.quota_reserve, stopping=self.stopping, **options)
+                      sender, now, reserve=self.app.config.quota_reserve, stopping=self.stopping,
+                      progress=self.progress, **options)
 
     def _friends_for(self, job: JobConfig) -> list[Friend] | None:
         if all(recipient.kind == "me" for recipient in job.to):
@@ -190,7 +195,7 @@ class Runner:
             stored.set(key, value)
 
     def _failed(self, job: JobConfig, slot_key: str, why: str, *, retryable: bool = False) -> RunReport:
-        log.error("%s failed: %s", job.name, why)
+        log.error("%s failed: %s", job.name, why, extra=IN_REPORT)
         return RunReport(job.name, slot_key, "failed", error=why, retryable=retryable)
 
     def _report_problems(self, job: JobConfig, slot_key: str, report: FanoutReport, now: datetime) -> None:

@@ -19,6 +19,7 @@ from bot.retry import RetryPolicy
 from bot.shopify_errors import (
     ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifyReauthRequired, ShopifyUnavailable,
 )
+from bot.urls import host_port
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class ShopifyHttp:
             try:
                 response = self.session.request(method, url, timeout=self.timeout, **kwargs)
             except requests.RequestException as exc:
-                raise ShopifyUnavailable(f"no answer from {urlsplit(url).hostname}: {type(exc).__name__}") from None
+                raise ShopifyUnavailable(f"no answer from {host_port(url)}: {type(exc).__name__}") from None
             if 200 <= response.status_code < 300:
                 return response
             if response.status_code >= 500:

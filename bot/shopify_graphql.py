@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import requests
 
+from bot.progress import QUIET, Progress
 from bot.shopify_client import ShopifyHttp, shop_url
 from bot.shopify_cost import FIRST_PAGE_GUESS, MAX_PAGE_SIZE, MAX_QUERY_COST, Pager, ThrottleState
 from bot.shopify_errors import (
@@ -110,8 +111,10 @@ class ShopifyGraphQL:
     """The Admin GraphQL API of one shop, paced by its cost bucket."""
 
     def __init__(self, http: ShopifyHttp, *, origin: str, shop: str, api_version: str, tokens: ShopTokenSource,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
+                 progress: Progress = QUIET):
         self.http, self.shop, self.api_version, self.tokens = http, shop, api_version, tokens
+        self.progress = progress  # pages, orders so far and throttle waits, for a person at a terminal
         self.url = shop_url(origin, shop, f"/admin/api/{api_version}/graphql.json")
         self.clock, self.sleep = clock, sleep
         self.throttle: ThrottleState | None = None  # None until the first answer
@@ -251,6 +254,7 @@ class ShopifyGraphQL:
 
     def _sleep(self, seconds: float, why: str) -> None:
         log.debug("%s: waiting %.3fs for the %s", self.shop, seconds, why)
+        self.progress.waiting(self.shop, seconds, why)
         self.sleep(seconds)
 
     # -- headers --------------------------------------------------------------------------
@@ -285,6 +289,7 @@ class ShopifyGraphQL:
         pager = Pager(cap=min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE), node_cost=node_cost,
                        guess=page_size or FIRST_PAGE_GUESS)
         after: str | None = None
+        pages = fetched = 0
         while True:
             first = pager.size(self._cost_limit())
             try:
@@ -299,6 +304,8 @@ class ShopifyGraphQL:
                 continue
             pager.learn(first, requested)
             page = connection_page(data, path, self.shop)  # ShopifyBadAnswer unless the schema's shape
+            pages, fetched = pages + 1, fetched + len(page.nodes)
+            self.progress.page(self.shop, pages, fetched)
             yield from page.nodes
             after = _next_cursor(page.next_cursor, after)
             if after is None:

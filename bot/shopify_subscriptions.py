@@ -19,6 +19,7 @@ import logging
 from typing import Any, Iterable
 
 from bot.config import Config, ShopifyAppConfig
+from bot.report_logging import IN_REPORT
 from bot.shopify_errors import ShopifyError
 from bot.shopify_graphql import ShopifyGraphQL
 
@@ -110,11 +111,11 @@ def subscribe(gql: ShopifyGraphQL, uri: str, topics: Iterable[str] = TOPICS) -> 
             if all("taken" in str(error.get("message") or "").lower() for error in errors):
                 log.info("%s: %s at %s already exists (%s)", gql.shop, topic, uri, messages)
                 continue
-            log.error("%s: could not subscribe %s to %s: %s", gql.shop, topic, uri, messages)
+            log.error("%s: could not subscribe %s to %s: %s", gql.shop, topic, uri, messages, extra=IN_REPORT)
             raise ShopifyError(f"{gql.shop}: Shopify refused the webhook subscription {topic} → {uri}: {messages}",
                                shop=gql.shop)
         created.append(topic)
-        log.info("%s: subscribed %s → %s", gql.shop, topic, uri)
+        log.info("%s: subscribed %s → %s", gql.shop, topic, uri, extra=IN_REPORT)
     return created
 
 

@@ -13,7 +13,6 @@ instance on the same database when serving through gunicorn.
 from __future__ import annotations
 
 import logging
-import os
 
 from flask import Flask
 
@@ -30,7 +29,7 @@ def _load() -> Flask:
     if not logging.getLogger().handlers:  # a server that configured logging keeps its own
         setup_logging(redactor=redactor)
     path = default_config_path()
-    config = load_config(path, require_file=bool(os.environ.get("BOT_CONFIG")))
+    config = load_config(path, require_file=True)  # never defaults: they would create ./data
     for warning in config.warnings:
         logging.getLogger("bot").warning("%s: %s", path, warning)
     app = App(config, Secrets.load(config.base_dir), redactor=redactor)

@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from bot.db import Database, utcnow
 from bot.kakao_client import KakaoAuth, TokenAnswer
-from bot.kakao_errors import KakaoLoginRequired
+from bot.kakao_errors import KakaoLoginRequired, KakaoNoLogin
 from tokens.models import KakaoLogin
 from tokens.vault import Vault
 
@@ -143,7 +143,8 @@ class KakaoTokens:
         row = session.execute(select(KakaoLogin).where(KakaoLogin.account == account)
                               .execution_options(**options)).scalar_one_or_none()
         if row is None:
-            raise login_required(account, f"no Kakao login named {account!r} is stored")
+            raise KakaoNoLogin(None, "login_required", f"no Kakao login named {account!r} is stored", None,
+                               f"run `python -m bot kakao login --account {account}`")
         if row.needs_login_reason:
             raise login_required(account, row.needs_login_reason)
         return row

@@ -30,6 +30,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from bot.db import Database, utcnow
+from bot.report_logging import IN_REPORT
 from bot.shopify_auth import normalize_shop
 from bot.shopify_client import ShopifyOAuth, ShopifyTokenAnswer
 from bot.shopify_errors import ShopifyBadCredentials, ShopifyReauthRequired, ShopNotConnected
@@ -126,7 +127,7 @@ class ShopifyTokens:
                 # Another process inserted the same (app, shop) meanwhile: replace its row instead.
                 if attempt:
                     raise
-        log.info("Shopify %s: connected with app %r (%s)", shop, app, mode)
+        log.info("Shopify %s: connected with app %r (%s)", shop, app, mode, extra=IN_REPORT)
         status = self.status(shop, app)
         assert status is not None
         return status

@@ -121,10 +121,10 @@ def test_history_is_an_aligned_table_newest_first(app, run_cli):
     starts = column_starts(header, names)
     table = [[cell_at(line, start) for start in starts[:5]] for line in lines]  # Korean labels included
     assert table == [
-        ["2026-11-22 12:03 KST", "orders", "2026-11-22T08:00:00+09:00", "홍길동", "failed (late)"],
-        ["2026-11-22 12:02 KST", "menu", "2026-11-22T12:00:00+09:00", "없는친구", "skipped"],
-        ["2026-11-22 12:01 KST", "menu", "2026-11-22T12:00:00+09:00", "친구01", "sent"],
-        ["2026-11-22 12:00 KST", "menu", "2026-11-22T12:00:00+09:00", "me", "sent"],
+        ["2026-11-22 12:03 KST", "orders", "2026-11-22 08:00 KST", "홍길동", "failed (late)"],
+        ["2026-11-22 12:02 KST", "menu", "2026-11-22 12:00 KST", "없는친구", "skipped"],
+        ["2026-11-22 12:01 KST", "menu", "2026-11-22 12:00 KST", "친구01", "sent"],
+        ["2026-11-22 12:00 KST", "menu", "2026-11-22 12:00 KST", "me", "sent"],
     ]
     assert lines[0].endswith("[-530] the receiver does not allow messages")
     assert lines[1].endswith("no friend with this nickname")

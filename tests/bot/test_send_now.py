@@ -348,7 +348,7 @@ def test_history_lists_the_deliveries(setup, web, sandbox, run_cli):
     assert ["me", "sent"] in [row[3:5] for row in menu]
     assert ["친구01", "sent"] in [row[3:5] for row in menu]
     assert any(row[3:5] == ["없는친구", "skipped"] and "no friend with this nickname" in row[5] for row in menu)
-    assert all(row[2].endswith("T12:00:00+09:00") for row in menu)
+    assert all(row[2].endswith(" 12:00 KST") for row in menu)  # the slot as a local time (item 24)
     assert any(row[1] == "menu!problems" for row in cells)
     limited = run_cli(config, "history", "--job", "menu", "--limit", "1")
     assert len([line for line in limited.output.splitlines() if line.strip()]) == 2  # header + 1

@@ -582,7 +582,7 @@ def test_the_runner_gives_collect_the_apps_shopify_client(make_app, fake, monkey
         """)
     asked: list[str] = []
 
-    def shopify_graphql(shop: str) -> object:
+    def shopify_graphql(shop: str, **options: object) -> object:  # options: the runner's progress (item 21)
         asked.append(shop)
         return fake.client
 
