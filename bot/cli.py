@@ -132,7 +132,7 @@ def _slot_window(app: App, job: JobConfig, slot: str | None) -> dict[str, dateti
     (a digest of today so far)."""
     if slot is None:
         return {}
-    from bot.scheduler import job_trigger  # late: APScheduler is not needed by the other commands
+    from bot.triggers import job_trigger  # late: APScheduler is not needed by the other commands
 
     instant = _todays(app, slot)
     return {"since": job_trigger(job.at, app.config).latest(instant, before=True), "until": instant}

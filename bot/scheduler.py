@@ -6,7 +6,7 @@ APScheduler object leaks out of this module:
 - Jobs are rebuilt from the config at every start, in a memory job store: nothing is pickled,
   so nothing goes stale or disappears after a job or a function is renamed.
 - Every trigger is given the configured zone explicitly, never the host's. Slot names become
-  `CronTrigger(hour, minute)`, cron strings go through `bot.schedule.parse_cron` (weekday
+  `CronTrigger(hour, minute)` (bot.triggers), cron strings go through `bot.schedule.parse_cron` (weekday
   names only: in cron 1-5 is Monday-Friday, in APScheduler Tuesday-Saturday). Each local wall
   time fires at most once: on the autumn DST change a repeated time fires at its first
   occurrence only; a time skipped in spring fires when it would have been (an hour later on the
@@ -35,27 +35,28 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone, tzinfo
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
 from bot.alerts import AlertSender
-from bot.config import Config, JobConfig
+from bot.config import JobConfig
 from bot.job_memory import StoredJobState
 from bot.last_runs import LastRuns
 from bot.models import Delivery
 from bot.problems import ProblemReporter
 from bot.quota import quota_day
-from bot.schedule import parse_cron, parse_instant
+from bot.schedule import parse_instant
 from bot.slot_retries import SlotRetries
+from bot.scheduler_text import JobSchedule, duration_text, log_report, schedule_text
+from bot.triggers import TICK, WallClockTrigger, job_trigger, to_utc
 from jobs import job_kind
 from jobs.shopify_order_alert import KIND as ALERT_KIND
 
@@ -72,23 +73,7 @@ UTC = timezone.utc
 # or digest holds one thread and leaves the others to the rest, the watchdog pings included.
 THREADS = 6
 LATE_AFTER = timedelta(minutes=1)  # a run this long after its slot is marked late in history
-HORIZON = timedelta(days=8)  # how far back the previous slot of a job is looked for
-_WINDOWS = (timedelta(hours=1), timedelta(days=1), HORIZON)  # widening searches: cheap for frequent crons
-_TICK = timedelta(microseconds=1)
 MEMORY_KEY = "schedule"  # in the job's memory: {"seen": first known instant, "done": latest slot run}
-
-
-@dataclass(frozen=True)
-class JobSchedule:
-    """What `next_runs()` tells about one configured job (plain data, no APScheduler object)."""
-
-    name: str
-    kind: str
-    next_run: datetime | None  # aware, in the configured zone; None: not scheduled (webhook alerts)
-    at: tuple[str, ...]
-    recipients: int = 0
-    quiet: str | None = None  # alert jobs: the quiet window "22:00-07:00"
-    next_summary: datetime | None = None  # alert jobs with quiet hours: when the held alerts are sent
 
 
 @dataclass(frozen=True)
@@ -98,74 +83,6 @@ class CatchUp:
     job: str
     instant: datetime
     action: str
-
-
-class WallClockTrigger(BaseTrigger):
-    """Cron triggers of one zone combined; each local wall time fires at most once (see module doc)."""
-
-    def __init__(self, triggers: Iterable[CronTrigger], zone: tzinfo):
-        self.triggers = tuple(triggers)
-        self.timezone = zone
-
-    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
-        best = None
-        for trigger in self.triggers:
-            instant = trigger.get_next_fire_time(previous_fire_time, now)
-            while instant is not None and _repeated_wall_time(instant, self.timezone):
-                instant = trigger.get_next_fire_time(instant, _utc(instant) + _TICK)
-            if instant is not None:
-                instant = instant.astimezone(UTC).astimezone(self.timezone)  # a skipped wall time → real instant
-                if best is None or instant < best:
-                    best = instant
-        return best
-
-    def fires(self, start: datetime, end: datetime) -> Iterator[datetime]:
-        """The fire instants in [start, end], in order."""
-        instant = self.get_next_fire_time(None, _utc(start))
-        while instant is not None and instant <= end:
-            yield instant
-            instant = self.get_next_fire_time(instant, _utc(instant) + _TICK)
-
-    def latest(self, end: datetime, *, before: bool = False) -> datetime | None:
-        """The last fire instant ≤ `end` (< `end` with before=True), looked for up to HORIZON back."""
-        end = _utc(end)  # arithmetic in UTC: in a zone, Python adds and subtracts wall-clock time
-        limit = end - _TICK if before else end
-        for window in _WINDOWS:
-            found = None
-            for found in self.fires(end - window, limit):
-                pass
-            if found is not None:
-                return found
-        return None
-
-    def __str__(self) -> str:
-        return "wall[" + ", ".join(str(trigger) for trigger in self.triggers) + f", tz={self.timezone}]"
-
-    def __repr__(self) -> str:
-        return f"<WallClockTrigger {self}>"
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(UTC)
-
-
-def _repeated_wall_time(instant: datetime, zone: tzinfo) -> bool:
-    """True for the second occurrence of a local time the autumn DST change repeats."""
-    local = instant.astimezone(zone)
-    return local.fold == 1 and local.replace(fold=0).utcoffset() != local.utcoffset()
-
-
-def job_trigger(at: Iterable[str], config: Config) -> WallClockTrigger:
-    """The trigger of a job's `at`: slot names and cron expressions, all in the configured zone."""
-    zone = config.timezone
-    triggers = []
-    for entry in at:
-        if entry in config.slots:
-            slot = config.slots[entry]
-            triggers.append(CronTrigger(hour=slot.hour, minute=slot.minute, timezone=zone))
-        else:
-            triggers.append(parse_cron(entry, zone))
-    return WallClockTrigger(triggers, zone)
 
 
 def is_scheduled(job: JobConfig) -> bool:
@@ -234,7 +151,7 @@ class BotScheduler:
         self.catch_up(now)
         for name, entry in self._entries.items():
             # First run after the catch-up's `now`: a slot passing while catching up is not lost.
-            first = entry.trigger.get_next_fire_time(None, _utc(now) + _TICK)
+            first = entry.trigger.get_next_fire_time(None, to_utc(now) + TICK)
             options: dict[str, Any] = {}
             if entry.kind == "quiet":
                 options["misfire_grace_time"] = None  # held alerts are owed their summary, however late
@@ -242,7 +159,7 @@ class BotScheduler:
                                     id=f"job:{name}", name=f"{entry.kind}:{name}", next_run_time=first, **options)
         self._scheduler.start()
         log.info("scheduler started (%s): %s", self.zone,
-                 "; ".join(_schedule_text(item) for item in self.next_runs()) or "no scheduled jobs")
+                 "; ".join(schedule_text(item) for item in self.next_runs()) or "no scheduled jobs")
         return self
 
     def stop(self, timeout: float | None = None) -> bool:
@@ -300,7 +217,7 @@ class BotScheduler:
     # -- what runs when --------------------------------------------------------------------
     def next_runs(self, now: datetime | None = None) -> list[JobSchedule]:
         """Every configured job with its next run (slots and crons) or its quiet window (alerts)."""
-        now = _utc(now or self.clock()) + _TICK
+        now = to_utc(now or self.clock()) + TICK
         out = []
         for job in self.config.jobs:
             entry = self._entries.get(job.name)
@@ -319,7 +236,7 @@ class BotScheduler:
         if start.tzinfo is None or end.tzinfo is None:
             raise ValueError("start and end must be aware datetimes")
         found = [(name, instant) for name, entry in self._entries.items()
-                 for instant in entry.trigger.fires(_utc(start) + _TICK, end)]
+                 for instant in entry.trigger.fires(to_utc(start) + TICK, end)]
         return sorted(found, key=lambda item: (item[1].astimezone(UTC), item[0]))
 
     def previous_slot(self, job_name: str, instant: datetime) -> datetime | None:
@@ -373,7 +290,7 @@ class BotScheduler:
             job, instant.isoformat(), late=late, since=since, until=instant)
         if not (report.fanout is not None and report.fanout.stopped):
             self._mark(job, done=instant)  # a run cut short by a stop is owed: the next start's catch-up retakes it
-        _log_report(report, late)
+        log_report(report, late)
         self.last_runs.record(job.name, instant, now, report)
         return report
 
@@ -381,14 +298,14 @@ class BotScheduler:
         """Record a slot missed by more than the grace: a skipped row per recipient, nothing sent."""
         slot_key = instant.isoformat()
         local = instant.astimezone(self.zone)
-        reason = f"missed: the bot was down at {local:%H:%M} (more than {_duration(self.grace)} ago)"
+        reason = f"missed: the bot was down at {local:%H:%M} (more than {duration_text(self.grace)} ago)"
         with self.app.db.session() as session:
             started = session.scalar(select(func.count()).where(Delivery.job == job.name,
                                                                 Delivery.slot_key == slot_key)) or 0
         if started:
             # `send-now --slot`, or a run cut short: what it recorded stands; nothing more is sent.
             log.warning("%s: the slot at %s already has %d delivery row(s); it is more than %s late, so nothing "
-                        "more is sent for it", job.name, local.isoformat(), started, _duration(self.grace))
+                        "more is sent for it", job.name, local.isoformat(), started, duration_text(self.grace))
         else:
             for recipient in job.to:
                 key, label = ("me", "me") if recipient.kind == "me" else (str(recipient), recipient.value)
@@ -403,7 +320,7 @@ class BotScheduler:
         """Tell a person (bot.problems: a log line and one KakaoTalk message to "me")."""
         try:
             ProblemReporter(self.app).missed_slot(job.name, instant, now=now, reason=(
-                f"the bot was not running, and it is more than {_duration(self.grace)} late: not sent"))
+                f"the bot was not running, and it is more than {duration_text(self.grace)} late: not sent"))
         except Exception:  # noqa: BLE001 — the report is best effort; the skipped rows and the log stand
             log.exception("%s: could not report the missed slot", job.name)
 
@@ -468,33 +385,3 @@ class BotScheduler:
             marks.setdefault("seen", done.astimezone(UTC).isoformat())
         state.set(MEMORY_KEY, marks)
 
-
-def _duration(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds % 3600 == 0 and seconds:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0 and seconds:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
-
-
-def _log_report(report: "RunReport", late: bool) -> None:
-    when = f"{report.job} [{report.slot_key}]{' (late)' if late else ''}"
-    if report.status == "failed":
-        log.error("%s: failed: %s", when, report.error)
-    elif report.status == "nothing":
-        log.info("%s: nothing to report", when)
-    elif report.fanout is not None:
-        counts: dict[str, int] = {}
-        for result in report.fanout.results:
-            counts[result.status] = counts.get(result.status, 0) + 1
-        text = ", ".join(f"{count} {status}" for status, count in counts.items()) or "no recipients"
-        (log.warning if report.fanout.failed else log.info)("%s: %s", when, text)
-
-
-def _schedule_text(item: JobSchedule) -> str:
-    if item.next_run is not None:
-        return f"{item.name} next at {item.next_run:%Y-%m-%d %H:%M %Z}"
-    if item.next_summary is not None:
-        return f"{item.name} quiet {item.quiet}, summary at {item.next_summary:%Y-%m-%d %H:%M %Z}"
-    return f"{item.name} on webhooks"

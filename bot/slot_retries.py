@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 from sqlalchemy import func, select
@@ -26,6 +26,7 @@ from bot.models import Delivery
 from bot.problems import ProblemReporter
 from bot.quota import quota_day
 from bot.retry import can_pass
+from bot.triggers import to_utc
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -60,16 +61,16 @@ class SlotRetries:
         return None if isinstance(outcome, BaseException) else outcome
 
     def _settle(self, job: JobConfig, instant: datetime, now: datetime, outcome: Any) -> None:
-        key = (job.name, _utc(instant).isoformat())
+        key = (job.name, to_utc(instant).isoformat())
         passing = can_pass(outcome) if isinstance(outcome, BaseException) else bool(getattr(outcome, "can_pass", False))
         with self._lock:
             if not passing:
                 self._attempts.pop(key, None)
                 return
             attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
-        last = _utc(instant) + self.grace - LAST_MARGIN
-        at = min(_utc(now) + min(MAX_DELAY, FIRST_DELAY * 2 ** (attempt - 1)), last)
-        if at <= _utc(now):
+        last = to_utc(instant) + self.grace - LAST_MARGIN
+        at = min(to_utc(now) + min(MAX_DELAY, FIRST_DELAY * 2 ** (attempt - 1)), last)
+        if at <= to_utc(now):
             with self._lock:
                 self._attempts.pop(key, None)
             self._give_up(job, instant, now, _why(outcome))
@@ -101,9 +102,6 @@ def _why(outcome: Any) -> str:
     failed = [r for r in getattr(fanout, "results", []) if r.status == "failed" and r.retryable]
     return getattr(outcome, "error", None) or (f"{failed[0].label}: {failed[0].reason}" if failed else "failed")
 
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
 
 
 def _local(app: "App", moment: datetime) -> str:

@@ -10,10 +10,11 @@ the latest — except within EARLY_TOLERANCE: a cron or a systemd timer may fire
 from __future__ import annotations
 
 import time
-from datetime import datetime, time as wall_time, timedelta, timezone, tzinfo
+from datetime import datetime, time as wall_time, timedelta, tzinfo
 from typing import Callable
 
 from bot.schedule import slot_instant
+from bot.triggers import to_utc
 
 EARLY_TOLERANCE = timedelta(minutes=2)  # a slot at most this far ahead is waited for, not refused
 MAX_WAITS = 1000  # a bound on the waiting loop, whatever a clock does
@@ -34,21 +35,18 @@ def due_occurrence(name: str, slot: wall_time, clock: Callable[[], datetime], zo
     now = clock()
     today = now.astimezone(zone).date()
     instant = slot_instant(slot, today, zone)
-    ahead = _utc(instant) - _utc(now)
+    ahead = to_utc(instant) - to_utc(now)
     if ahead > EARLY_TOLERANCE:
         latest = slot_instant(slot, today - timedelta(days=1), zone)
         raise SlotNotYet(f"slot {name!r} has not come yet: it comes at {_local(instant)}; its latest occurrence "
                          f"was {_local(latest)} — run `send-now --slot {name}` at or after {_local(instant)}")
     for _ in range(MAX_WAITS):
-        left = (_utc(instant) - _utc(clock())).total_seconds()
+        left = (to_utc(instant) - to_utc(clock())).total_seconds()
         if left <= 0:
             break
         pause(left)
     return instant
 
-
-def _utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
 
 
 def _local(moment: datetime) -> str:

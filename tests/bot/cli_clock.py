@@ -34,6 +34,6 @@ def cli_on_clock(monkeypatch: pytest.MonkeyPatch, clock: Any) -> list[float]:
         waits.append(seconds)
         clock.advance(seconds=seconds)
 
-    monkeypatch.setattr(bot.cli_common, "App", lambda config, secrets: App(config, secrets, clock=clock))
+    monkeypatch.setattr(bot.cli_common, "App", lambda config, secrets, **options: App(config, secrets, clock=clock, **options))
     monkeypatch.setattr(bot.slot_time, "pause", pause)
     return waits

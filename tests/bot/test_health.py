@@ -6,7 +6,7 @@ from __future__ import annotations
 import socket
 import threading
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Iterator
 from zoneinfo import ZoneInfo
 

@@ -3,7 +3,6 @@ outsider sends — signed or not — is answered 4xx, never 500, and nothing is 
 
 from __future__ import annotations
 
-import json
 from urllib.parse import urlencode
 
 import pytest

@@ -29,7 +29,8 @@ from bot.runner import RunReport
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.schedule import slot_instant
-from bot.scheduler import BotScheduler, CatchUp, JobSchedule
+from bot.scheduler import BotScheduler, CatchUp
+from bot.scheduler_text import JobSchedule
 from bot.service import next_slot_text
 
 UTC = timezone.utc
