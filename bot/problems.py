@@ -42,6 +42,7 @@ from bot.kakao_templates import text_template
 from bot.logs import redact
 from bot.models import Problem
 from bot.recipients import Target
+from bot.schedule import duration_text
 from tokens.login_health import UNDECRYPTABLE, install_unreadable, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault, VaultError
@@ -317,7 +318,7 @@ class ProblemReporter:
                         "told after the next `kakao login --account %s`", problem.key, sender, sender)
         elif not told:
             log.warning("problem %s: could not tell it in KakaoTalk (%s: %s); trying again in %s at the earliest",
-                        problem.key, status, reason, _duration(self.retry_every))
+                        problem.key, status, reason, duration_text(self.retry_every))
         return status == "sent"
 
     def _claim_attempt(self, problem: OpenProblem, now: datetime) -> bool:
@@ -349,9 +350,7 @@ class ProblemReporter:
         """Why `sender` cannot send now, from the database alone; None if it may."""
         with self.db.session() as session:
             row = session.get(KakaoLogin, sender)
-            if row is None:
-                return f"no Kakao login named {sender!r} is stored"
-            return login_problem(row, self._vault(), now)
+            return login_problem(row, self._vault(), now) if row else f"no Kakao login named {sender!r} is stored"
 
     def _vault(self) -> Vault | None:
         try:
@@ -361,11 +360,6 @@ class ProblemReporter:
 
     def _local(self, instant: datetime) -> str:
         return instant.astimezone(self.app.config.timezone).strftime("%Y-%m-%d %H:%M %Z")
-
-
-def _duration(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
 
 
 # -- hooks for the runner and the service ---------------------------------------------------------

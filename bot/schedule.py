@@ -9,7 +9,7 @@ either matches, APScheduler only when both do.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timezone, tzinfo
+from datetime import date, datetime, time, timedelta, timezone, tzinfo
 from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
@@ -24,6 +24,16 @@ def parse_duration(text: str) -> int:
     if not match:
         raise ValueError(f"must be a duration like \"30m\", \"2h\", \"45s\", got {text!r}")
     return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def duration_text(delta: timedelta) -> str:
+    """"2 h", "30 min" or "45 s": a grace or a delay as a person reads it."""
+    seconds = int(delta.total_seconds())
+    if seconds % 3600 == 0 and seconds:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0 and seconds:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def parse_cron(expression: str, zone: tzinfo | None = None) -> CronTrigger:

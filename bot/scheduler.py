@@ -53,9 +53,9 @@ from bot.last_runs import LastRuns
 from bot.models import Delivery
 from bot.problems import ProblemReporter
 from bot.quota import quota_day
-from bot.schedule import parse_instant
+from bot.schedule import duration_text, parse_instant
 from bot.slot_retries import SlotRetries
-from bot.scheduler_text import JobSchedule, duration_text, log_report, schedule_text
+from bot.scheduler_text import JobSchedule, log_report, schedule_text
 from bot.triggers import TICK, WallClockTrigger, job_trigger, to_utc
 from jobs import job_kind
 from jobs.shopify_order_alert import KIND as ALERT_KIND

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,16 +25,6 @@ class JobSchedule:
     recipients: int = 0
     quiet: str | None = None  # alert jobs: the quiet window "22:00-07:00"
     next_summary: datetime | None = None  # alert jobs with quiet hours: when the held alerts are sent
-
-
-def duration_text(delta: timedelta) -> str:
-    """"2 h", "30 min" or "45 s": a grace or a delay as a person reads it."""
-    seconds = int(delta.total_seconds())
-    if seconds % 3600 == 0 and seconds:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0 and seconds:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"
 
 
 def log_report(report: "RunReport", late: bool) -> None:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.schedule import parse_cron, parse_duration, slot_instant
+from bot.schedule import duration_text, parse_cron, parse_duration, slot_instant
 
 UTC = timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -168,3 +168,11 @@ def test_slot_instant_is_aware_and_in_the_zone():
     instant = slot_instant(time(12), date(2026, 11, 23), SEOUL)
     assert instant.tzinfo is not None and instant.utcoffset() == timedelta(hours=9)
     assert (instant.date(), instant.time()) == (date(2026, 11, 23), time(12))
+
+
+@pytest.mark.parametrize("delta, text", [
+    (timedelta(hours=2), "2 h"), (timedelta(minutes=30), "30 min"), (timedelta(seconds=45), "45 s"),
+    (timedelta(minutes=90), "90 min"),
+])
+def test_duration_text_reads_as_a_person_says_it(delta, text):
+    assert duration_text(delta) == text
