@@ -22,7 +22,6 @@ from bot.cli_shopify import shopify
 from bot.config import Config, JobConfig
 from bot.display import delivery_label
 from bot.logs import setup_logging
-from bot.progress import terminal_progress
 from bot.redaction import scrub_output
 from bot.report_logging import printed_reports
 from bot.schedule import slot_instant
@@ -73,6 +72,7 @@ def run_command(state: CliState) -> None:
 @errors_to_exit_codes
 def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_run: bool, force: bool) -> None:
     """Run scheduled jobs now (all if none are named) and send."""
+    from bot.progress_terminal import terminal_progress  # late: rich only for a command that draws
     from bot.runner import Runner  # late: the runner pulls in every job kind's dependencies
 
     if force and slot is None:  # a plain run is a new delivery anyway: --force would silently mean nothing

@@ -103,6 +103,5 @@ def _why(outcome: Any) -> str:
     return getattr(outcome, "error", None) or (f"{failed[0].label}: {failed[0].reason}" if failed else "failed")
 
 
-
 def _local(app: "App", moment: datetime) -> str:
     return moment.astimezone(app.config.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")

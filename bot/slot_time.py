@@ -48,6 +48,5 @@ def due_occurrence(name: str, slot: wall_time, clock: Callable[[], datetime], zo
     return instant
 
 
-
 def _local(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M %Z (UTC%z)")
