@@ -7,6 +7,7 @@ The bot's secrets there hold no Shopify app credentials, and the other tests her
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -86,3 +87,16 @@ def worker(bot: App) -> Iterator[WebhookWorker]:
     made = WebhookWorker(bot)
     yield made
     made.stop(5)
+
+
+@pytest.fixture
+def keep_root_logging() -> Iterator[None]:
+    """`cli` configures the root logger for a terminal; put pytest's handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    others = {name: logging.getLogger(name).level for name in ("urllib3", "werkzeug", "alembic", "waitress")}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in others.items():
+        logging.getLogger(name).setLevel(old)

@@ -5,7 +5,6 @@ the CLI commands `kakao login --code` and `kakao status`.
 
 from __future__ import annotations
 
-import logging
 import socket
 import textwrap
 import threading
@@ -320,19 +319,6 @@ def test_a_new_login_replaces_one_that_needed_a_person(login_app, sandbox, clock
 
 
 # -- the CLI ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def keep_root_logging() -> Iterator[None]:
-    """`cli` configures the root logger for a terminal; put pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    others = {name: logging.getLogger(name).level for name in ("urllib3", "werkzeug", "alembic", "waitress")}
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    for name, old in others.items():
-        logging.getLogger(name).setLevel(old)
 
 
 @pytest.fixture

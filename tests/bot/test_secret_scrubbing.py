@@ -30,16 +30,6 @@ REDIRECT = "http://127.0.0.1:8080/kakao/callback"
 
 
 @pytest.fixture
-def keep_root_logging() -> Iterator[None]:
-    """`cli` configures the root logger for a terminal; put pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
-@pytest.fixture
 def web() -> Iterator[RunningServer]:
     with serve(create_web_app({"/menu": MENU_HTML})) as server:
         yield server

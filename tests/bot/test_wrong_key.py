@@ -8,7 +8,6 @@ import logging
 import socket
 import threading
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from click.testing import CliRunner
@@ -23,16 +22,6 @@ from bot.service import run_service
 from webhook_helpers import CLIENT_SECRET, REST_KEY
 
 SHOP = "my-store.myshopify.com"
-
-
-@pytest.fixture
-def keep_root_logging() -> Iterator[None]:
-    """`cli` configures the root logger for a terminal; put pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def secrets_with(key: str) -> Secrets:

@@ -12,6 +12,7 @@ import requests
 import responses
 
 from bot.config import JobConfig
+from bot.retry import can_pass
 from jobs import job_kind, scrape
 from jobs.base import JobContext, JobFailed
 from jobs.scrape import ScrapeParams
@@ -214,6 +215,25 @@ def test_server_error_fails_the_job():
     responses.get(URL, status=500)
     with pytest.raises(JobFailed, match=r"^menu: https://example.com/menu answered 500$"):
         scrape.collect(_job(), _ctx())
+
+
+@pytest.mark.parametrize("status, passing", [(500, True), (503, True), (429, True), (404, False), (403, False)])
+@responses.activate
+def test_only_a_failure_that_can_pass_is_marked_for_a_retry(status, passing):
+    """A 5xx or 429 may pass (the service retries the slot within its grace); a 404 or 403 will not."""
+    responses.get(URL, status=status)
+    with pytest.raises(JobFailed) as caught:
+        scrape.collect(_job(), _ctx())
+    assert can_pass(caught.value) is passing
+
+
+@pytest.mark.parametrize("error", [requests.ReadTimeout("slow"), requests.ConnectionError("refused")])
+@responses.activate
+def test_an_unreachable_page_is_marked_for_a_retry(error):
+    responses.get(URL, body=error)
+    with pytest.raises(JobFailed) as caught:
+        scrape.collect(_job(), _ctx())
+    assert can_pass(caught.value)
 
 
 @responses.activate
