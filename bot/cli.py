@@ -40,8 +40,8 @@ if TYPE_CHECKING:
 def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     """kakao-shopify-bot: shop news in KakaoTalk."""
     ctx.obj = CliState(config_path)
-    setup_logging(verbose, ctx.obj.redactor)
-    scrub_output(ctx, ctx.obj.redactor)
+    setup_logging(verbose, ctx.obj.redactor.scrub)
+    ctx.call_on_close(scrub_output(ctx.obj.redactor))
     ctx.call_on_close(lambda: ctx.obj._app and ctx.obj._app.close())
 
 

@@ -11,7 +11,7 @@ import os
 import re
 import sys
 from datetime import datetime
-from typing import Any
+from typing import Callable
 
 _SECRET_PATTERNS = [
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
@@ -28,11 +28,12 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Masks token-shaped patterns, and with a `redactor` (bot.redaction) the secret values it knows."""
+    """Masks token-shaped patterns with `redact`, or whatever `scrub` masks — `Redactor.scrub`
+    (bot.redaction) also masks the secret values it knows."""
 
-    def __init__(self, redactor: Any = None):
+    def __init__(self, scrub: Callable[[str], str] = redact):
         super().__init__()
-        self.redact = redactor.scrub if redactor is not None else redact
+        self.redact = scrub
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -45,14 +46,14 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def setup_logging(verbose: bool = False, redactor: Any = None) -> None:
+def setup_logging(verbose: bool = False, scrub: Callable[[str], str] = redact) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if _stderr_is_journal(os.environ.get("JOURNAL_STREAM")):
         # journald adds its own timestamps; <N> prefixes carry the level.
         handler.setFormatter(_JournalFormatter("%(name)s: %(message)s"))
     else:
         handler.setFormatter(LocalTimeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(redactor))
+    handler.addFilter(RedactingFilter(scrub))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

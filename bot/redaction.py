@@ -6,7 +6,7 @@ refresh token abc…"). A Redactor knows the actual values: the secrets read fro
 Vault encrypts or decrypts (Kakao access and refresh tokens, Shopify tokens). Each App owns one
 (`App.redactor`), handed to what needs it — nothing global:
 
-- logging: bot.logs.RedactingFilter(redactor) on the handler of `setup_logging`;
+- logging: bot.logs.RedactingFilter(redactor.scrub) on the handler of `setup_logging`;
 - storing: `scrub_statements(engine, redactor)` scrubs every string bound to an SQL statement,
   so no error text, reason or summary reaches the database with a secret in it;
 - printing: `ScrubbingStream` around the CLI's stdout and stderr.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from sqlalchemy import Engine, event
 
@@ -109,12 +109,13 @@ class ScrubbingStream:
         return getattr(self._stream, name)
 
 
-def scrub_output(ctx: Any, redactor: Redactor) -> None:
-    """For one CLI invocation (a click context): stdout and stderr mask the secret values; put back at its end."""
+def scrub_output(redactor: Redactor) -> Callable[[], None]:
+    """stdout and stderr mask the secret values from now on; returns what puts them back (for one CLI
+    invocation: its click context calls it on close)."""
     original = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = ScrubbingStream(sys.stdout, redactor), ScrubbingStream(sys.stderr, redactor)
 
     def restore() -> None:
         sys.stdout, sys.stderr = original
 
-    ctx.call_on_close(restore)
+    return restore

@@ -27,7 +27,7 @@ from bot.server import create_app
 def _load() -> Flask:
     redactor = Redactor()
     if not logging.getLogger().handlers:  # a server that configured logging keeps its own
-        setup_logging(redactor=redactor)
+        setup_logging(scrub=redactor.scrub)
     path = default_config_path()
     config = load_config(path, require_file=True)  # never defaults: they would create ./data
     for warning in config.warnings:
