@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import datetime, tzinfo
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.runner import RunReport
 
 REASON_MAX = 200  # a short reason: the full text is in the log and in `history`
 
@@ -25,7 +28,7 @@ class LastRun:
     outcome: str  # "ok" | "failed"
     reason: str | None = None
 
-    def as_json(self, zone: Any) -> dict[str, Any]:
+    def as_json(self, zone: tzinfo) -> dict[str, Any]:
         body: dict[str, Any] = {"slot": self.slot.astimezone(zone).isoformat(),
                                 "ran_at": self.ran_at.astimezone(zone).isoformat(), "outcome": self.outcome}
         if self.reason:
@@ -40,7 +43,7 @@ class LastRuns:
         self._runs: dict[str, LastRun] = {}
         self._lock = threading.Lock()
 
-    def record(self, job: str, slot: datetime, ran_at: datetime, report: Any) -> None:
+    def record(self, job: str, slot: datetime, ran_at: datetime, report: RunReport) -> None:
         """After a run: a RunReport (bot.runner) or None (nothing ran)."""
         outcome, reason = _judge(report)
         self._put(LastRun(job, slot, ran_at, outcome, reason))
@@ -61,12 +64,10 @@ class LastRuns:
             self._runs[run.job] = run
 
 
-def _judge(report: Any) -> tuple[str, str | None]:
-    if report is None:
-        return "ok", None
-    if getattr(report, "status", None) == "failed":
+def _judge(report: RunReport) -> tuple[str, str | None]:
+    if report.status == "failed":
         return "failed", _short(report.error or "failed")
-    fanout = getattr(report, "fanout", None)
+    fanout = report.fanout
     if fanout is not None and fanout.failed:
         bad = [result for result in fanout.results if result.status in ("failed", "unknown")]
         first = bad[0]

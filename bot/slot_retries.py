@@ -30,6 +30,7 @@ from bot.triggers import to_utc
 
 if TYPE_CHECKING:
     from bot.app import App
+    from bot.runner import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,8 @@ class SlotRetries:
         self._attempts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
-    def settled(self, job: JobConfig, instant: datetime, now: datetime, outcome: Any) -> Any:
+    def settled(self, job: JobConfig, instant: datetime, now: datetime,
+                outcome: RunReport | BaseException) -> RunReport | None:
         """After a run of `job` for `instant` at `now` — its report, or the exception it raised: schedule
         the next attempt, or give the slot up, as the module doc says. Returns `outcome` if it is a
         report (None for an exception); never raises."""
@@ -60,9 +62,9 @@ class SlotRetries:
             log.exception("%s: could not decide on a retry of the slot at %s", job.name, instant.isoformat())
         return None if isinstance(outcome, BaseException) else outcome
 
-    def _settle(self, job: JobConfig, instant: datetime, now: datetime, outcome: Any) -> None:
+    def _settle(self, job: JobConfig, instant: datetime, now: datetime, outcome: RunReport | BaseException) -> None:
         key = (job.name, to_utc(instant).isoformat())
-        passing = can_pass(outcome) if isinstance(outcome, BaseException) else bool(getattr(outcome, "can_pass", False))
+        passing = can_pass(outcome) if isinstance(outcome, BaseException) else outcome.can_pass
         with self._lock:
             if not passing:
                 self._attempts.pop(key, None)
@@ -95,12 +97,12 @@ class SlotRetries:
         ProblemReporter(self.app).missed_slot(job.name, instant, reason=reason, now=now)
 
 
-def _why(outcome: Any) -> str:
+def _why(outcome: RunReport | BaseException) -> str:
     if isinstance(outcome, BaseException):
         return f"{type(outcome).__name__}: {outcome}".splitlines()[0]
-    fanout = getattr(outcome, "fanout", None)
-    failed = [r for r in getattr(fanout, "results", []) if r.status == "failed" and r.retryable]
-    return getattr(outcome, "error", None) or (f"{failed[0].label}: {failed[0].reason}" if failed else "failed")
+    results = outcome.fanout.results if outcome.fanout is not None else []
+    failed = [r for r in results if r.status == "failed" and r.retryable]
+    return outcome.error or (f"{failed[0].label}: {failed[0].reason}" if failed else "failed")
 
 
 def _local(app: "App", moment: datetime) -> str:
