@@ -22,12 +22,12 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from bot.retry import RetryPolicy
+from bot.util.retry import RetryPolicy
 from bot.sandbox.server import serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.shopify_client import ShopifyHttp, new_session
-from bot.shopify_graphql import ShopifyGraphQL
-from bot.shopify_orders_query import fetch_orders
+from bot.shopify.client import ShopifyHttp, new_session
+from bot.shopify.graphql import ShopifyGraphQL
+from bot.shopify.orders_query import fetch_orders
 
 SHOP = "bench-shop.myshopify.com"
 KST = timezone(timedelta(hours=9))

@@ -1,6 +1,6 @@
 """Benchmark: sustained signed Shopify webhooks against `run` on loopback, 10% redeliveries.
 
-The real service (`bot.service.run_service`: waitress, the Flask app, the webhook worker) is
+The real service (`bot.service.run.run_service`: waitress, the Flask app, the webhook worker) is
 started on a free 127.0.0.1 port with a temporary config and database (SQLite unless
 `--database-url`). CLIENTS threads (in a process of their own, so that client and server do not share one
 GIL) send REQUESTS signed `orders/updated` deliveries, as fast as
@@ -46,10 +46,10 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.config import load_config
-from bot.models import WebhookEvent
-from bot.secrets import Secrets
-from bot.shopify_auth import webhook_hmac
+from bot.config.model import load_config
+from bot.store.models import WebhookEvent
+from bot.config.secrets import Secrets
+from bot.shopify.signing import webhook_hmac
 
 SHOP = "bench-shop.myshopify.com"
 SECRET = "bench-webhook-secret"
@@ -204,7 +204,7 @@ def _last_id(app: App) -> int:
 
 
 def bench_bot(work: list[Delivery], clients: int, database_url: str | None, folder: Path) -> tuple[Result, dict]:
-    from bot.service import run_service
+    from bot.service.run import run_service
 
     port = free_port()
     config_path = folder / "config.toml"
@@ -243,7 +243,7 @@ def bench_bot(work: list[Delivery], clients: int, database_url: str | None, fold
 
 def bench_baseline(work: list[Delivery], clients: int) -> Result:
     """The same load against a bare Flask route returning 200, on waitress with the same threads."""
-    from bot.service import THREADS
+    from bot.service.run import THREADS
 
     bare = Flask("bare")
 
@@ -283,7 +283,7 @@ def main() -> int:
         parser.error("--requests and --clients must be positive, --duplicates in [0, 1)")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # The reconciliation of the job's shop has no shop to ask here (no Shopify behind it).
-    logging.getLogger("bot.reconcile").setLevel(logging.CRITICAL)
+    logging.getLogger("bot.webhooks.reconcile").setLevel(logging.CRITICAL)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth": that is the load
 
     work = deliveries(args.requests, args.duplicates)

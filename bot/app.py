@@ -12,20 +12,20 @@ from typing import TYPE_CHECKING, Callable
 
 import requests
 
-from bot.config import Config, ConfigError
-from bot.db import Database, utcnow
-from bot.deliveries import DeliveryLog
-from bot.kakao_client import KakaoApi, KakaoAuth, KakaoHttp, new_session
-from bot.progress import QUIET, Progress
-from bot.redaction import Redactor
-from bot.retry import RetryPolicy
-from bot.secrets import Secrets
-from bot.shopify_client import ShopifyApp, ShopifyHttp, ShopifyOAuth
+from bot.config.model import Config, ConfigError
+from bot.store.db import Database, utcnow
+from bot.store.deliveries import DeliveryLog
+from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp, new_session
+from bot.util.progress import QUIET, Progress
+from bot.util.redaction import Redactor
+from bot.util.retry import RetryPolicy
+from bot.config.secrets import Secrets
+from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth
 from tokens.kakao import KakaoTokens
 from tokens.vault import Vault
 
 if TYPE_CHECKING:
-    from bot.shopify_graphql import ShopifyGraphQL
+    from bot.shopify.graphql import ShopifyGraphQL
     from tokens.shopify import ShopifyTokens
 
 
@@ -35,7 +35,7 @@ class App:
     secrets: Secrets
     clock: Callable[[], datetime] = utcnow
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    # The secret values this App holds, masked in what it logs, prints and stores (bot.redaction).
+    # The secret values this App holds, masked in what it logs, prints and stores (bot.util.redaction).
     redactor: Redactor = field(default_factory=Redactor, repr=False)
 
     @cached_property
@@ -101,7 +101,7 @@ class App:
 
     def shopify_graphql(self, shop: str, progress: Progress = QUIET) -> "ShopifyGraphQL":
         """The Admin GraphQL API of `shop`, through whichever app holds its active install."""
-        from bot.shopify_graphql import ShopifyGraphQL
+        from bot.shopify.graphql import ShopifyGraphQL
 
         return ShopifyGraphQL(self.shopify_http, origin=self.config.shopify.origin, shop=shop,
                               api_version=self.config.shopify.api_version, tokens=self.shopify_tokens.source(shop),

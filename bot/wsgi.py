@@ -17,11 +17,11 @@ import logging
 from flask import Flask
 
 from bot.app import App
-from bot.config import default_config_path, load_config
-from bot.logs import setup_logging
-from bot.redaction import Redactor
-from bot.secrets import Secrets
-from bot.server import create_app
+from bot.config.model import default_config_path, load_config
+from bot.util.logs import setup_logging
+from bot.util.redaction import Redactor
+from bot.config.secrets import Secrets
+from bot.web.server import create_app
 
 
 def _load() -> Flask:

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined
 
-from bot.kakao_templates import text_template, trim_text
+from bot.kakao.templates import text_template, trim_text
 from jobs.base import JobFailed, Outcome
 from jobs.template_limits import BoundedEnvironment, TemplateTooCostly, bounded_output, render_budget
 
 if TYPE_CHECKING:
-    from bot.config import JobConfig
+    from bot.config.model import JobConfig
 
 DETAILS_BUTTON = "자세히 보기"
 

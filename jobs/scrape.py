@@ -21,7 +21,7 @@ from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
 
 if TYPE_CHECKING:
-    from bot.config import ConfigError, JobConfig
+    from bot.config.model import ConfigError, JobConfig
 
 KIND = "scrape"
 SCHEDULED = True

@@ -1,21 +1,21 @@
 """The `shopify-order-alert` job kind: one KakaoTalk alert per new order of a shop, at once.
 
-Not scheduled (no `at`): alerts are raised by the webhook worker (`bot.webhook_worker`) from
+Not scheduled (no `at`): alerts are raised by the webhook worker (`bot.webhooks.worker`) from
 `orders/create` — and from `orders/updated` when the shipping address or the line items
-(sku, quantity) changed — and by the reconciliation (`bot.reconcile`) for an order whose
+(sku, quantity) changed — and by the reconciliation (`bot.webhooks.reconcile`) for an order whose
 webhook never came. Each order is alerted once per recipient: the delivery's slot key is
 `order:<order gid>` whichever path raised it (`order-update:<gid>:<updated_at>` for a change).
 
 An order reaches this module in one of two shapes, both handled by `order_context`:
 the REST-shaped webhook body (`id`, `admin_graphql_api_id`, `total_price_set.shop_money`,
 `line_items[{name, sku, quantity, current_quantity}]`) or a GraphQL node from
-`bot.shopify_orders_query.fetch_orders` (`id` = gid, `totalPriceSet.shopMoney`, `lineItems.nodes`).
+`bot.shopify.orders_query.fetch_orders` (`id` = gid, `totalPriceSet.shopMoney`, `lineItems.nodes`).
 
 No customer data is ever put into the template's values — no name, e-mail, phone or
 address — so neither the built-in template nor a custom one can show any to anybody.
 
 Quiet hours (`quiet = "22:00-07:00"`, local time of the configured zone; the window may wrap
-midnight): an alert raised inside the window is held (`bot.alerts`), and when the window ends
+midnight): an alert raised inside the window is held (`bot.delivery.alerts`), and when the window ends
 the scheduler sends one summary of the held alerts per job. Digests are not affected.
 """
 
@@ -28,13 +28,13 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
-from bot.schedule import parse_instant
+from bot.util.times import parse_instant
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
 from jobs.shopify_orders import _same_origin, parse_shop
 
 if TYPE_CHECKING:
-    from bot.config import ConfigError, JobConfig
+    from bot.config.model import ConfigError, JobConfig
 
 KIND = "shopify-order-alert"
 SCHEDULED = False

@@ -3,7 +3,7 @@
 The window is [since, until): `since` is this job's previous slot, or local midnight today
 (in the configured zone) on a job's first run; `until` is the slot's scheduled instant, so a slot
 sent late (caught up after a restart) ends where the next digest starts; a plain `send-now` ends now. Orders come from the Admin GraphQL API
-(`bot.shopify_orders_query.fetch_orders`, asked only for the fields the digest needs; an answer
+(`bot.shopify.orders_query.fetch_orders`, asked only for the fields the digest needs; an answer
 not shaped as the schema says fails the job, and nothing is sent).
 
 What is counted, all from the orders *created* in the window:
@@ -45,17 +45,17 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bot.retry import can_pass
-from bot.shopify_auth import normalize_shop
-from bot.shopify_errors import (
+from bot.util.retry import can_pass
+from bot.shopify.signing import normalize_shop
+from bot.shopify.errors import (
     ShopifyAuthError, ShopifyBadCredentials, ShopifyError, ShopifyReauthRequired, ShopNotConnected,
 )
-from bot.shopify_shapes import ShopifyBadAnswer
+from bot.shopify.shapes import ShopifyBadAnswer
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
 
 if TYPE_CHECKING:
-    from bot.config import ConfigError, JobConfig
+    from bot.config.model import ConfigError, JobConfig
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def _fetch(name: str, params: ShopifyOrdersParams, ctx: JobContext, start: datet
            end: datetime) -> list[dict[str, Any]]:
     if ctx.shopify is None:
         raise JobFailed(f"{name}: no Shopify access in this run")
-    from bot.shopify_orders_query import fetch_orders  # late: the GraphQL client is only needed here
+    from bot.shopify.orders_query import fetch_orders  # late: the GraphQL client is only needed here
 
     shop = params.shop
     try:

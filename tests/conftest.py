@@ -11,11 +11,11 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.app import App
-from bot.config import load_config
-from bot.retry import RetryPolicy
+from bot.config.model import load_config
+from bot.util.retry import RetryPolicy
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
-from bot.secrets import Secrets
+from bot.config.secrets import Secrets
 from scratch_postgres import postgres_server_url, scratch_database
 
 REST_KEY = "sandbox-rest-key"

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bot.db import Database
+from bot.store.db import Database
 from scratch_postgres import PREFIX, postgres_server_url, scratch_database
 
 pytestmark = pytest.mark.postgres

@@ -20,9 +20,9 @@ from typing import Callable
 
 from sqlalchemy import select, update
 
-from bot.db import Database, utcnow
-from bot.kakao_client import KakaoAuth, TokenAnswer
-from bot.kakao_errors import KakaoLoginRequired, KakaoNoLogin
+from bot.store.db import Database, utcnow
+from bot.kakao.client import KakaoAuth, TokenAnswer
+from bot.kakao.errors import KakaoLoginRequired, KakaoNoLogin
 from tokens.models import KakaoLogin
 from tokens.vault import Vault
 

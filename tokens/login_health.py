@@ -1,5 +1,5 @@
 """The one rule of whether a stored Kakao login (or Shopify install) can be used, for every place
-that judges it: /healthz (bot.health), the periodic checks (bot.problems), `kakao status`, and the
+that judges it: /healthz (bot.web.health), the periodic checks (bot.delivery.problems), `kakao status`, and the
 start of `run`.
 
 A login needs a person when Kakao refused its refresh token, when that token expired, or when its
@@ -14,7 +14,7 @@ from typing import Callable
 
 from sqlalchemy import select
 
-from bot.db import Database
+from bot.store.db import Database
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from bot.db import Base, UTCDateTime, utcnow
+from bot.store.db import Base, UTCDateTime, utcnow
 
 
 class KakaoLogin(Base):

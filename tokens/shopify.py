@@ -29,11 +29,11 @@ from typing import Callable
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from bot.db import Database, utcnow
-from bot.report_logging import IN_REPORT
-from bot.shopify_auth import normalize_shop
-from bot.shopify_client import ShopifyOAuth, ShopifyTokenAnswer
-from bot.shopify_errors import ShopifyBadCredentials, ShopifyReauthRequired, ShopNotConnected
+from bot.store.db import Database, utcnow
+from bot.util.report_logging import IN_REPORT
+from bot.shopify.signing import normalize_shop
+from bot.shopify.client import ShopifyOAuth, ShopifyTokenAnswer
+from bot.shopify.errors import ShopifyBadCredentials, ShopifyReauthRequired, ShopNotConnected
 from tokens.models import ShopifyInstall
 from tokens.vault import Vault
 

@@ -17,7 +17,7 @@ class VaultError(Exception):
 
 
 class Vault:
-    """`redactor` (bot.redaction.Redactor): learns the keys and every token that passes through, so that
+    """`redactor` (bot.util.redaction.Redactor): learns the keys and every token that passes through, so that
     no text logged, printed or stored can carry one."""
 
     def __init__(self, keys: str | None, *, redactor: Any = None):

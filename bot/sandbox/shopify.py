@@ -36,7 +36,7 @@ from werkzeug.exceptions import HTTPException
 from bot.sandbox.shopify_graphql import MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse
 from bot.sandbox.shopify_oauth import DEFAULT_SCOPE, Grant, OAuthError, TokenAuthority
 from bot.sandbox.shopify_orders import apply_fields, aware, new_order, public, rest_order, set_statuses
-from bot.shopify_auth import is_valid_shop, webhook_hmac
+from bot.shopify.signing import is_valid_shop, webhook_hmac
 
 JSON_TYPE = "application/json; charset=utf-8"
 SUPPORTED_VERSIONS = ("2025-07", "2025-10", "2026-01", "2026-04", "2026-07", "2026-10")

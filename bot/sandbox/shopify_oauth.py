@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import urlencode
 
-from bot.shopify_auth import query_hmac
+from bot.shopify.signing import query_hmac
 
 DEFAULT_SCOPE = "read_orders"
 CODE_TTL = 600

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-import bot.cli_common
-import bot.slot_time
+import bot.cli.common
+import bot.delivery.slot_time
 from bot.app import App
 
 
@@ -34,6 +34,6 @@ def cli_on_clock(monkeypatch: pytest.MonkeyPatch, clock: Any) -> list[float]:
         waits.append(seconds)
         clock.advance(seconds=seconds)
 
-    monkeypatch.setattr(bot.cli_common, "App", lambda config, secrets, **options: App(config, secrets, clock=clock, **options))
-    monkeypatch.setattr(bot.slot_time, "pause", pause)
+    monkeypatch.setattr(bot.cli.common, "App", lambda config, secrets, **options: App(config, secrets, clock=clock, **options))
+    monkeypatch.setattr(bot.delivery.slot_time, "pause", pause)
     return waits

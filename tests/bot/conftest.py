@@ -12,13 +12,13 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from bot.alert_start import mark_jobs_seen
+from bot.delivery.alert_start import mark_jobs_seen
 from bot.app import App
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.secrets import Secrets
-from bot.server import create_app
-from bot.webhook_worker import WebhookWorker
+from bot.config.secrets import Secrets
+from bot.web.server import create_app
+from bot.webhooks.worker import WebhookWorker
 
 from webhook_helpers import (
     ALERT_JOB, API_KEY, API_SECRET, CLIENT_SECRET, OLD_SECRET, OTHER_SHOP, REST_KEY, SHOP, Hooks, shopify_config,
@@ -52,7 +52,7 @@ def shopify_server(shopify: ShopifySandbox) -> Iterator[RunningServer]:
 def make_bot(make_app: Callable[..., App], shopify_secrets: Secrets, shopify: ShopifySandbox,
              shopify_server: RunningServer, logged_in: Callable[[App, str], None]) -> Callable[..., App]:
     """make_bot(jobs=ALERT_JOB, db_url=…) → make_app's App with a [shopify] section and `shopify_secrets`,
-    a Kakao login, the shop connected and its alert jobs seen (as `run` records at start: bot.alert_start)."""
+    a Kakao login, the shop connected and its alert jobs seen (as `run` records at start: bot.delivery.alert_start)."""
 
     def make(jobs: str = ALERT_JOB, *, login: bool = True, connect: bool = True, **kwargs: Any) -> App:
         app = make_app(shopify_config(shopify_server.url) + jobs, with_secrets=shopify_secrets, **kwargs)

@@ -10,10 +10,10 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
-from bot import config as config_module
-from bot.cli import cli
-from bot.config import ConfigError, load_config
-from bot.recipients import Recipient
+from bot.config import model as config_module
+from bot.cli.main import cli
+from bot.config.model import ConfigError, load_config
+from bot.kakao.recipients import Recipient
 from jobs import job_kind, known_kinds
 from jobs import scrape
 from jobs.scrape import ScrapeParams

@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 import requests
 
-from bot import http_limits
+from bot.web import http_limits
 from bot.app import App
 from bot.sandbox.shopify import ShopifySandbox
 

@@ -20,12 +20,12 @@ from sqlalchemy import Column, Integer, MetaData, Table, create_engine, func, in
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import StatementError
 
-import bot.models  # noqa: F401  (tables on Base.metadata)
+import bot.store.models  # noqa: F401  (tables on Base.metadata)
 import tokens.models  # noqa: F401
-from bot.cli import cli
-from bot.config import ConfigError, load_config
-from bot.db import MIGRATION_LOCK_KEY, SCHEMA_HEAD, Base, Database, UTCDateTime, alembic_config, normalize_url
-from bot.models import JobMemory
+from bot.cli.main import cli
+from bot.config.model import ConfigError, load_config
+from bot.store.db import MIGRATION_LOCK_KEY, SCHEMA_HEAD, Base, Database, UTCDateTime, alembic_config, normalize_url
+from bot.store.models import JobMemory
 
 UTC = timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -156,7 +156,7 @@ def test_schema_head_is_the_newest_migration(tmp_path):
 
 MIGRATE_IN_A_CHILD = """
 import sys
-from bot.db import Database
+from bot.store.db import Database
 Database(sys.argv[1]).migrate()
 print("alembic imported" if "alembic" in sys.modules else "alembic not imported")
 """

@@ -1,5 +1,5 @@
 """Deliveries a person must hear about (issue 8 items 3, 4, 6): `unknown` sends, rows stuck in
-`sending`, friends who refuse messages — each reported through bot.problems, once."""
+`sending`, friends who refuse messages — each reported through bot.delivery.problems, once."""
 
 from __future__ import annotations
 
@@ -15,17 +15,17 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.app import App
-from bot.deliveries import DeliveryLog
-from bot.delivery_problems import report_unknown_sends
-from bot.delivery_sweep import register_delivery_sweep, sweep
-from bot.kakao_client import KakaoApi
-from bot.kakao_errors import KakaoSendUnknown
-from bot.models import Delivery
-from bot.problems import open_problems
-from bot.runner import Runner
+from bot.store.deliveries import DeliveryLog
+from bot.delivery.unknown_sends import report_unknown_sends
+from bot.delivery.sweep import register_delivery_sweep, sweep
+from bot.kakao.client import KakaoApi
+from bot.kakao.errors import KakaoSendUnknown
+from bot.store.models import Delivery
+from bot.delivery.problems import open_problems
+from bot.delivery.runner import Runner
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.server import create_app
+from bot.web.server import create_app
 from tokens.kakao import KakaoTokens
 
 from webhook_helpers import new_order
@@ -198,8 +198,8 @@ def test_a_dead_processs_sending_row_is_resolved_by_the_sweep(app, sandbox):
 
 
 def test_the_service_sweeps_every_minute(app, monkeypatch):
-    import bot.delivery_sweep
-    import bot.service
+    import bot.delivery.sweep
+    import bot.service.run
 
     registered: list[tuple[str, float, bool]] = []
 
@@ -210,8 +210,8 @@ def test_the_service_sweeps_every_minute(app, monkeypatch):
     register_delivery_sweep(app, Scheduler())
     assert registered == [("delivery-sweep", 60, True)]
     wired: list[object] = []
-    monkeypatch.setattr(bot.delivery_sweep, "register_delivery_sweep", lambda _app, scheduler: wired.append(scheduler))
-    scheduler = bot.service._start_scheduler(app)
+    monkeypatch.setattr(bot.delivery.sweep, "register_delivery_sweep", lambda _app, scheduler: wired.append(scheduler))
+    scheduler = bot.service.run._start_scheduler(app)
     try:
         assert wired == [scheduler]
     finally:

@@ -15,14 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.config import load_config
-from bot.deliveries import DeliveryLog
-from bot.kakao_client import KakaoApi
-from bot.models import Delivery, JobMemory
-from bot.problems import open_problems
-from bot.quota import quota_day
-from bot.retry import RetryPolicy
-from bot.runner import Runner
+from bot.config.model import load_config
+from bot.store.deliveries import DeliveryLog
+from bot.kakao.client import KakaoApi
+from bot.store.models import Delivery, JobMemory
+from bot.delivery.problems import open_problems
+from bot.kakao.quota import quota_day
+from bot.util.retry import RetryPolicy
+from bot.delivery.runner import Runner
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
@@ -184,7 +184,7 @@ def test_unknown_nickname_and_refusing_friend_are_skipped_by_name(make_app, logg
     assert recorded["friend:없는친구"].status == "skipped"
     assert recorded["uuid:uuid-refuser"].status == "skipped"
     # The unknown nickname in the slot's report; the friend refusing messages as a lasting problem of
-    # its own, told once (bot.delivery_problems), not in each slot's report.
+    # its own, told once (bot.delivery.unknown_sends), not in each slot's report.
     refusal, report_to_me = sandbox.received("me")
     assert "없는친구" in report_to_me["text"] and "거절친구" not in report_to_me["text"]
     assert "거절친구" in refusal["text"] and "does not accept" in refusal["text"]

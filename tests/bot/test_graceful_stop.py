@@ -27,18 +27,18 @@ from click.testing import CliRunner
 from flask import request
 from sqlalchemy import select
 
-from bot.cli import cli
-from bot.fanout import STOPPED_REASON
-from bot.job_memory import StoredJobState
-from bot.kakao_client import KakaoApi
-from bot.models import Delivery, JobMemory
-from bot.runner import Runner
+from bot.cli.main import cli
+from bot.delivery.fanout import STOPPED_REASON
+from bot.store.job_memory import StoredJobState
+from bot.kakao.client import KakaoApi
+from bot.store.models import Delivery, JobMemory
+from bot.delivery.runner import Runner
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.schedule import slot_instant
-from bot.service import run_service
-from bot.systemd import Notifier
+from bot.util.times import slot_instant
+from bot.service.run import run_service
+from bot.service.systemd import Notifier
 
 from cli_clock import MovableClock, cli_on_clock
 
@@ -126,7 +126,7 @@ def bot_run(app, sandbox: KakaoSandbox, secret_key: str, **environ: str) -> subp
 
 
 def send_now_slot(app, sandbox: KakaoSandbox, secret_key: str, monkeypatch):  # noqa: ANN001, ANN201
-    """`send-now --slot noon` just after today's noon (a slot still ahead is refused: bot.slot_time)."""
+    """`send-now --slot noon` just after today's noon (a slot still ahead is refused: bot.delivery.slot_time)."""
     cli_on_clock(monkeypatch, MovableClock(datetime.fromisoformat(todays_noon(app)) + timedelta(seconds=1)))
     env = {"BOT_SECRET_KEY": secret_key, "KAKAO_REST_API_KEY": sandbox.rest_api_key,
            "KAKAO_CLIENT_SECRET": sandbox.client_secret, "BOT_DATABASE_URL": None, "BOT_CONFIG": None,

@@ -1,4 +1,4 @@
-"""/healthz (bot.health): the real state of the scheduler (running, next and last run per job) and of
+"""/healthz (bot.web.health): the real state of the scheduler (running, next and last run per job) and of
 the webhook worker (backlog), through Flask's test client and through a real `run`."""
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import pytest
 import requests
 
 from bot.app import App
-from bot.health import ServiceState, attach_service_state
+from bot.web.health import ServiceState, attach_service_state
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.scheduler import BotScheduler
-from bot.server import create_app
-from bot.service import run_service
-from bot.webhooks import store_event
+from bot.service.scheduler import BotScheduler
+from bot.web.server import create_app
+from bot.service.run import run_service
+from bot.webhooks.inbox import store_event
 
 SEOUL = ZoneInfo("Asia/Seoul")
 # A started scheduler waits in real time: with the fake clock far ahead of it, no slot fires by itself

@@ -11,11 +11,11 @@ import requests
 from sqlalchemy import text
 
 from bot.app import App
-from bot.health_access import bearer_matches
-from bot.problems import ProblemReporter
-from bot.secrets import Secrets
-from bot.server import create_app
-from bot.service import run_service
+from bot.web.health_access import bearer_matches
+from bot.delivery.problems import ProblemReporter
+from bot.config.secrets import Secrets
+from bot.web.server import create_app
+from bot.service.run import run_service
 from webhook_helpers import CLIENT_SECRET, REST_KEY
 
 SHOP = "secret-store.myshopify.com"

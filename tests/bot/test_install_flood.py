@@ -9,12 +9,12 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot import oauth_states
+from bot.connect import oauth_states
 from bot.app import App
-from bot.db import Database
-from bot.rate_limit import RateLimiter, client_address
+from bot.store.db import Database
+from bot.web.rate_limit import RateLimiter, client_address
 from bot.sandbox.server import RunningServer
-from bot.shopify_routes import INSTALL_BURST, INSTALL_PER_MINUTE
+from bot.web.shopify_routes import INSTALL_BURST, INSTALL_PER_MINUTE
 from tokens.models import OAuthState
 
 from webhook_helpers import SHOP

@@ -16,8 +16,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from upstream_fixtures import load_fixture
 
-from bot.kakao_client import FORM, FriendSendResult, KakaoApi, KakaoAuth, KakaoHttp, new_session
-from bot.kakao_errors import (
+from bot.kakao.client import FORM, FriendSendResult, KakaoApi, KakaoAuth, KakaoHttp, new_session
+from bot.kakao.errors import (
     KakaoAuthError,
     KakaoBadRequest,
     KakaoDailyQuotaError,
@@ -35,7 +35,7 @@ from bot.kakao_errors import (
     KakaoUnreachable,
     api_error,
 )
-from bot.retry import RetryPolicy
+from bot.util.retry import RetryPolicy
 
 BASE = "https://kapi.test.invalid"
 AUTH = "https://kauth.test.invalid"
@@ -553,7 +553,7 @@ def test_token_rate_limit_is_not_retried():
 
 
 def test_a_rate_limit_while_refreshing_never_marks_the_login_dead_whatever_error_says():
-    from bot.kakao_errors import KakaoLoginRequired, KakaoRateLimited, oauth_error
+    from bot.kakao.errors import KakaoLoginRequired, KakaoRateLimited, oauth_error
 
     error = oauth_error(400, {"error": "invalid_grant", "error_description": "rate limit", "error_code": "KOE237"},
                         refreshing=True)
@@ -561,7 +561,7 @@ def test_a_rate_limit_while_refreshing_never_marks_the_login_dead_whatever_error
 
 
 def test_a_refused_code_is_not_repeated_in_the_error_text():
-    from bot.kakao_errors import oauth_error
+    from bot.kakao.errors import oauth_error
 
     error = oauth_error(400, {"error": "invalid_grant", "error_code": "KOE320",
                               "error_description": "authorization code not found for code=SECRETCODE123"})
@@ -569,7 +569,7 @@ def test_a_refused_code_is_not_repeated_in_the_error_text():
 
 
 def test_a_malformed_token_answer_is_an_error_that_is_not_retried():
-    from bot.kakao_client import TokenAnswer
+    from bot.kakao.client import TokenAnswer
 
     with pytest.raises(KakaoError) as info:
         TokenAnswer.parse({"access_token": "a", "expires_in": 100, "refresh_token": 5})

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from bot.kakao_templates import (
+from bot.kakao.templates import (
     Button,
     ListItem,
     TemplateError,
@@ -102,7 +102,7 @@ def test_button_title_is_trimmed_to_14():
 
 
 def test_foreign_link_is_replaced_by_the_domain_and_logged_without_query(caplog):
-    with caplog.at_level(logging.WARNING, logger="bot.kakao_templates"):
+    with caplog.at_level(logging.WARNING, logger="bot.kakao.templates"):
         template = text_template("hi", link="https://evil.example.net/x?token=SECRET", web_domain=DOMAIN)
     assert template["link"] == {"web_url": DOMAIN, "mobile_web_url": DOMAIN}
     assert "evil.example.net/x" in caplog.text

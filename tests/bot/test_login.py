@@ -19,13 +19,13 @@ import requests
 from click.testing import CliRunner
 
 from bot.app import App
-from bot.cli import cli
-from bot.config import load_config
-from bot.kakao_errors import KakaoLoginRequired
-import bot.login
-from bot.login import LoginFailed, kakao_login
-from bot.retry import RetryPolicy
-from bot.secrets import Secrets
+from bot.cli.main import cli
+from bot.config.model import load_config
+from bot.kakao.errors import KakaoLoginRequired
+import bot.connect.kakao_login
+from bot.connect.kakao_login import LoginFailed, kakao_login
+from bot.util.retry import RetryPolicy
+from bot.config.secrets import Secrets
 from tokens.models import KakaoLogin
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -146,7 +146,7 @@ def test_listener_ignores_requests_to_other_paths_and_waits_for_the_redirect(log
 
 def test_an_idle_browser_connection_does_not_block_the_redirect(login_app, sandbox, monkeypatch):
     """Browsers open speculative connections and never use them; the listener must not wait on one."""
-    monkeypatch.setattr(bot.login, "IDLE_CONNECTION_TIMEOUT", 0.5, raising=False)
+    monkeypatch.setattr(bot.connect.kakao_login, "IDLE_CONNECTION_TIMEOUT", 0.5, raising=False)
     app = login_app()
     port = urlsplit(app.config.kakao.redirect_uri).port
     browser, idle, outcome = Browser(), [], {}
@@ -386,7 +386,7 @@ def test_cli_status_shows_expiry_and_scopes_but_no_token_values(cli_config, env,
     assert abs(status.refresh_expires_at - (now + timedelta(seconds=sandbox.refresh_ttl))) < timedelta(minutes=5)
 
     out = result.output
-    # An aligned table (bot.cli kakao status): ACCOUNT STATUS ACCESS… REFRESH… SCOPES.
+    # An aligned table (bot.cli.main kakao status): ACCOUNT STATUS ACCESS… REFRESH… SCOPES.
     header, row = out.splitlines()
     assert header.split("  ")[:2] == ["ACCOUNT", "STATUS"]
     assert "ACCESS TOKEN EXPIRES" in header and "REFRESH TOKEN EXPIRES" in header

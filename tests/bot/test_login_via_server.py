@@ -13,13 +13,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-import bot.login
-from bot import oauth_states
+import bot.connect.kakao_login
+from bot.connect import oauth_states
 from bot.app import App
-from bot.config import load_config
-from bot.login import LoginFailed, kakao_login
-from bot.retry import RetryPolicy
-from bot.service import run_service
+from bot.config.model import load_config
+from bot.connect.kakao_login import LoginFailed, kakao_login
+from bot.util.retry import RetryPolicy
+from bot.service.run import run_service
 
 
 def free_port() -> int:
@@ -127,7 +127,7 @@ def test_login_goes_through_the_running_server_and_is_stored(apps, sandbox):
 
 
 def test_declined_consent_through_the_server_fails_without_waiting_for_the_timeout(apps, sandbox, monkeypatch):
-    monkeypatch.setattr(bot.login, "SERVER_SETTLE_EXTRA", 0.5)
+    monkeypatch.setattr(bot.connect.kakao_login, "SERVER_SETTLE_EXTRA", 0.5)
     server_app, cli_app = apps()
     sandbox.deny_consent = True
     browser = Browser()

@@ -21,13 +21,13 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.config import load_config
-from bot.models import Delivery, WebhookEvent
-from bot.retry import RetryPolicy
-from bot.runner import Runner
+from bot.config.model import load_config
+from bot.store.models import Delivery, WebhookEvent
+from bot.util.retry import RetryPolicy
+from bot.delivery.runner import Runner
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.secrets import Secrets
+from bot.config.secrets import Secrets
 
 REST_KEY = "sandbox-rest-key"
 CLIENT_SECRET = "sandbox-client-secret"
@@ -61,7 +61,7 @@ def _child_app(config_path: str, secret_key: str, holder: list[datetime] | None 
 
 def _slot_worker(config_path: str, secret_key: str, inbox: Any, outbox: Any, barrier: Any) -> None:
     """A second instance: fires the slot instants it is sent, in step with the other one (barrier)."""
-    from bot.scheduler import BotScheduler
+    from bot.service.scheduler import BotScheduler
 
     holder = [datetime.now(timezone.utc)]
     app = _child_app(config_path, secret_key, holder)
@@ -88,7 +88,7 @@ def _slot_worker(config_path: str, secret_key: str, inbox: Any, outbox: Any, bar
 
 def _drain_worker(config_path: str, secret_key: str, outbox: Any, barrier: Any) -> None:
     """A webhook worker process: drains until nothing is pending; reports the ids it handled."""
-    from bot.webhook_worker import WebhookWorker
+    from bot.webhooks.worker import WebhookWorker
 
     app = _child_app(config_path, secret_key)
     try:
@@ -179,7 +179,7 @@ def test_two_instances_firing_the_same_slot_send_each_recipient_exactly_once(
 @pytest.mark.postgres
 def test_two_processes_draining_the_same_webhook_events_process_each_once(
         postgres_url, make_app, secret_key):
-    from bot.webhooks import store_event
+    from bot.webhooks.inbox import store_event
 
     app = make_app("", db_url=postgres_url)
     for index in range(200):
@@ -221,9 +221,9 @@ RUN_SLOT = textwrap.dedent("""\
     import sys
     from pathlib import Path
     from bot.app import App
-    from bot.config import load_config
-    from bot.runner import Runner
-    from bot.secrets import Secrets
+    from bot.config.model import load_config
+    from bot.delivery.runner import Runner
+    from bot.config.secrets import Secrets
 
     config_path, secret_key, slot_key = sys.argv[1:4]
     secrets = Secrets({"BOT_SECRET_KEY": secret_key, "KAKAO_REST_API_KEY": "%s",

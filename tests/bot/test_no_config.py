@@ -9,7 +9,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import cli
+from bot.cli.main import cli
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""bot.oauth_states: single-use OAuth states, stored as hashes, bound to a purpose, atomic to consume."""
+"""bot.connect.oauth_states: single-use OAuth states, stored as hashes, bound to a purpose, atomic to consume."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Iterator
 import pytest
 from sqlalchemy import select
 
-from bot import oauth_states
-from bot.db import Database
-from bot.oauth_states import StateInvalid, consume, consume_prefixed, issue, lookup
-from bot.shopify_auth import state_hash
+from bot.connect import oauth_states
+from bot.store.db import Database
+from bot.connect.oauth_states import StateInvalid, consume, consume_prefixed, issue, lookup
+from bot.shopify.signing import state_hash
 from tokens.models import OAuthState
 
 SHOP = "my-store.myshopify.com"

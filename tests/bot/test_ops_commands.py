@@ -14,8 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from bot.app import App
-from bot.cli import cli
-from bot.models import Delivery
+from bot.cli.main import cli
+from bot.store.models import Delivery
 from tokens.models import KakaoLogin, ShopifyInstall
 
 SHOP = "my-store.myshopify.com"

@@ -10,10 +10,10 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import make_url
 
 from bot.app import App
-from bot.db import Database
-from bot.models import WebhookEvent
+from bot.store.db import Database
+from bot.store.models import WebhookEvent
 from bot.sandbox.shopify import ShopifySandbox
-from bot.sqlite_scrub import scrub_files
+from bot.store.sqlite_scrub import scrub_files
 
 from test_server import free_port, served
 from webhook_helpers import ALERT_JOB, Hooks, new_order, wait_for

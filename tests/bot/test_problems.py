@@ -1,4 +1,4 @@
-"""bot.problems: each problem is logged and told to "me" in KakaoTalk once per episode — however
+"""bot.delivery.problems: each problem is logged and told to "me" in KakaoTalk once per episode — however
 often it is checked — through the Kakao stand-in; job failures through the Runner; /healthz."""
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from flask import Flask, Response
 from sqlalchemy import select, text
 
 from bot.app import App
-from bot.fanout import Fanout
-from bot.job_memory import StoredJobState
-from bot.models import Delivery, Problem
-from bot.problems import (ALERT_JOB, FAILURES_KEY, ProblemReporter, alert_slot_key, open_problems,
+from bot.delivery.fanout import Fanout
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery, Problem
+from bot.delivery.problems import (ALERT_JOB, FAILURES_KEY, ProblemReporter, alert_slot_key, open_problems,
                           register_checks)
-from bot.quota import QuotaBook, quota_day
-from bot.recipients import Target
-from bot.runner import Runner
+from bot.kakao.quota import QuotaBook, quota_day
+from bot.kakao.recipients import Target
+from bot.delivery.runner import Runner
 from bot.sandbox.kakao import MAINTENANCE
 from bot.sandbox.server import RunningServer, serve
-from bot.server import create_app
+from bot.web.server import create_app
 from tokens.models import KakaoLogin
 
 SHOP = "my-store.myshopify.com"
@@ -56,7 +56,7 @@ def set_login(app: App, account: str, **values: Any) -> None:
 
 def problem_logs(caplog: Any, key: str) -> list[str]:
     return [record.getMessage() for record in caplog.records
-            if record.name == "bot.problems" and record.getMessage().startswith(f"problem {key}: ")
+            if record.name == "bot.delivery.problems" and record.getMessage().startswith(f"problem {key}: ")
             and "KakaoTalk" not in record.getMessage()]
 
 
@@ -152,7 +152,7 @@ def test_resolved_then_raised_again_is_a_second_message(app, reporter, sandbox, 
     assert len(alerts(sandbox)) == 1
     set_install(app, "active")
     assert reporter.check_all() == []
-    assert any("resolved" in record.getMessage() for record in caplog.records if record.name == "bot.problems")
+    assert any("resolved" in record.getMessage() for record in caplog.records if record.name == "bot.delivery.problems")
     set_install(app, "needs_reauth")
     for _ in range(5):
         reporter.check_all()

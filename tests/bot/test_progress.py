@@ -13,8 +13,8 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from bot.app import App
-from bot.progress import QUIET
-from bot.progress_terminal import terminal_progress
+from bot.util.progress import QUIET
+from bot.cli.progress_terminal import terminal_progress
 from tokens.models import KakaoLogin
 from webhook_helpers import API_KEY, API_SECRET, CLIENT_SECRET, REST_KEY, SHOP
 
@@ -132,7 +132,7 @@ def _read_all(fd: int) -> str:
 def test_the_service_never_imports_rich():
     """rich is for a person at a terminal: `run` (the CLI, the service, the runner) must not load it,
     or the idle service pays its memory for nothing (bench/idle.py)."""
-    code = ("import sys, bot.cli, bot.service, bot.scheduler, bot.runner, bot.webhook_worker\n"
+    code = ("import sys, bot.cli.main, bot.service.run, bot.service.scheduler, bot.delivery.runner, bot.webhooks.worker\n"
             "print(sorted(name for name in sys.modules if name.split('.')[0] == 'rich'))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert loaded.strip() == "[]"

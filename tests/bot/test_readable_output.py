@@ -16,16 +16,16 @@ import requests
 from click.testing import CliRunner, Result
 
 from bot.app import App
-from bot.cli import cli
-from bot.config import load_config
-from bot.kakao_client import KakaoHttp
-from bot.kakao_errors import KakaoLoginRequired, KakaoUnreachable, api_error
-from bot.login import LoginFailed, kakao_login
-from bot.logs import setup_logging
-from bot.models import Delivery
-from bot.retry import RetryPolicy
-from bot.shopify_client import ShopifyHttp
-from bot.shopify_errors import ShopifyError, ShopifyUnavailable
+from bot.cli.main import cli
+from bot.config.model import load_config
+from bot.kakao.client import KakaoHttp
+from bot.kakao.errors import KakaoLoginRequired, KakaoUnreachable, api_error
+from bot.connect.kakao_login import LoginFailed, kakao_login
+from bot.util.logs import setup_logging
+from bot.store.models import Delivery
+from bot.util.retry import RetryPolicy
+from bot.shopify.client import ShopifyHttp
+from bot.shopify.errors import ShopifyError, ShopifyUnavailable
 from tokens.models import KakaoLogin
 
 SCRAPE_JOB = """

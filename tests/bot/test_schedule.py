@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.schedule import duration_text, parse_cron, parse_duration, slot_instant
+from bot.util.times import duration_text, parse_cron, parse_duration, slot_instant
 
 UTC = timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")

@@ -1,4 +1,4 @@
-"""The scheduler (bot.scheduler) with a controllable clock: slot times in a zone and across DST,
+"""The scheduler (bot.service.scheduler) with a controllable clock: slot times in a zone and across DST,
 cron weekday names, the scheduled instant as the slot key, catching up after a restart (within
 and beyond the grace), `since`, the APScheduler settings it builds, `next_runs()` and `jobs`."""
 
@@ -20,18 +20,18 @@ from apscheduler.triggers.cron import CronTrigger
 from click.testing import CliRunner
 from sqlalchemy import select
 
-import bot.runner
+import bot.delivery.runner
 from bot.app import App
-from bot.cli import cli
-from bot.config import ConfigError, load_config
-from bot.models import Delivery
-from bot.runner import RunReport
+from bot.cli.main import cli
+from bot.config.model import ConfigError, load_config
+from bot.store.models import Delivery
+from bot.delivery.runner import RunReport
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.schedule import slot_instant
-from bot.scheduler import BotScheduler, CatchUp
-from bot.scheduler_text import JobSchedule
-from bot.service import next_slot_text
+from bot.util.times import slot_instant
+from bot.service.scheduler import BotScheduler, CatchUp
+from bot.service.scheduler_text import JobSchedule
+from bot.service.run import next_slot_text
 
 UTC = timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -341,7 +341,7 @@ def runs(monkeypatch) -> list[dict[str, Any]]:  # noqa: ANN001
         calls.append({"job": job.name, "slot_key": slot_key, "late": late, "since": since, "until": until})
         return RunReport(job.name, slot_key, "nothing")
 
-    monkeypatch.setattr(bot.runner.Runner, "run", fake_run)
+    monkeypatch.setattr(bot.delivery.runner.Runner, "run", fake_run)
     return calls
 
 
@@ -405,7 +405,7 @@ def test_a_failing_job_never_breaks_the_scheduler(make_app, clock, monkeypatch):
     def boom(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(bot.runner.Runner, "run", boom)
+    monkeypatch.setattr(bot.delivery.runner.Runner, "run", boom)
     noon = kst(2026, 11, 23, 12)
     assert BotScheduler(app).fire_at("orders", noon, noon) is None  # logged, not raised
 

@@ -1,5 +1,5 @@
 """The values of the secrets the process holds never reach a log, the CLI's output or the database,
-whatever text an upstream wraps them in (bot.redaction; the Kakao token client masks what it sent)."""
+whatever text an upstream wraps them in (bot.util.redaction; the Kakao token client masks what it sent)."""
 
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import pytest
 from click.testing import CliRunner
 
 from bot.app import App
-from bot.cli import cli
-from bot.config import load_config
-from bot.health import ServiceState, attach_service_state
-from bot.kakao_errors import KakaoLoginRequired
-from bot.redaction import MASK, MAX_VALUES, Redactor
+from bot.cli.main import cli
+from bot.config.model import load_config
+from bot.web.health import ServiceState, attach_service_state
+from bot.kakao.errors import KakaoLoginRequired
+from bot.util.redaction import MASK, MAX_VALUES, Redactor
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.scheduler import BotScheduler
-from bot.secrets import Secrets
-from bot.server import create_app
+from bot.service.scheduler import BotScheduler
+from bot.config.secrets import Secrets
+from bot.web.server import create_app
 from webhook_helpers import CLIENT_SECRET, REST_KEY
 from tokens.models import KakaoLogin
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.secrets import MissingSecret, Secrets
+from bot.config.secrets import MissingSecret, Secrets
 
 
 def test_from_the_environment():

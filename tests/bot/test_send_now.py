@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from bot.app import App
-from bot.cli import cli
-from bot.models import Delivery, JobMemory
+from bot.cli.main import cli
+from bot.store.models import Delivery, JobMemory
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
@@ -159,8 +159,8 @@ def test_slot_twice_sends_once_and_force_sends_again(setup, web, sandbox, run_cl
 
 
 def test_slot_covers_the_window_run_would_give_that_slot(setup, web, run_cli, monkeypatch, clock):
-    import bot.runner
-    from bot.runner import RunReport
+    import bot.delivery.runner
+    from bot.delivery.runner import RunReport
 
     windows: list[dict] = []
 
@@ -168,7 +168,7 @@ def test_slot_covers_the_window_run_would_give_that_slot(setup, web, run_cli, mo
         windows.append({key: options.get(key) for key in ("since", "until")})
         return RunReport(job.name, slot_key, "nothing")
 
-    monkeypatch.setattr(bot.runner.Runner, "run", fake_run)
+    monkeypatch.setattr(bot.delivery.runner.Runner, "run", fake_run)
     app, config = setup(f"""
 [[jobs]]
 name = "menu"
@@ -340,7 +340,7 @@ def test_history_lists_the_deliveries(setup, web, sandbox, run_cli):
     assert run_cli(config, "send-now", "--slot", "noon").exit_code == 0
     result = run_cli(config, "history")
     assert result.exit_code == 0
-    # An aligned table (bot.cli history): header, then TIME JOB SLOT RECIPIENT STATUS CODE/REASON.
+    # An aligned table (bot.cli.main history): header, then TIME JOB SLOT RECIPIENT STATUS CODE/REASON.
     assert result.output.splitlines()[0].split() == ["TIME", "JOB", "SLOT", "RECIPIENT", "STATUS", "CODE/REASON"]
     cells = [re.split(r"\s{2,}", line) for line in result.output.splitlines()[1:]]
     menu = [row for row in cells if row[1] == "menu"]

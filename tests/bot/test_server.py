@@ -15,10 +15,10 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from bot import oauth_states
+from bot.connect import oauth_states
 from bot.app import App
-from bot.server import MAX_BODY_BYTES, create_app
-from bot.service import run_service
+from bot.web.server import MAX_BODY_BYTES, create_app
+from bot.service.run import run_service
 from tokens.models import KakaoLogin, ShopifyInstall
 
 SHOP = "my-store.myshopify.com"

@@ -19,11 +19,11 @@ import pytest
 import requests
 from flask import Flask
 
-import bot.service
+import bot.service.run
 from bot.app import App
-from bot.config import load_config
-from bot.secrets import Secrets
-from bot.service import run_service
+from bot.config.model import load_config
+from bot.config.secrets import Secrets
+from bot.service.run import run_service
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,7 +107,7 @@ def test_run_service_serves_until_stop_event_and_returns_0(service_app):
 
 def test_a_request_in_flight_when_stopping_still_gets_its_answer(service_app, monkeypatch):
     entered, release = threading.Event(), threading.Event()
-    real_create_app = bot.service.create_app
+    real_create_app = bot.service.run.create_app
 
     def create_app_with_a_slow_route(app: App) -> Flask:
         flask_app = real_create_app(app)
@@ -120,7 +120,7 @@ def test_a_request_in_flight_when_stopping_still_gets_its_answer(service_app, mo
         flask_app.add_url_rule("/slow", "slow", slow)
         return flask_app
 
-    monkeypatch.setattr(bot.service, "create_app", create_app_with_a_slow_route)
+    monkeypatch.setattr(bot.service.run, "create_app", create_app_with_a_slow_route)
     stop = threading.Event()
     running = Running(service_app, stop)
     running.thread.start()
@@ -141,7 +141,7 @@ def test_a_request_in_flight_when_stopping_still_gets_its_answer(service_app, mo
 
 
 def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(service_app, monkeypatch):
-    import bot.webhooks
+    import bot.webhooks.inbox
 
     events: list[Any] = []
 
@@ -160,7 +160,7 @@ def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(s
         events.append("started")
         return [Worker("webhooks"), Worker("another")]
 
-    monkeypatch.setattr(bot.webhooks, "start_background", start_background)
+    monkeypatch.setattr(bot.webhooks.inbox, "start_background", start_background)
     stop = threading.Event()
     running = Running(service_app, stop)
     running.thread.start()
@@ -169,13 +169,13 @@ def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(s
     stop.set()
     running.thread.join(30)
     assert running.outcome == {"code": 0}
-    assert events[1:] == [("stop", "webhooks", bot.service.WORKER_STOP_TIMEOUT),
-                          ("stop", "another", bot.service.WORKER_STOP_TIMEOUT)]
+    assert events[1:] == [("stop", "webhooks", bot.service.run.WORKER_STOP_TIMEOUT),
+                          ("stop", "another", bot.service.run.WORKER_STOP_TIMEOUT)]
 
 
 def test_the_scheduler_carries_the_health_checks_and_the_order_reconciliation(service_app, monkeypatch, caplog):
-    import bot.problems
-    import bot.reconcile
+    import bot.delivery.problems
+    import bot.webhooks.reconcile
 
     registered: list[tuple[str, Any]] = []
 
@@ -183,10 +183,10 @@ def test_the_scheduler_carries_the_health_checks_and_the_order_reconciliation(se
         registered.append(("reconciliation", scheduler))
         raise RuntimeError("cannot")
 
-    monkeypatch.setattr(bot.problems, "register_checks", lambda app, scheduler: registered.append(("checks", scheduler)))
-    monkeypatch.setattr(bot.reconcile, "register_reconciliation", reconciliation)
+    monkeypatch.setattr(bot.delivery.problems, "register_checks", lambda app, scheduler: registered.append(("checks", scheduler)))
+    monkeypatch.setattr(bot.webhooks.reconcile, "register_reconciliation", reconciliation)
     with caplog.at_level(logging.ERROR):
-        scheduler = bot.service._start_scheduler(service_app)
+        scheduler = bot.service.run._start_scheduler(service_app)
     try:
         assert [(name, on is scheduler) for name, on in registered] == [("checks", True), ("reconciliation", True)]
         assert "registering reconciliation failed" in caplog.text  # logged; the scheduler runs anyway
@@ -204,10 +204,10 @@ def test_a_second_signal_exits_at_once(monkeypatch):
     def fake_exit(code: int) -> None:
         raise Exited(code)
 
-    monkeypatch.setattr(bot.service.os, "_exit", fake_exit)
+    monkeypatch.setattr(bot.service.run.os, "_exit", fake_exit)
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     stop = threading.Event()
-    restore = bot.service._install_signal_handlers(stop)
+    restore = bot.service.run._install_signal_handlers(stop)
     try:
         signal.raise_signal(signal.SIGTERM)
         assert stop.is_set()
@@ -222,7 +222,7 @@ def test_a_second_signal_exits_at_once(monkeypatch):
 def test_signal_handlers_are_left_alone_outside_the_main_thread():
     before = signal.getsignal(signal.SIGTERM)
     outcome: list[Any] = []
-    thread = threading.Thread(target=lambda: outcome.append(bot.service._install_signal_handlers(threading.Event())))
+    thread = threading.Thread(target=lambda: outcome.append(bot.service.run._install_signal_handlers(threading.Event())))
     thread.start()
     thread.join(10)
     assert outcome and signal.getsignal(signal.SIGTERM) is before
@@ -326,8 +326,8 @@ def test_bot_wsgi_refuses_a_missing_named_config(tmp_path, secret_key):
 
 
 def test_importing_the_server_modules_loads_nothing():
-    """Only bot.wsgi loads config at import; bot.server and bot.service are plain modules."""
-    script = "import bot.server, bot.service, sys; print('bot.wsgi' in sys.modules)"
+    """Only bot.wsgi loads config at import; bot.web.server and bot.service.run are plain modules."""
+    script = "import bot.web.server, bot.service.run, sys; print('bot.wsgi' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60,
                             env={**os.environ, "BOT_CONFIG": "/nonexistent/config.toml"})
     assert result.returncode == 0, result.stderr

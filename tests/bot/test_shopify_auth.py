@@ -9,7 +9,7 @@ import hmac
 
 import pytest
 
-from bot.shopify_auth import (
+from bot.shopify.signing import (
     fresh_timestamp, is_valid_shop, new_state, normalize_shop, query_hmac, query_message, state_hash,
     verify_query, verify_webhook, webhook_hmac,
 )

@@ -17,10 +17,10 @@ from click.testing import CliRunner, Result
 from sqlalchemy import text
 
 from bot.app import App
-from bot.cli import cli
-from bot.config import load_config
-from bot.secrets import Secrets
-from bot.shopify_client import ShopifyTokenAnswer
+from bot.cli.main import cli
+from bot.config.model import load_config
+from bot.config.secrets import Secrets
+from bot.shopify.client import ShopifyTokenAnswer
 
 SHOP = "some-shop.myshopify.com"
 TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"
@@ -80,7 +80,7 @@ def subscriptions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         made.append((gql.shop, uri))
         return []
 
-    monkeypatch.setattr("bot.shopify_subscriptions.subscribe", subscribe)
+    monkeypatch.setattr("bot.shopify.subscriptions.subscribe", subscribe)
     return made
 
 

@@ -8,9 +8,9 @@ import pytest
 import responses
 from upstream_fixtures import load_fixture
 
-from bot.retry import RetryPolicy
-from bot.shopify_client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, required_scopes_missing
-from bot.shopify_errors import (
+from bot.util.retry import RetryPolicy
+from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, required_scopes_missing
+from bot.shopify.errors import (
     ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifyReauthRequired, ShopifyUnavailable,
 )
 

@@ -13,13 +13,13 @@ import pytest
 import requests
 import responses
 
-from bot.retry import RetryPolicy
-from bot.shopify_client import ShopifyHttp, new_session
-from bot.shopify_errors import ShopifyAuthError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable
-from bot.shopify_cost import ThrottleState
-from bot.shopify_graphql import EPSILON, MAX_THROTTLED_RETRIES, ShopifyGraphQL
-from bot.shopify_orders_query import ORDER_FIELDS, fetch_orders, order_node_cost, orders_search
-from bot.shopify_shapes import ShopifyBadAnswer
+from bot.util.retry import RetryPolicy
+from bot.shopify.client import ShopifyHttp, new_session
+from bot.shopify.errors import ShopifyAuthError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable
+from bot.shopify.cost import ThrottleState
+from bot.shopify.graphql import EPSILON, MAX_THROTTLED_RETRIES, ShopifyGraphQL
+from bot.shopify.orders_query import ORDER_FIELDS, fetch_orders, order_node_cost, orders_search
+from bot.shopify.shapes import ShopifyBadAnswer
 
 from upstream_fixtures import load_fixture
 
@@ -366,7 +366,7 @@ def test_errors_with_data_return_data_and_warn_once(rsps, gql, caplog):
                  "extensions": cost()}
     rsps.add(responses.POST, URL, json=protected)
     rsps.add(responses.POST, URL, json=protected)
-    caplog.set_level(logging.WARNING, logger="bot.shopify_graphql")
+    caplog.set_level(logging.WARNING, logger="bot.shopify.graphql")
     for _ in range(2):
         orders = list(fetch_orders(gql, created_from=datetime.now(KST) - timedelta(hours=3), with_customer=True))
         assert orders == [order_node(1, customer=None)]
@@ -388,7 +388,7 @@ def test_deprecation_header_logged_once(rsps, gql, caplog):
                "X-Shopify-API-Version": VERSION}
     for _ in range(3):
         rsps.add(responses.POST, URL, json={"data": {"shop": {}}}, headers=headers)
-    caplog.set_level(logging.WARNING, logger="bot.shopify_graphql")
+    caplog.set_level(logging.WARNING, logger="bot.shopify.graphql")
     for _ in range(3):
         gql.query("{ shop { name } }")
     assert len([r for r in caplog.records if "field-x-deprecated" in r.getMessage()]) == 1
@@ -397,7 +397,7 @@ def test_deprecation_header_logged_once(rsps, gql, caplog):
 def test_version_fall_forward_logged_once_naming_both(rsps, gql, caplog):
     for _ in range(2):
         rsps.add(responses.POST, URL, json={"data": {"shop": {}}}, headers={"X-Shopify-API-Version": "2026-01"})
-    caplog.set_level(logging.WARNING, logger="bot.shopify_graphql")
+    caplog.set_level(logging.WARNING, logger="bot.shopify.graphql")
     gql.query("{ shop { name } }")
     gql.query("{ shop { name } }")
     records = [r.getMessage() for r in caplog.records if "2026-01" in r.getMessage()]
@@ -452,7 +452,7 @@ def test_orders_search_format():
 
 def test_fetch_orders_clamps_to_60_days_and_logs(rsps, gql, caplog):
     rsps.add(responses.POST, URL, json=page([], None, key="orders"))
-    caplog.set_level(logging.WARNING, logger="bot.shopify_orders_query")
+    caplog.set_level(logging.WARNING, logger="bot.shopify.orders_query")
     list(fetch_orders(gql, created_from=datetime.now(KST) - timedelta(days=90)))
     searched = sent(rsps, 0)["variables"]["query"]
     since = datetime.fromisoformat(searched.split("'")[1])

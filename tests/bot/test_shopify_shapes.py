@@ -16,15 +16,15 @@ import responses
 from click.testing import CliRunner
 
 from bot.app import App
-from bot.cli import cli
-from bot.config import JobConfig
-from bot.retry import RetryPolicy
+from bot.cli.main import cli
+from bot.config.model import JobConfig
+from bot.util.retry import RetryPolicy
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
-from bot.shopify_client import ShopifyHttp, new_session
-from bot.shopify_graphql import ShopifyGraphQL
-from bot.shopify_orders_query import fetch_orders
-from bot.shopify_shapes import ShopifyBadAnswer
+from bot.shopify.client import ShopifyHttp, new_session
+from bot.shopify.graphql import ShopifyGraphQL
+from bot.shopify.orders_query import fetch_orders
+from bot.shopify.shapes import ShopifyBadAnswer
 from jobs import shopify_orders
 from jobs.base import JobContext, JobFailed
 

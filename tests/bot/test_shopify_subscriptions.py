@@ -1,4 +1,4 @@
-"""Webhook subscriptions (`bot.shopify_subscriptions`) against the Shopify stand-in; the CLI
+"""Webhook subscriptions (`bot.shopify.subscriptions`) against the Shopify stand-in; the CLI
 commands that subscribe (`shopify connect`, `shopify add-token`); and `shopify app-toml`."""
 
 from __future__ import annotations
@@ -15,15 +15,15 @@ import responses
 from click.testing import CliRunner, Result
 
 from bot.app import App
-from bot.cli import cli
-from bot.config import load_config
-from bot.retry import RetryPolicy
+from bot.cli.main import cli
+from bot.config.model import load_config
+from bot.util.retry import RetryPolicy
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.secrets import Secrets
-from bot.shopify_errors import ShopifyError
-from bot.shopify_install import shop_graphql
-from bot.shopify_subscriptions import TOPICS, subscribe, webhook_uri
+from bot.config.secrets import Secrets
+from bot.shopify.errors import ShopifyError
+from bot.connect.shopify_install import shop_graphql
+from bot.shopify.subscriptions import TOPICS, subscribe, webhook_uri
 
 PUBLIC = "https://bot.example.com"
 SHOP = "sub-shop.myshopify.com"
@@ -168,7 +168,7 @@ def test_before_2025_10_the_legacy_address_fields_are_used(make_app, standin):
 
 def test_user_errors_are_logged_and_raised(make_app, standin, caplog):
     gql = shop_graphql(make_app(), SHOP, "default")
-    with caplog.at_level(logging.ERROR, logger="bot.shopify_subscriptions"), \
+    with caplog.at_level(logging.ERROR, logger="bot.shopify.subscriptions"), \
             pytest.raises(ShopifyError, match="not a valid webhook topic"):
         subscribe(gql, URI, topics=("orders/create",))
     assert "not a valid webhook topic" in caplog.text

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from bot.app import App
-from bot.cli import cli
-from bot.config import ShopifyConfig, load_config
-from bot.secrets import Secrets
-from bot.service import run_service
-from bot.shopify_versions import end_of_support, newest_released, support_warning, warn_if_ending
+from bot.cli.main import cli
+from bot.config.model import ShopifyConfig, load_config
+from bot.config.secrets import Secrets
+from bot.service.run import run_service
+from bot.shopify.versions import end_of_support, newest_released, support_warning, warn_if_ending
 
 CONFIG = "config.toml"
 
@@ -63,7 +63,7 @@ def test_unstable_gets_no_warning() -> None:
 
 
 def test_warn_if_ending_logs_one_line(caplog) -> None:  # noqa: ANN001
-    with caplog.at_level(logging.WARNING, logger="bot.shopify_versions"):
+    with caplog.at_level(logging.WARNING, logger="bot.shopify.versions"):
         assert warn_if_ending("2025-10", datetime(2026, 12, 2, tzinfo=timezone.utc))
         assert not warn_if_ending("2026-07", datetime(2026, 12, 2, tzinfo=timezone.utc))
     assert len(caplog.records) == 1
@@ -110,7 +110,7 @@ def test_run_warns_once_at_start(write_config, secrets: Secrets, caplog) -> None
         stop.set()
 
     try:
-        with caplog.at_level(logging.WARNING, logger="bot.shopify_versions"):
+        with caplog.at_level(logging.WARNING, logger="bot.shopify.versions"):
             assert run_service(app, ready=started, stop_event=stop) == 0
     finally:
         app.close()

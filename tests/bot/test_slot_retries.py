@@ -1,5 +1,5 @@
 """A slot whose run fails for a reason that can pass is retried within [delivery].grace, exactly once per
-recipient, and given up and reported past the grace (bot.slot_retries; issue 8 item 2). Driven through
+recipient, and given up and reported past the grace (bot.delivery.slot_retries; issue 8 item 2). Driven through
 the scheduler's own firing with the fake clock: the retries it schedules are run by hand at their time."""
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.app import App
-from bot.job_memory import StoredJobState
-from bot.models import Delivery
-from bot.problems import open_problems
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery
+from bot.delivery.problems import open_problems
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.scheduler import BotScheduler
-from bot.slot_retries import FIRST_DELAY, MAX_DELAY
+from bot.service.scheduler import BotScheduler
+from bot.delivery.slot_retries import FIRST_DELAY, MAX_DELAY
 
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 MEMO_PATH = "/v2/api/talk/memo/default/send"

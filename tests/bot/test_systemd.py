@@ -1,4 +1,4 @@
-"""systemd integration: the notify protocol (bot.systemd.Notifier against sockets bound here), `python -m bot
+"""systemd integration: the notify protocol (bot.service.systemd.Notifier against sockets bound here), `python -m bot
 run` under a fake $NOTIFY_SOCKET (READY=1, WATCHDOG=1, STOPPING=1), the unit file (systemd-analyze verify and
 security), and the journald log format under $JOURNAL_STREAM."""
 
@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pytest
 
-from bot.systemd import Notifier
+from bot.service.systemd import Notifier
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "deploy" / "kakao-shopify-bot.service"
@@ -124,11 +124,11 @@ def test_from_environ_reads_the_process_environment_by_default(monkeypatch, path
 
 def test_a_send_that_fails_returns_false_never_raises_and_is_logged_once(short_dir, caplog):
     notifier = Notifier.from_environ({"NOTIFY_SOCKET": str(short_dir / "nobody-listens")})
-    with caplog.at_level(logging.WARNING, logger="bot.systemd"):
+    with caplog.at_level(logging.WARNING, logger="bot.service.systemd"):
         assert notifier.watchdog() is False
         assert notifier.watchdog() is False
         assert notifier.ready("x") is False
-    warnings = [r for r in caplog.records if r.name == "bot.systemd"]
+    warnings = [r for r in caplog.records if r.name == "bot.service.systemd"]
     assert len(warnings) == 1 and "NOTIFY_SOCKET" in warnings[0].getMessage()
 
 
@@ -241,7 +241,7 @@ def test_the_unit_has_what_the_service_relies_on():
     assert one["EnvironmentFile"] == "-/etc/kakao-shopify-bot/kakao-shopify-bot.env"
     assert one["ProtectSystem"] == "strict" and one["NoNewPrivileges"] == "yes" and one["PrivateTmp"] == "yes"
     assert "AF_UNIX" in one["RestrictAddressFamilies"].split()  # the notify socket
-    # Secrets as credentials, named as bot.secrets reads them from $CREDENTIALS_DIRECTORY (lower case).
+    # Secrets as credentials, named as bot.config.secrets reads them from $CREDENTIALS_DIRECTORY (lower case).
     secrets = ["BOT_SECRET_KEY", "KAKAO_REST_API_KEY", "KAKAO_CLIENT_SECRET", "SHOPIFY_API_KEY", "SHOPIFY_API_SECRET",
                "BOT_HEALTH_TOKEN"]
     assert sorted(values(service, "LoadCredential")) == sorted(name.lower() for name in secrets)
@@ -318,7 +318,7 @@ def test_the_noon_timer_runs_send_now_for_its_slot_as_the_same_user_on_the_same_
 
 LOG_SCRIPT = """
 import logging
-from bot.logs import setup_logging
+from bot.util.logs import setup_logging
 setup_logging()
 log = logging.getLogger("bot.example")
 log.info("hello")

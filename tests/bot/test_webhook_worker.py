@@ -14,15 +14,15 @@ from typing import Any, Callable
 import pytest
 from sqlalchemy import select, update
 
-from bot.alerts import AlertSender
+from bot.delivery.alerts import AlertSender
 from bot.app import App
-from bot.job_memory import StoredJobState
-from bot.models import Delivery, JobMemory, OrderSnapshot, WebhookEvent
-from bot.reconcile import state_key
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery, JobMemory, OrderSnapshot, WebhookEvent
+from bot.webhooks.reconcile import state_key
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
-from bot.webhook_worker import MAX_ATTEMPTS, WebhookWorker, order_snapshot, snapshot_changes
-from bot.webhooks import store_event
+from bot.webhooks.worker import MAX_ATTEMPTS, WebhookWorker, order_snapshot, snapshot_changes
+from bot.webhooks.inbox import store_event
 from tokens.models import ShopifyInstall
 
 from webhook_helpers import (
@@ -88,7 +88,7 @@ def texts(sandbox: KakaoSandbox, key: str = "me") -> list[str]:
 def test_events_answered_but_never_processed_are_processed_after_a_restart(
         make_bot: Callable[..., App], shopify: ShopifySandbox, sandbox: KakaoSandbox) -> None:
     from bot.sandbox.server import serve
-    from bot.server import create_app
+    from bot.web.server import create_app
 
     first = make_bot()
     with serve(create_app(first)) as server:  # the process that answered 200 — and then died
@@ -113,9 +113,9 @@ def test_events_answered_but_never_processed_are_processed_after_a_restart(
 CHILD = """
 import os, signal, sys
 from bot.app import App
-from bot.config import load_config
-from bot.secrets import Secrets
-from bot.webhook_worker import WebhookWorker
+from bot.config.model import load_config
+from bot.config.secrets import Secrets
+from bot.webhooks.worker import WebhookWorker
 
 app = App(load_config(sys.argv[1]), Secrets(os.environ))
 worker = WebhookWorker(app)

@@ -16,13 +16,13 @@ import requests
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.models import WebhookEvent
+from bot.store.models import WebhookEvent
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
-from bot.server import MAX_BODY_BYTES, create_app
-from bot.shopify_auth import webhook_hmac
-from bot.webhook_worker import WebhookWorker
-from bot.webhooks import start_background
+from bot.web.server import MAX_BODY_BYTES, create_app
+from bot.shopify.signing import webhook_hmac
+from bot.webhooks.worker import WebhookWorker
+from bot.webhooks.inbox import start_background
 
 from webhook_helpers import (
     API_KEY, API_SECRET, HOOK_PATH, OLD_SECRET, OTHER_SHOP, SHOP, Hooks, events, new_order, wait_for,

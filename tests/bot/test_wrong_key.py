@@ -14,11 +14,11 @@ from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
 from bot.app import App
-from bot.cli import cli
-from bot.problems import ProblemReporter
-from bot.secrets import Secrets
-from bot.server import create_app
-from bot.service import run_service
+from bot.cli.main import cli
+from bot.delivery.problems import ProblemReporter
+from bot.config.secrets import Secrets
+from bot.web.server import create_app
+from bot.service.run import run_service
 from webhook_helpers import CLIENT_SECRET, REST_KEY
 
 SHOP = "my-store.myshopify.com"

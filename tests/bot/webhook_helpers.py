@@ -12,7 +12,7 @@ import requests
 from sqlalchemy import select
 
 from bot.app import App
-from bot.models import WebhookEvent
+from bot.store.models import WebhookEvent
 from bot.sandbox.shopify import ShopifySandbox
 
 REST_KEY = "sandbox-rest-key"  # the Kakao stand-in's, as in tests/conftest.py

@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.alerts import AlertSender, quiet_summary_text, quiet_window_end
+from bot.delivery.alerts import AlertSender, quiet_summary_text, quiet_window_end
 from bot.app import App
-from bot.config import ConfigError, load_config
-from bot.kakao_templates import TEXT_LIMIT
-from bot.models import Delivery
-from bot.scheduler import BotScheduler, CatchUp
+from bot.config.model import ConfigError, load_config
+from bot.kakao.templates import TEXT_LIMIT
+from bot.store.models import Delivery
+from bot.service.scheduler import BotScheduler, CatchUp
 from jobs.shopify_order_alert import QuietWindow, alert_outcome, parse_quiet
 
 UTC = timezone.utc

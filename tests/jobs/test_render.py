@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from bot.config import JobConfig
+from bot.config.model import JobConfig
 from jobs.base import JobFailed, Outcome
 from jobs.render import default_template, message_for, render_text, template_syntax_error, won
 

@@ -11,8 +11,8 @@ import pytest
 import requests
 import responses
 
-from bot.config import JobConfig
-from bot.retry import can_pass
+from bot.config.model import JobConfig
+from bot.util.retry import can_pass
 from jobs import job_kind, scrape
 from jobs.base import JobContext, JobFailed
 from jobs.scrape import ScrapeParams

@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from bot.cli import _select_jobs
-from bot.config import ConfigError, JobConfig, load_config
-from bot.recipients import Recipient
+from bot.cli.main import _select_jobs
+from bot.config.model import ConfigError, JobConfig, load_config
+from bot.kakao.recipients import Recipient
 from jobs import job_kind, known_kinds
 from jobs import shopify_order_alert as alert
 from jobs.base import JobContext, JobFailed

@@ -12,16 +12,16 @@ import pytest
 import requests
 import responses
 
-from bot import shopify_orders_query
-from bot.config import ConfigError, JobConfig, load_config
-from bot.retry import NO_RETRY
-from bot.runner import Runner
-from bot.shopify_client import ShopifyHttp
-from bot.shopify_errors import (
+from bot.shopify import orders_query as shopify_orders_query
+from bot.config.model import ConfigError, JobConfig, load_config
+from bot.util.retry import NO_RETRY
+from bot.delivery.runner import Runner
+from bot.shopify.client import ShopifyHttp
+from bot.shopify.errors import (
     ShopifyAuthError, ShopifyGraphQLError, ShopifyReauthRequired, ShopifyThrottled, ShopifyUnavailable,
     ShopNotConnected,
 )
-from bot.shopify_graphql import ShopifyGraphQL
+from bot.shopify.graphql import ShopifyGraphQL
 from jobs import job_kind, shopify_orders
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.shopify_orders import ShopifyOrdersParams

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from bot.config import JobConfig
+from bot.config.model import JobConfig
 from jobs.base import Outcome
 from jobs.render import RenderError, message_for, render_text
 

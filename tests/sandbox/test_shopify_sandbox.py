@@ -23,7 +23,7 @@ from flask import Flask, request as flask_request
 from bot.sandbox.server import serve
 from bot.sandbox.shopify import INTERNAL_ERROR, ShopifySandbox
 from bot.sandbox.shopify_graphql import UNSUPPORTED
-from bot.shopify_auth import verify_query, verify_webhook
+from bot.shopify.signing import verify_query, verify_webhook
 
 from upstream_fixtures import load_fixture, shape
 

@@ -25,14 +25,14 @@ from cryptography.fernet import Fernet
 from sqlalchemy import event
 
 from bot.app import App
-from bot.config import load_config
-from bot.db import Database
-from bot.kakao_client import KakaoApi, KakaoAuth, KakaoHttp, TokenAnswer, new_session
-from bot.kakao_errors import (
+from bot.config.model import load_config
+from bot.store.db import Database
+from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp, TokenAnswer, new_session
+from bot.kakao.errors import (
     KakaoAuthError, KakaoLoginRequired, KakaoOAuthError, KakaoRateLimited,
 )
-from bot.retry import RetryPolicy
-from bot.secrets import Secrets
+from bot.util.retry import RetryPolicy
+from bot.config.secrets import Secrets
 from tokens.kakao import REFRESH_MARGIN, KakaoTokens
 from tokens.models import KakaoLogin
 from tokens.vault import Vault

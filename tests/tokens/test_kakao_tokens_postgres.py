@@ -21,9 +21,9 @@ import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import update
 
-from bot.db import Database, utcnow
-from bot.kakao_client import KakaoAuth, KakaoHttp, new_session
-from bot.retry import RetryPolicy
+from bot.store.db import Database, utcnow
+from bot.kakao.client import KakaoAuth, KakaoHttp, new_session
+from bot.util.retry import RetryPolicy
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import serve
 from tokens.kakao import KakaoTokens

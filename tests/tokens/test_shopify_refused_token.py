@@ -13,11 +13,11 @@ import responses
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from bot.db import Database
-from bot.retry import RetryPolicy
-from bot.shopify_client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, new_session
-from bot.shopify_errors import ShopifyAuthError, ShopifyReauthRequired, ShopifyUnavailable
-from bot.shopify_graphql import ShopifyGraphQL
+from bot.store.db import Database
+from bot.util.retry import RetryPolicy
+from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, new_session
+from bot.shopify.errors import ShopifyAuthError, ShopifyReauthRequired, ShopifyUnavailable
+from bot.shopify.graphql import ShopifyGraphQL
 from tokens.models import ShopifyInstall
 from tokens.shopify import ShopifyTokens
 from tokens.vault import Vault

@@ -31,11 +31,11 @@ import responses
 from cryptography.fernet import Fernet
 from sqlalchemy import event, select, update
 
-from bot.db import Database, utcnow
-from bot.retry import RetryPolicy
+from bot.store.db import Database, utcnow
+from bot.util.retry import RetryPolicy
 from bot.sandbox.server import serve
-from bot.shopify_client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, new_session
-from bot.shopify_errors import (
+from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, new_session
+from bot.shopify.errors import (
     ShopifyBadCredentials, ShopifyReauthRequired, ShopifyUnavailable, ShopNotConnected,
 )
 from tokens.models import ShopifyInstall

@@ -1,0 +1,334 @@
+"""Delivering order alerts (`shopify-order-alert` jobs) through the ordinary delivery machinery.
+
+The webhook worker and the reconciliation both call `AlertSender.deliver(job, slot_key,
+outcome)`; like `bot.delivery.runner` it resolves the recipients, renders once per audience and hands
+the rest to `bot.delivery.fanout.Fanout`, whose (job, slot_key, recipient) rows make each alert exactly
+once per recipient — across the two paths, restarts and instances. Nothing here decides
+*whether* to alert: that is the caller's business.
+
+Quiet hours (a job's `quiet = "22:00-07:00"`): an alert raised while the job's window holds the
+local time is not sent but held — one job-memory row per alert, under the job-memory name
+`quiet:<job>` and the alert's slot key, so the webhook and the reconciliation raising the same
+order hold it once. When the window ends the scheduler calls `send_quiet_summary(job, end)`:
+ONE message per recipient lists the held alerts, delivered under the slot key
+`quiet:<job>:<end ISO>` (exactly once, however often it is called for that end). An alert that
+was held is never sent on its own afterwards, even when raised again after the window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+from sqlalchemy import delete, select, update
+
+from bot.config.model import JobConfig
+from bot.store.db import insert_for
+from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
+from bot.delivery.fanout import Fanout, FanoutReport, RecipientResult
+from bot.kakao.errors import KakaoError, KakaoLoginRequired
+from bot.kakao.templates import TEXT_LIMIT, text_template
+from bot.store.models import JobMemory
+from bot.store.order_names import remember as remember_order_name
+from bot.kakao.recipients import Friend, Target, resolve
+from bot.util.times import parse_instant, slot_instant
+from jobs import job_kind
+from jobs.base import Outcome
+from jobs.render import won
+from jobs.shopify_order_alert import KIND, QuietWindow, alert_outcome
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+# Kakao's policy: friend lists are not kept beyond their purpose. A burst of orders reuses one
+# list for this long, then it is fetched again.
+FRIENDS_TTL = 60.0
+# Held alerts already summarised are remembered this long, so that the reconciliation (which looks
+# back up to a day) or a late webhook raising one again does not send it on its own.
+QUIET_KEEP = timedelta(days=2)
+MEMORY_NAME_MAX = 100  # job_memory.job
+SLOT_KEY_MAX = 80  # deliveries.slot_key
+
+
+class AlertFailed(Exception):
+    """Some recipient's alert failed (and may succeed later: those rows are retaken on a retry)."""
+
+
+def alert_jobs(app: "App", shop: str | None = None) -> list[JobConfig]:
+    """The configured `shopify-order-alert` jobs (of `shop`, when given)."""
+    return [job for job in app.config.jobs
+            if job.kind == KIND and (shop is None or job.params.shop == shop)]
+
+
+class AlertSender:
+    def __init__(self, app: "App", *, friends_ttl: float = FRIENDS_TTL):
+        self.app = app
+        self.friends_ttl = friends_ttl
+        self._friends: dict[str, tuple[float, list[Friend]]] = {}
+        self._lock = threading.Lock()
+
+    def alert_order(self, jobs: list[JobConfig], slot_key: str, order: dict[str, Any], *, event: str = "new",
+                    changes: Iterable[str] = ()) -> tuple[int, list[str]]:
+        """One order's alert for each of `jobs` (the webhook and the reconciliation both come here):
+        (messages sent, what failed). One job's failure does not stop the others; each is logged."""
+        sent, problems = 0, []
+        remember_order_name(self.app.db, slot_key, order)  # `history` shows "#1001", not the gid
+        for job in jobs:
+            try:
+                outcome = alert_outcome(job, order, event=event, changes=changes, timezone=self.app.config.timezone)
+                report = self.deliver(job, slot_key, outcome)
+            except Exception as exc:  # noqa: BLE001 — one job's problem must not stop the others
+                log.exception("%s: alert %s failed", job.name, slot_key)
+                problems.append(f"{job.name}: {type(exc).__name__}: {exc}")
+                continue
+            sent += report.count("sent")
+            problems += [f"{job.name} → {problem}" for problem in problems_of(report)]
+        return sent, problems
+
+    def deliver(self, job: JobConfig, slot_key: str, outcome: Outcome) -> FanoutReport:
+        """Send `outcome` to the job's recipients under `slot_key` (each at most once, ever).
+
+        Inside the job's quiet hours the alert is held for the summary instead (status "held").
+        """
+        kind = job_kind(job.kind)
+        now = self.app.clock().astimezone(self.app.config.timezone)
+        quiet: QuietWindow | None = getattr(job.params, "quiet", None)
+        if quiet is not None:
+            if quiet.contains(now):
+                return self._hold(job, slot_key, outcome, now, quiet)
+            held = self._held_row(job, slot_key)
+            if held is not None:
+                log.info("%s: %s was held in quiet hours; it is in the summary, not sent on its own",
+                         job.name, slot_key)
+                until = parse_instant(held.get("until"))
+                return self._held_report(job, slot_key, "held in quiet hours: in the summary at "
+                                         + (f"{until.astimezone(self.app.config.timezone):%H:%M}" if until else "?"))
+        web_domain = self.app.config.kakao.web_domain
+
+        def messages_for(targets: list[Target]) -> Callable[[Target], dict]:
+            messages = {audience: kind.render(job, outcome, audience=audience, web_domain=web_domain,
+                                              default_link=web_domain)
+                        for audience in dict.fromkeys("me" if t.uuid is None else "friend" for t in targets)}
+            return lambda target: messages["me" if target.uuid is None else "friend"]
+
+        return self._send(job, slot_key, now, messages_for)
+
+    def _send(self, job: JobConfig, slot_key: str, now: datetime,
+              messages_for: Callable[[list[Target]], Callable[[Target], dict]], what: str = "") -> FanoutReport:
+        """Fan out to the job's recipients under `slot_key`. The messages are made once the recipients
+        are known and before anything is claimed: a template that fails leaves no half-made delivery.
+        A Kakao login needing a person fails every recipient, naming why."""
+        fanout = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session, job.name,
+                        slot_key, job.sender, now, reserve=self.app.config.quota_reserve)
+        try:
+            targets, unreachable = resolve(job.to, self._friends_for(job))
+        except KakaoLoginRequired as exc:
+            log.error("%s: %s%s", job.name, what, exc)
+            return fanout.fail_all(job.to, str(exc))
+        report = fanout.deliver(targets, unreachable, messages_for(targets))
+        try:
+            report_refusals(self.app, job.name, job.sender, report.results, now)  # told once, not per alert
+            if report.count("unknown"):
+                report_unknown_sends(self.app, now)  # at once; the service's sweep would within a minute
+        except Exception:  # noqa: BLE001 — bookkeeping: the alert's own outcome is recorded already
+            log.exception("%s: could not report the alert's problems", job.name)
+        return report
+
+    def _friends_for(self, job: JobConfig) -> list[Friend] | None:
+        if all(recipient.kind == "me" for recipient in job.to):
+            return []
+        with self._lock:
+            cached = self._friends.get(job.sender)
+            if cached and time.monotonic() - cached[0] < self.friends_ttl:
+                return cached[1]
+        try:
+            friends = self.app.kakao_api(job.sender).friends()
+        except KakaoLoginRequired:
+            raise
+        except KakaoError as exc:
+            log.error("%s: cannot fetch the friends list of %r: %s", job.name, job.sender, exc)
+            return None
+        with self._lock:
+            self._friends[job.sender] = (time.monotonic(), friends)
+        return friends
+
+
+    # -- quiet hours -----------------------------------------------------------------------
+    def _hold(self, job: JobConfig, slot_key: str, outcome: Outcome, now: datetime,
+              quiet: QuietWindow) -> FanoutReport:
+        until = quiet_window_end(quiet, now, self.app.config.timezone)
+        context = outcome.context
+        value = {"until": until.isoformat(), "held_at": now.isoformat(), "summary": None,
+                 "event": context.get("event") or "new", "name": str(context.get("name") or ""),
+                 "total": None if context.get("total") is None else str(context.get("total")),
+                 "currency": context.get("currency"), "item_count": context.get("item_count"),
+                 "changes_text": context.get("changes_text") or "", "test": bool(context.get("test")),
+                 "cancelled": bool(context.get("cancelled"))}
+        with self.app.db.session() as session:
+            # One row per alert: the webhook and the reconciliation holding the same order meet here.
+            session.execute(insert_for(session.bind.dialect.name, JobMemory).values(
+                job=quiet_memory_name(job.name), key=slot_key, value_json=json.dumps(value, ensure_ascii=False),
+                updated_at=self.app.clock()).on_conflict_do_nothing(index_elements=["job", "key"]))
+        log.info("%s: %s held (quiet hours %s) for the summary at %s", job.name, slot_key, quiet,
+                 f"{until:%H:%M}")
+        return self._held_report(job, slot_key, f"quiet hours {quiet}: in the summary at {until:%H:%M}")
+
+    def _held_row(self, job: JobConfig, slot_key: str) -> dict[str, Any] | None:
+        with self.app.db.session() as session:
+            row = session.get(JobMemory, (quiet_memory_name(job.name), slot_key))
+            return json.loads(row.value_json) if row else None
+
+    @staticmethod
+    def _held_report(job: JobConfig, slot_key: str, reason: str) -> FanoutReport:
+        results = [RecipientResult(str(r), "me" if r.kind == "me" else r.value, "held", reason) for r in job.to]
+        return FanoutReport(job.name, slot_key, results)
+
+    def held(self, job: JobConfig) -> list[tuple[str, dict[str, Any]]]:
+        """(slot key, stored alert) of the alerts held for `job` and not yet in a summary."""
+        return [(key, value) for key, value, _ in self._quiet_rows(job) if not value.get("summary")]
+
+    def _quiet_rows(self, job: JobConfig) -> list[tuple[str, dict[str, Any], str]]:
+        with self.app.db.session() as session:
+            rows = session.execute(select(JobMemory.key, JobMemory.value_json)
+                                   .where(JobMemory.job == quiet_memory_name(job.name))).all()
+        loaded = [(key, json.loads(text), text) for key, text in rows]
+        return sorted(loaded, key=lambda row: (row[1].get("held_at") or "", row[0]))
+
+    def send_quiet_summary(self, job: JobConfig, end: datetime, now: datetime | None = None) -> FanoutReport | None:
+        """One message listing the alerts held until the window that ends at `end`; None if none were.
+
+        Exactly once per recipient for a given `end`: the held alerts are first assigned to this
+        summary, then delivered under `quiet:<job>:<end>`. Called again for the same `end` (a
+        second firing, a catch-up after a restart) it finds them assigned, and the deliveries
+        table sends only to recipients who have not had it (after a failure), never twice.
+        """
+        quiet: QuietWindow | None = getattr(job.params, "quiet", None)
+        if quiet is None:
+            return None
+        zone = self.app.config.timezone
+        end = end.astimezone(zone)
+        now = (now or self.app.clock()).astimezone(zone)
+        summary_id = end.astimezone(timezone.utc).isoformat()
+        name = quiet_memory_name(job.name)
+        chosen: list[tuple[str, dict[str, Any]]] = []
+        stale: list[str] = []
+        for key, value, text in self._quiet_rows(job):
+            assigned, until = value.get("summary"), parse_instant(value.get("until"))
+            if assigned == summary_id and not value.get("told"):
+                chosen.append((key, value))  # assigned by an earlier call that did not reach everyone
+            elif not assigned and (until is None or until <= end):
+                value = {**value, "summary": summary_id}
+                with self.app.db.session() as session:
+                    # Conditional on the row as read: of two summaries racing for an alert, one takes it.
+                    taken = session.execute(
+                        update(JobMemory).where(JobMemory.job == name, JobMemory.key == key,
+                                                JobMemory.value_json == text)
+                        .values(value_json=json.dumps(value, ensure_ascii=False), updated_at=self.app.clock())
+                        .execution_options(synchronize_session=False)).rowcount
+                if taken:
+                    chosen.append((key, value))
+            elif assigned and (parse_instant(assigned) or end) < now - QUIET_KEEP:
+                stale.append(key)
+        if stale:
+            with self.app.db.session() as session:
+                session.execute(delete(JobMemory).where(JobMemory.job == name, JobMemory.key.in_(stale))
+                                .execution_options(synchronize_session=False))
+        if not chosen:
+            return None
+        web_domain = self.app.config.kakao.web_domain
+        template = text_template(quiet_summary_text(quiet, [value for _, value in chosen]), link=web_domain,
+                                 web_domain=web_domain)
+        slot_key = quiet_slot_key(job.name, end)
+        report = self._send(job, slot_key, now, lambda _targets: lambda _target: template, "quiet-hours summary: ")
+        if not report.failed:
+            # Done: later calls for this end find nothing to do. Otherwise the next call (a second
+            # firing, the catch-up) retries, and the deliveries table skips whoever has it already.
+            with self.app.db.session() as session:
+                for key, value in chosen:
+                    session.execute(update(JobMemory).where(JobMemory.job == name, JobMemory.key == key)
+                                    .values(value_json=json.dumps({**value, "told": True}, ensure_ascii=False))
+                                    .execution_options(synchronize_session=False))
+        log.info("%s: quiet-hours summary of %d alert(s) [%s]: %d sent", job.name, len(chosen), slot_key,
+                 report.count("sent"))
+        return report
+
+
+def quiet_memory_name(job_name: str) -> str:
+    """The job-memory name holding a job's held alerts (hashed when it would not fit the column)."""
+    name = f"quiet:{job_name}"
+    if len(name) <= MEMORY_NAME_MAX:
+        return name
+    return "quiet:#" + hashlib.sha256(job_name.encode()).hexdigest()
+
+
+def quiet_slot_key(job_name: str, end: datetime) -> str:
+    """`quiet:<job>:<window end ISO>`: the delivery key of one summary (hashed when too long)."""
+    key = f"quiet:{job_name}:{end.isoformat()}"
+    if len(key) <= SLOT_KEY_MAX:
+        return key
+    return key[:SLOT_KEY_MAX - 17] + "#" + hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def quiet_window_end(quiet: QuietWindow, now: datetime, zone: Any) -> datetime:
+    """When the window holding `now` ends: the first local `quiet.end` after `now` (DST-safe)."""
+    local = now.astimezone(zone)
+    for offset in (0, 1, 2):
+        end = slot_instant(quiet.end, local.date() + timedelta(days=offset), zone)
+        if end.astimezone(timezone.utc) > now.astimezone(timezone.utc):
+            return end
+    raise AssertionError("unreachable: a wall time comes back every day")
+
+
+def quiet_summary_text(quiet: QuietWindow, alerts: list[dict[str, Any]]) -> str:
+    """'🌙 밤사이 주문 2건 · 합계 ₩57,000' and a line per order, cut to fit one Kakao text message."""
+    new = [alert for alert in alerts if alert.get("event") != "updated"]
+    changed = [alert for alert in alerts if alert.get("event") == "updated"]
+    head = "🌙 밤사이" if quiet.wraps else f"🔕 {quiet.start:%H:%M}~{quiet.end:%H:%M} 사이"
+    if new:
+        header = f"{head} 주문 {len(new)}건"
+        total = _sum(new)
+        if total is not None:
+            header += f" · 합계 {won(*total)}"
+        if changed:
+            header += f", 변경 {len(changed)}건"
+    else:
+        header = f"{head} 주문 변경 {len(changed)}건"
+    lines = []
+    for alert in new:
+        money = won(alert["total"], alert.get("currency")) if alert.get("total") is not None else ""
+        flags = (" (테스트)" if alert.get("test") else "") + (" 취소됨" if alert.get("cancelled") else "")
+        lines.append(f"• {alert.get('name') or '(주문)'} {money}".rstrip() + flags)
+    for alert in changed:
+        lines.append(f"✏️ {alert.get('name') or '(주문)'} 변경: {alert.get('changes_text') or '-'}")
+    text = header
+    for index, line in enumerate(lines):
+        left_after = len(lines) - index - 1
+        reserve = len(f"\n외 {left_after}건") if left_after else 0
+        if len(text) + 1 + len(line) + reserve > TEXT_LIMIT:
+            return text + f"\n외 {len(lines) - index}건"
+        text += "\n" + line
+    return text
+
+
+def _sum(alerts: list[dict[str, Any]]) -> tuple[Decimal, str | None] | None:
+    """The total of the orders when they all have one and share a currency."""
+    currencies = {alert.get("currency") for alert in alerts}
+    if len(currencies) != 1 or any(alert.get("total") is None for alert in alerts):
+        return None
+    try:
+        return sum((Decimal(alert["total"]) for alert in alerts), Decimal(0)), currencies.pop()
+    except (InvalidOperation, TypeError, ValueError):
+        return None
+
+
+def problems_of(report: FanoutReport) -> list[str]:
+    """The recipients whose alert failed (worth another try later), for an error message."""
+    return [f"{r.label}: {r.reason or r.status}" for r in report.results if r.status == "failed"]

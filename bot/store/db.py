@@ -1,0 +1,216 @@
+"""The database: engine, sessions and schema migrations (Alembic).
+
+SQLite by default (the file and its folder are created private, 0600/0700); PostgreSQL
+(psycopg 3) when several instances share state. `migrate()` is idempotent and is run by
+every command that touches the database.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from datetime import datetime, timezone
+
+from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from bot.config.model import ConfigError
+from bot.util.redaction import Redactor, scrub_statements
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Where a bad URL came from, for the error (the URL itself is never shown: it may hold a password).
+URL_SOURCE = "$BOT_DATABASE_URL or [database] url"
+# pg_advisory_lock key serialising migrations of instances that start together ("kaka" in ASCII, < 2**32
+# so that pg_locks shows it as objid).
+MIGRATION_LOCK_KEY = 0x6B616B61
+# The newest revision under migrations/versions (a test keeps the two equal). A database already there
+# is not handed to Alembic at all: importing it costs `run` some 10 MB of resident memory for nothing.
+SCHEMA_HEAD = "0004"
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatabaseUnavailable(Exception):
+    """The database cannot be opened or reached (at start, or for `migrate`): one line naming the URL
+    with its password masked, for a person to act on; the CLI exits 1 with it."""
+
+    def __init__(self, url: str, reason: str):
+        shown = make_url(url).render_as_string(hide_password=True)
+        super().__init__(f"cannot reach the database {shown}: {reason} "
+                         f"(check that it is running, or fix {URL_SOURCE})")
+
+
+class Database:
+    def __init__(self, url: str, *, base_dir: Path | None = None, redactor: Redactor | None = None):
+        self.url = normalize_url(url, base_dir)
+        try:
+            self.engine = _make_engine(self.url)
+        except OSError as exc:  # the SQLite file or its folder cannot be made
+            raise DatabaseUnavailable(self.url, exc.strerror or str(exc)) from None
+        if redactor is not None:  # no secret value is ever stored in clear, whatever text carries it
+            redactor.add(make_url(self.url).password)
+            scrub_statements(self.engine, redactor)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A unit of work: committed on success, rolled back on any exception."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def migrate(self) -> None:
+        """Bring the schema to head; DatabaseUnavailable if the database cannot be reached."""
+        try:
+            self._migrate()
+        except OperationalError as exc:
+            raise DatabaseUnavailable(self.url, _first_line(exc)) from None
+
+    def _migrate(self) -> None:
+        if self.schema_is_current():
+            return
+        from alembic import command
+
+        if self.engine.dialect.name != "postgresql":
+            command.upgrade(alembic_config(self.engine), "head")
+            return
+        # Several instances sharing one database may start together: without the lock both would
+        # create the tables and one would fail. The others wait and then find the schema at head.
+        with self.engine.connect() as lock:
+            lock.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            lock.commit()
+            try:
+                command.upgrade(alembic_config(self.engine), "head")
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                lock.commit()
+
+    def schema_is_current(self) -> bool:
+        """True if the database is at SCHEMA_HEAD. Anything else (no table yet, an older or unknown
+        revision, no connection) is for Alembic to upgrade or to explain."""
+        try:
+            with self.engine.connect() as connection:
+                versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        except DBAPIError:
+            return False
+        return versions == [SCHEMA_HEAD]
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _first_line(exc: DBAPIError) -> str:
+    """The driver's own reason, first line only ("connection refused", "unable to open database file")."""
+    lines = str(exc.orig or exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
+
+
+def normalize_url(url: str, base_dir: Path | None) -> str:
+    """Resolve relative SQLite paths against the config's folder; pick psycopg 3 for PostgreSQL.
+
+    A URL that cannot be used is a ConfigError (exit 2) that does not repeat the URL.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(URL_SOURCE, "database.url", "not a valid database URL (bad host, port or format)") from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise ConfigError(URL_SOURCE, "database.url",
+                          f"unsupported database driver {parsed.drivername!r}: use sqlite:/// or postgresql+psycopg://")
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        parsed = parsed.set(database=str(path))
+    return parsed.render_as_string(hide_password=False)
+
+
+def _make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        _create_private_file(Path(parsed.database))
+    engine = create_engine(url, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection, _record):  # noqa: ANN001
+        cursor = dbapi_connection.cursor()
+        # WAL lets readers proceed while one writer commits; busy_timeout waits for the lock.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted content (webhook bodies with customer data) is zeroed, not left in free space
+        # (bot.store.sqlite_scrub also truncates the WAL once such data was emptied).
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.close()
+
+    return engine
+
+
+def _create_private_file(path: Path) -> None:
+    """The token database is created 0600 before SQLite opens it, so it is never world-readable."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+        os.close(fd)
+    os.chmod(path, 0o600)
+
+
+def insert_for(dialect_name: str, table: Any) -> Any:
+    """An INSERT that knows `ON CONFLICT …` (on_conflict_do_nothing / _do_update) in the engine's dialect.
+
+    The dialect module is imported here, not at start-up: the one the engine uses is loaded already, and
+    the other (PostgreSQL's, 2 MB) then never is.
+    """
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def alembic_config(engine: Engine):  # -> alembic.config.Config
+    from alembic.config import Config as AlembicConfig
+
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["engine"] = engine
+    return config
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out, on SQLite (naive storage) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # noqa: ANN001
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,197 @@
+"""The one place that records deliveries: claim, sending, sent / failed / unknown / skipped.
+
+A (job, slot_key, recipient) row is unique. Whoever inserts it sends; a row found from an
+earlier run decides what a re-run may do:
+  sent                 → nothing (already delivered)
+  sending              → once its owner is gone, the process died during the request:
+                         outcome unknown, reported (while the owner lives: left to it).
+                         `resolve_stuck` (the service's sweep) does the same without a re-run,
+                         and also for this process's own rows whose request is over but whose
+                         outcome could not be written (the database went away meanwhile)
+  unknown              → reported again, never repeated
+  failed / skipped     → taken over and tried again
+  claimed              → taken over when its claimer is gone (crashed before the POST)
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Callable, Iterable, Iterator, Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.store.db import Database, insert_for, utcnow
+from bot.store.models import Delivery
+
+STALE_CLAIM = timedelta(minutes=15)
+RETAKEABLE = ("failed", "skipped")
+DIED_REASON = "the sending process stopped during the request; the message may have been delivered"
+LOST_REASON = ("the outcome of the request could not be recorded (the database was unavailable); "
+               "the message may have been delivered")
+
+
+def instance_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Outcome of claiming one recipient: `row_id` set when this process may send."""
+
+    recipient: str
+    row_id: int | None
+    previous_status: str | None = None  # the status found, when not claimable
+    previous_reason: str | None = None
+
+
+class DeliveryLog:
+    def __init__(self, db: Database, *, owner: str | None = None, clock: Callable[[], datetime] = utcnow):
+        self.db, self.owner, self.clock = db, owner or instance_id(), clock
+        # Rows whose Kakao request this process is making right now: `resolve_stuck` leaves them alone.
+        self._in_flight: set[int] = set()
+        self._in_flight_guard = threading.Lock()
+
+    def claim(self, *, job: str, slot_key: str, recipient: str, label: str, sender: str,
+              quota_day: str, late: bool = False) -> Claim:
+        return self.claim_many(job=job, slot_key=slot_key, recipients=[(recipient, label)], sender=sender,
+                               quota_day=quota_day, late=late)[0]
+
+    def claim_many(self, *, job: str, slot_key: str, recipients: Sequence[tuple[str, str]], sender: str,
+                   quota_day: str, late: bool = False) -> list[Claim]:
+        """Claim (recipient key, label) pairs in one transaction: one commit, not one per recipient."""
+        now = self.clock()
+        rows = [dict(job=job, slot_key=slot_key, recipient=key, label=label, sender=sender, status="claimed",
+                     quota_day=quota_day, claimed_by=self.owner, late=late, created_at=now, updated_at=now)
+                for key, label in dict(recipients).items()]
+        if not rows:
+            return []
+        with self.db.session() as session:
+            inserted = dict(session.execute(
+                insert_for(session.bind.dialect.name, Delivery).values(rows)
+                .on_conflict_do_nothing(index_elements=["job", "slot_key", "recipient"])
+                .returning(Delivery.recipient, Delivery.id)
+            ).all())
+            return [Claim(row["recipient"], inserted[row["recipient"]]) if row["recipient"] in inserted
+                    else self._reclaim(session, row, now) for row in rows]
+
+    def _reclaim(self, session: Session, values: dict, now: datetime) -> Claim:
+        """The row existed already: decide what this run may do with it (see the module docstring)."""
+        recipient, label, quota_day = values["recipient"], values["label"], values["quota_day"]
+        row = session.execute(select(Delivery).where(
+            Delivery.job == values["job"], Delivery.slot_key == values["slot_key"],
+            Delivery.recipient == recipient)).scalar_one()
+        if row.status == "sending" and self._abandoned(row, now):
+            # The process that started this request died before recording its outcome.
+            # Conditional: never overwrite an outcome its sender recorded meanwhile.
+            reason = DIED_REASON
+            changed = session.execute(
+                update(Delivery).where(Delivery.id == row.id, Delivery.status == "sending",
+                                       Delivery.claimed_by == row.claimed_by)
+                .values(status="unknown", reason=reason, updated_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            return Claim(recipient, None, "unknown" if changed else "sending", reason if changed else None)
+        if row.status in RETAKEABLE or (row.status == "claimed" and self._abandoned(row, now)):
+            # Conditional update: of several instances retaking the same row, one wins.
+            won = session.execute(
+                update(Delivery).where(Delivery.id == row.id, Delivery.status == row.status,
+                                       Delivery.claimed_by == row.claimed_by)
+                .values(status="claimed", claimed_by=self.owner, code=None, reason=None,
+                        quota_day=quota_day, label=label, updated_at=now)
+            ).rowcount
+            if won:
+                return Claim(recipient, row.id)
+        return Claim(recipient, None, row.status, row.reason)
+
+    def _abandoned(self, row: Delivery, now: datetime) -> bool:
+        host, _, rest = row.claimed_by.partition(":")
+        pid = rest.partition(":")[0]
+        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+            return True
+        return now - row.updated_at > STALE_CLAIM
+
+    @contextmanager
+    def in_flight(self, row_ids: Iterable[int]) -> Iterator[None]:
+        """Around marking rows `sending`, the request and recording its outcome: while inside, the
+        sweep knows the request is still being made (entered before `sending` is committed)."""
+        ids = set(row_ids)
+        with self._in_flight_guard:
+            self._in_flight |= ids
+        try:
+            yield
+        finally:
+            with self._in_flight_guard:
+                self._in_flight -= ids
+
+    def resolve_stuck(self) -> list[int]:
+        """Turn `sending` rows nobody will finish into `unknown`: a dead (or 15 min silent) owner's, and
+        this process's own whose request is over but whose outcome was never written. Returns their ids."""
+        now = self.clock()
+        resolved = []
+        with self.db.session() as session:
+            rows = list(session.scalars(select(Delivery).where(Delivery.status == "sending")))
+            with self._in_flight_guard:  # read after the rows: a request starting meanwhile is in here
+                busy = set(self._in_flight)
+            for row in rows:
+                own = row.claimed_by == self.owner
+                if (row.id in busy) if own else not self._abandoned(row, now):
+                    continue
+                changed = session.execute(
+                    update(Delivery).where(Delivery.id == row.id, Delivery.status == "sending",
+                                           Delivery.claimed_by == row.claimed_by)
+                    .values(status="unknown", reason=LOST_REASON if own else DIED_REASON, updated_at=now)
+                    .execution_options(synchronize_session=False)).rowcount
+                if changed:
+                    resolved.append(row.id)
+        return resolved
+
+    def mark(self, row_ids: Sequence[int], status: str, *, code: int | None = None,
+             reason: str | None = None) -> set[int]:
+        """Set the status of rows this owner holds; returns the ids changed.
+
+        A row another instance took over (our claim went stale) is left alone: its new
+        owner sends it, and the caller must not.
+        """
+        if not row_ids:
+            return set()
+        with self.db.session() as session:
+            changed = session.execute(
+                update(Delivery).where(Delivery.id.in_(list(row_ids)), Delivery.claimed_by == self.owner)
+                .values(status=status, code=code, reason=reason, updated_at=self.clock())
+                .returning(Delivery.id)
+                .execution_options(synchronize_session=False)
+            ).scalars().all()
+        return set(changed)
+
+    def skip(self, *, job: str, slot_key: str, recipient: str, label: str, sender: str, quota_day: str,
+             reason: str) -> Claim:
+        """Record that a recipient was not sent to, and why (unless it was already delivered)."""
+        claim = self.claim(job=job, slot_key=slot_key, recipient=recipient, label=label, sender=sender,
+                           quota_day=quota_day)
+        if claim.row_id is not None:
+            self.mark([claim.row_id], "skipped", reason=reason)
+        return claim
+
+    def history(self, *, job: str | None = None, limit: int = 20) -> list[Delivery]:
+        with self.db.session() as session:
+            query = select(Delivery).order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
+            if job:
+                query = query.where(Delivery.job == job)
+            return list(session.scalars(query))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,28 @@
+"""A job's small persisted memory (the JobState of `jobs.base`), one JSON value per key."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+from bot.store.db import Database, insert_for, utcnow
+from bot.store.models import JobMemory
+
+
+class StoredJobState:
+    def __init__(self, db: Database, job: str):
+        self.db, self.job = db, job
+
+    def get(self, key: str, default: Any = None) -> Any:
+        with self.db.session() as session:
+            row = session.get(JobMemory, (self.job, key))
+            return json.loads(row.value_json) if row else default
+
+    def set(self, key: str, value: Any) -> None:
+        # An upsert: two instances running the same job at once must not collide on the key.
+        value_json, now = json.dumps(value, ensure_ascii=False), utcnow()
+        with self.db.session() as session:
+            insert = insert_for(session.bind.dialect.name, JobMemory).values(job=self.job, key=key, value_json=value_json, updated_at=now)
+            session.execute(insert.on_conflict_do_update(index_elements=["job", "key"],
+                                                         set_={"value_json": value_json, "updated_at": now}))

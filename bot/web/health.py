@@ -1,0 +1,200 @@
+"""`GET /healthz`: the real state of the database, the logins, the scheduler and the webhook worker.
+
+200 when nothing needs a person, else 503 ("needs_attention"). Every value is read when the
+request comes, never a placeholder:
+- db: a query runs;
+- kakao / shopify: each stored login and install, judged by the same rules as bot.delivery.problems;
+- problems: the open ones (bot.delivery.problems);
+- scheduler: running or not, per job its next run (local time with offset) and its last run in
+  this process with the outcome (bot.service.last_runs); under `run` a scheduler that stopped is a 503;
+- webhooks: the backlog the worker has not processed yet (count, age of the oldest).
+
+`run` (bot.service.run) attaches a ServiceState to the Flask app: that is how this route sees the
+scheduler and the workers. A Flask app without one (gunicorn through bot.wsgi, tests) runs no
+scheduler, and says so.
+
+Unauthenticated callers from elsewhere get the status and counts only (bot.web.health_access).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from sqlalchemy import func, select, text
+
+import bot
+from bot.web.health_access import HEALTH_TOKEN, may_see_details, summary
+from bot.util.logs import redact
+from bot.store.models import WebhookEvent
+from bot.delivery.problems import query_open
+from tokens.login_health import UNDECRYPTABLE, install_unreadable, login_problem
+from tokens.models import KakaoLogin, ShopifyInstall
+from tokens.vault import Vault, VaultError
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger("bot.server")
+
+blueprint = Blueprint("health", __name__)
+
+SERVICE_KEY = "bot.service"  # Flask extensions key of the ServiceState
+# Shopify install states that need a person; "uninstalled" is the merchant's choice, not a fault.
+SHOPIFY_NEEDS_PERSON = ("invalid", "needs_reauth", "undecryptable")
+# A webhook left pending this long is not being processed: the worker is stuck or not running.
+BACKLOG_STUCK = timedelta(minutes=10)
+
+
+@dataclass
+class ServiceState:
+    """What `run` started, for /healthz: the scheduler (bot.service.scheduler.BotScheduler) and the workers."""
+
+    scheduler: Any = None
+    workers: list[Any] = field(default_factory=list)
+
+
+def attach_service_state(flask_app: Flask, state: ServiceState) -> None:
+    flask_app.extensions[SERVICE_KEY] = state
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    """Health for people and probes: 200 when nothing needs a person, else 503. Never a token value;
+    the details only for loopback callers or BOT_HEALTH_TOKEN (bot.web.health_access)."""
+    app: App = current_app.extensions["bot"]
+    state: ServiceState | None = current_app.extensions.get(SERVICE_KEY)
+    body, attention = health_report(app, state)
+    token = app.secrets.get(HEALTH_TOKEN)
+    app.redactor.add(token)  # a secret like the others: never in a log line, output or stored text
+    if not may_see_details(request.remote_addr, request.headers, token):
+        body = summary(body)
+    response = jsonify(body)
+    # Run outcomes and problem texts quote upstream errors: no secret value leaves in an answer either.
+    response.set_data(app.redactor.scrub_values(response.get_data(as_text=True)))
+    response.status_code = 503 if attention else 200
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def health_report(app: "App", state: ServiceState | None) -> tuple[dict[str, Any], bool]:
+    """(the full health body, whether something needs a person)."""
+    now = app.clock()
+    vault = _vault(app)
+    body: dict[str, Any] = {"status": "ok", "db": "ok", "kakao": [], "shopify": [], "problems": [],
+                            "webhooks": None, "scheduler": None, "version": bot.__version__}
+    attention = False
+    try:
+        with app.db.session() as session:
+            session.execute(text("SELECT 1"))
+            logins = list(session.scalars(select(KakaoLogin).order_by(KakaoLogin.account)))
+            installs = list(session.scalars(select(ShopifyInstall).order_by(ShopifyInstall.shop, ShopifyInstall.app)))
+            body["kakao"] = [_kakao_health(row, vault, now) for row in logins]
+            body["shopify"] = [_shopify_health(row, vault) for row in installs]
+            # Open problems (bot.delivery.problems): only those that need a person make this a 503.
+            problems = query_open(session)
+            body["problems"] = [problem.as_json() for problem in problems]
+            attention = any(problem.needs_person for problem in problems)
+            body["webhooks"] = _webhook_backlog(session, state, now)
+    except Exception as exc:  # noqa: BLE001 - any database failure is reported, not raised
+        log.error("/healthz: database check failed: %s", exc.__class__.__name__)
+        body["db"] = f"error: {_db_error(exc)}"
+        attention = True
+    attention = attention or any(login["status"] != "ok" for login in body["kakao"]) or any(
+        install["status"] in SHOPIFY_NEEDS_PERSON for install in body["shopify"])
+    body["scheduler"], scheduler_down = _scheduler_health(app, state)
+    backlog = body["webhooks"] or {}
+    attention = attention or scheduler_down or bool(backlog.get("stuck"))
+    if attention:
+        body["status"] = "needs_attention"
+    return body, attention
+
+
+# -- logins and installs ------------------------------------------------------------------------------
+
+
+def _vault(app: "App") -> Vault | None:
+    try:
+        return app.vault
+    except VaultError:
+        return None  # no key at all: `run` refuses to start without one
+
+
+def _kakao_health(row: KakaoLogin, vault: Vault | None, now: datetime) -> dict[str, Any]:
+    health: dict[str, Any] = {"account": row.account, "status": "ok",
+                              "refresh_expires_at": row.refresh_expires_at.isoformat()}
+    reason = login_problem(row, vault, now)
+    if reason is None:
+        return health
+    health.update(status="needs_login", reason=f"{reason}; run `python -m bot kakao login --account {row.account}`")
+    return health
+
+
+def _shopify_health(row: ShopifyInstall, vault: Vault | None) -> dict[str, Any]:
+    health: dict[str, Any] = {"shop": row.shop, "app": row.app, "status": row.status}
+    if install_unreadable(row, vault):
+        health.update(status="undecryptable", reason=UNDECRYPTABLE)
+    elif row.status != "active":
+        health["reason"] = row.status_reason or row.status
+    return health
+
+
+def _db_error(exc: Exception) -> str:
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    text_ = f"{exc.__class__.__name__}: {detail[0]}" if detail else exc.__class__.__name__
+    return redact(text_)[:200]
+
+
+# -- the scheduler and the webhook worker ---------------------------------------------------------------
+
+
+def _scheduler_health(app: "App", state: ServiceState | None) -> tuple[dict[str, Any], bool]:
+    """(its health, whether it is down while `run` needs it)."""
+    zone = app.config.timezone
+    scheduler = state.scheduler if state is not None else None
+    if scheduler is None:
+        why = ("not started in this process: only `python -m bot run` runs the scheduler" if state is None
+               else "not started yet")
+        return {"running": False, "reason": why}, False
+    jobs = []
+    for item in scheduler.next_runs():
+        job: dict[str, Any] = {"name": item.name, "kind": item.kind}
+        if item.next_run is not None:
+            job["next_run"] = item.next_run.astimezone(zone).isoformat()
+        elif item.next_summary is not None:
+            job["next_summary"] = item.next_summary.astimezone(zone).isoformat()
+        else:
+            job["next_run"] = None  # alerts from webhooks: nothing scheduled
+        last = scheduler.last_runs.get(item.name)
+        job["last_run"] = last.as_json(zone) if last is not None else None
+        jobs.append(job)
+    running = bool(scheduler.running)
+    body: dict[str, Any] = {"running": running, "timezone": str(zone), "jobs": jobs}
+    if not running:
+        body["reason"] = "the scheduler stopped: no slot will be sent until `run` is restarted"
+    return body, not running
+
+
+def _webhook_backlog(session: Any, state: ServiceState | None, now: datetime) -> dict[str, Any]:
+    """Stored webhooks not processed yet: pending ones (count, oldest age) and failed ones awaiting a retry."""
+    pending, oldest = session.execute(select(func.count(), func.min(WebhookEvent.received_at))
+                                      .where(WebhookEvent.status == "pending")).one()
+    retrying = session.scalar(select(func.count()).where(WebhookEvent.status == "failed",
+                                                         WebhookEvent.next_attempt_at.is_not(None)))
+    age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
+    body: dict[str, Any] = {"pending": pending, "oldest_pending_age_seconds": None if age is None else round(age),
+                            "retrying": retrying}
+    if state is not None:
+        body["worker"] = "running" if state.workers and all(_alive(w) for w in state.workers) else "not running"
+    if age is not None and age > BACKLOG_STUCK.total_seconds():
+        body["stuck"] = (f"the oldest pending webhook waits for {round(age)} s: the worker is not processing "
+                         "(is `python -m bot run` running?)")
+    return body
+
+
+def _alive(worker: Any) -> bool:
+    alive = getattr(worker, "alive", None)
+    return bool(alive()) if callable(alive) else True

@@ -1,0 +1,124 @@
+"""Reconciliation: the order alerts a lost webhook would have raised.
+
+Shopify does not guarantee webhook delivery. Every INTERVAL seconds (a job on the service's scheduler,
+`register_reconciliation`; the first pass at start-up), for each shop with a
+`shopify-order-alert` job, the orders created since the previous pass (minus `overlap`, for
+orders that reach Shopify's search a little late) are queried through the Admin GraphQL API,
+and each is alerted exactly as `orders/create` would: same job, same slot key
+`order:<order gid>`. An order already alerted — by its webhook or an earlier pass — finds its
+deliveries recorded and is not sent again; the passes may overlap freely.
+
+Where a pass ended is kept per shop in the job memory (`reconcile:<shop>`) and advanced only
+after a pass of that shop succeeded: a failed query is simply covered by the next pass. The
+first pass looks back `first_window`; after a long stop at most `max_window`. An order created
+before its job's alerting started (`bot.delivery.alert_start`: the shop's connection, the job's first
+sighting) is never alerted: it is not new to anybody.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from bot.delivery.alert_start import alert_starts, jobs_for_new_order, mark_jobs_seen
+from bot.delivery.alerts import AlertSender, alert_jobs
+from bot.store.job_memory import StoredJobState
+from bot.util.logs import redact
+from bot.webhooks.inbox import parse_time
+from jobs.shopify_order_alert import order_gid
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+INTERVAL = 300.0
+OVERLAP = timedelta(minutes=2)
+FIRST_WINDOW = timedelta(hours=1)
+MAX_WINDOW = timedelta(days=1)
+LINE_ITEMS = 25  # line items read per order (the alert names a few and counts them)
+STATE_KEY_MAX = 100  # job_memory.job
+
+
+def state_key(shop: str) -> str:
+    """The job-memory name under which a shop's reconciliation remembers where it ended."""
+    key = f"reconcile:{shop}"
+    return key if len(key) <= STATE_KEY_MAX else "reconcile:" + hashlib.sha256(shop.encode()).hexdigest()
+
+
+def register_reconciliation(app: "App", scheduler: Any, interval: float = INTERVAL) -> "Reconciler | None":
+    """Schedule a pass at once and then every `interval` seconds on the service's scheduler
+    (bot.service.scheduler.BotScheduler.every: one pass at a time, errors logged, waited for at stop);
+    None, and nothing scheduled, when no `shopify-order-alert` job is configured."""
+    if not alert_jobs(app):
+        return None
+    mark_jobs_seen(app, app.clock())  # before the first pass and before any webhook is handled
+    reconciler = Reconciler(app, stopping=scheduler.stopping)
+    scheduler.every("order-reconciliation", interval, reconciler.run_once, run_now=True)
+    return reconciler
+
+
+class Reconciler:
+    def __init__(self, app: "App", *, stopping: threading.Event | None = None, overlap: timedelta = OVERLAP,
+                 first_window: timedelta = FIRST_WINDOW, max_window: timedelta = MAX_WINDOW,
+                 alerts: AlertSender | None = None):
+        self.app = app
+        self.overlap, self.first_window, self.max_window = overlap, first_window, max_window
+        self.alerts = alerts or AlertSender(app)
+        # Set when the service stops: the pass ends after the shop in progress; the next start covers the rest.
+        self.stopping = stopping or threading.Event()
+
+    def run_once(self, now: datetime | None = None) -> int:
+        """One pass over every shop with alert jobs; returns the number of orders newly alerted."""
+        now = now or self.app.clock()
+        raised = 0
+        for shop in dict.fromkeys(job.params.shop for job in alert_jobs(self.app)):
+            if self.stopping.is_set():
+                break
+            try:
+                raised += self._shop(shop, now)
+            except Exception as exc:  # noqa: BLE001 — a shop that cannot be queried must not stop the others
+                log.error("order reconciliation of %s failed (covered by the next pass): %s", shop,
+                          redact(f"{type(exc).__name__}: {exc}"))
+        return raised
+
+    def _shop(self, shop: str, now: datetime) -> int:
+        from bot.shopify.orders_query import fetch_orders  # late: only needed here
+
+        state = StoredJobState(self.app.db, state_key(shop))
+        since = parse_time(state.get("since")) or now - self.first_window
+        since = max(since, now - self.max_window)
+        start = since - self.overlap
+        jobs = alert_jobs(self.app, shop)
+        orders = list(fetch_orders(self.app.shopify_graphql(shop), created_from=start, created_to=now,
+                                   line_items=LINE_ITEMS))
+        raised, problems, older = 0, [], 0
+        starts = alert_starts(self.app, jobs, shop, seen_at=now)
+        for order in orders:
+            gid = order_gid(order)
+            if gid is None:
+                continue
+            started = jobs_for_new_order(jobs, starts, order)
+            if not started:
+                older += 1
+                continue
+            sent, failed = self.alerts.alert_order(started, f"order:{gid}", order)
+            problems += [f"{gid} {problem}" for problem in failed]
+            if sent:
+                raised += 1
+                log.warning("%s: order %s was alerted by reconciliation: its webhook did not come (yet)",
+                            shop, _name(order, gid))
+        state.set("since", now.isoformat())
+        if problems:
+            log.error("order reconciliation of %s: some alerts failed: %s", shop, "; ".join(problems))
+        log.info("order reconciliation of %s: %d order(s) since %s, %d alerted, %d placed before alerting "
+                 "started", shop, len(orders), start.isoformat(timespec="seconds"), raised, older)
+        return raised
+
+
+def _name(order: dict[str, Any], gid: str) -> str:
+    name = order.get("name")
+    return name if isinstance(name, str) and name else gid

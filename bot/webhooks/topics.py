@@ -1,0 +1,221 @@
+"""What each stored Shopify webhook topic does, once the worker (`bot.webhooks.worker`) claimed it.
+
+Topics:
+  orders/create        alert for every `shopify-order-alert` job of the shop whose alerting had
+                       started when the order was created (`bot.delivery.alert_start`); snapshot stored
+  orders/updated       compared with the stored snapshot (shipping address digest + line items'
+                       (sku, quantity), `bot.webhooks.order_snapshots`): changed → alert (jobs with
+                       on_update) and snapshot; no snapshot → one stored, no alert; older than the
+                       snapshot (its updated_at, then X-Shopify-Triggered-At) → ignored as stale
+  app/uninstalled      the install's tokens are wiped (`ShopifyTokens.uninstalled`)
+  customers/data_request  what the bot holds about the customer's orders, logged for a person
+  customers/redact     the snapshots of the listed orders are deleted
+  shop/redact          everything of the shop is deleted: snapshots, stored events, state
+  anything else        ignored (by the worker: no handler)
+
+Handling an event twice never acts twice: alerts are deliveries with a unique (job, slot_key,
+recipient) — `order:<gid>` for a new order, `order-update:<gid>:<updated_at>` for a change —
+and every other handler is idempotent. A handler raises to have the event retried.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+from sqlalchemy import delete, select, update
+
+from bot.delivery.alert_start import alert_starts, jobs_for_new_order, memory_name
+from bot.delivery.alerts import AlertFailed, AlertSender, alert_jobs
+from bot.store.models import JobMemory, OrderSnapshot, WebhookEvent
+from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
+from bot.webhooks.reconcile import state_key
+from bot.webhooks.inbox import parse_time, write_session
+from jobs.shopify_order_alert import order_gid
+
+if TYPE_CHECKING:
+    from bot.app import App
+    from bot.config.model import JobConfig
+
+log = logging.getLogger(__name__)
+
+SLOT_KEY_MAX = 80  # deliveries.slot_key
+# Destructive topics act only on a body that names its shop: the HMAC covers the body, not the
+# headers, so a captured body resent under another shop's headers must not pass.
+MUST_NAME_SHOP = ("app/uninstalled", "shop/redact")
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A claimed row, detached from its session: what a handler reads."""
+
+    id: int
+    app: str
+    shop: str
+    topic: str
+    webhook_id: str
+    triggered_at: datetime | None
+    attempts: int
+    body: str
+
+    def payload(self) -> dict[str, Any]:
+        value = json.loads(self.body) if self.body else {}
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class Handled:
+    status: str  # done | ignored
+    result: str
+
+
+class TopicHandlers:
+    """The handlers of one App; `alerts` delivers (and deduplicates) the order alerts."""
+
+    def __init__(self, app: "App", alerts: AlertSender):
+        self.app = app
+        self.alerts = alerts
+
+    def by_topic(self) -> dict[str, Callable[[StoredEvent], Handled]]:
+        return {
+            "orders/create": self.order_created,
+            "orders/updated": self.order_updated,
+            "app/uninstalled": self.app_uninstalled,
+            "customers/data_request": self.data_request,
+            "customers/redact": self.customer_redact,
+            "shop/redact": self.shop_redact,
+        }
+
+    # -- orders ------------------------------------------------------------------------
+    def order_created(self, event: StoredEvent) -> Handled:
+        jobs = alert_jobs(self.app, event.shop)
+        if not jobs:
+            return Handled("ignored", f"no shopify-order-alert job for {event.shop}")
+        order = event.payload()
+        gid = order_gid(order)
+        if gid is None:
+            return Handled("ignored", "the order has no id")
+        if any(job.params.on_update for job in jobs):
+            write_snapshot(self.app, event.shop, gid, order_snapshot(order), parse_time(order.get("updated_at")),
+                           event.triggered_at)
+        started = jobs_for_new_order(jobs, alert_starts(self.app, jobs, event.shop), order)
+        if not started:
+            return Handled("ignored", f"order {order.get('name') or gid} was created before alerting started "
+                                      f"(the shop's connection or the alert job's first run): not a new order")
+        summary = self._alert(started, f"order:{gid}", order, "new", ())
+        return Handled("done", f"new order {order.get('name') or gid}: {summary}")
+
+    def order_updated(self, event: StoredEvent) -> Handled:
+        jobs = [job for job in alert_jobs(self.app, event.shop) if job.params.on_update]
+        if not jobs:
+            return Handled("ignored", f"no shopify-order-alert job for {event.shop} alerts on order changes")
+        order = event.payload()
+        gid = order_gid(order)
+        if gid is None:
+            return Handled("ignored", "the order has no id")
+        updated_at = parse_time(order.get("updated_at"))
+        new = order_snapshot(order)
+        old = read_snapshot(self.app, event.shop, gid)
+        if old is None:
+            write_snapshot(self.app, event.shop, gid, new, updated_at, event.triggered_at)
+            return Handled("done", f"order {gid}: no snapshot yet; stored one, nothing to compare")
+        if is_stale(old.updated_at, old.last_event_at, updated_at, event.triggered_at):
+            return Handled("ignored", f"stale: order {gid} changed at {_iso(updated_at or event.triggered_at)}, "
+                                      f"the snapshot is from {_iso(old.updated_at or old.last_event_at)}")
+        changes = snapshot_changes(old.snapshot, new)
+        summary = "no change of address or items"
+        if changes:
+            stamp = _iso(updated_at or event.triggered_at) if (updated_at or event.triggered_at) else event.webhook_id
+            summary = self._alert(jobs, _slot_key(f"order-update:{gid}:{stamp}"), order, "updated", changes)
+        # Written after the alert: a crash in between re-compares and the deliveries table skips
+        # whoever already got it; written before, the alert would be lost.
+        write_snapshot(self.app, event.shop, gid, new, updated_at, event.triggered_at)
+        return Handled("done", f"order {order.get('name') or gid}: {', '.join(changes) or 'unchanged'}; {summary}")
+
+    def _alert(self, jobs: list["JobConfig"], slot_key: str, order: dict[str, Any], kind: str,
+               changes: tuple | list) -> str:
+        """Deliver the alert of each job; AlertFailed (after trying all) if some recipient failed."""
+        sent, problems = self.alerts.alert_order(jobs, slot_key, order, event=kind, changes=changes)
+        if problems:
+            raise AlertFailed("; ".join(problems))
+        return f"{sent} alert(s) sent"
+
+    # -- the app and the compliance topics ---------------------------------------------
+    def app_uninstalled(self, event: StoredEvent) -> Handled:
+        self.app.shopify_tokens.uninstalled(event.shop, event.app)
+        return Handled("done", f"app {event.app!r} uninstalled from {event.shop}: tokens wiped")
+
+    def data_request(self, event: StoredEvent) -> Handled:
+        payload = event.payload()
+        gids = _order_gids(payload.get("orders_requested"))
+        with self.app.db.session() as session:
+            held = sorted(session.scalars(select(OrderSnapshot.order_id).where(
+                OrderSnapshot.shop == event.shop, OrderSnapshot.order_id.in_(gids))))
+        customer = payload.get("customer") if isinstance(payload.get("customer"), dict) else {}
+        request = payload.get("data_request") if isinstance(payload.get("data_request"), dict) else {}
+        report = (f"customer data request {request.get('id', '?')} from {event.shop} for customer "
+                  f"{customer.get('id', '?')}: of the {len(gids)} order(s) named, the bot holds "
+                  + (f"{len(held)}: {', '.join(held)} — for each only a digest of the shipping address and the "
+                     "line items' SKUs and quantities" if held else "none")
+                  + "; it keeps no customer names, e-mail addresses or phone numbers")
+        log.warning("%s: send this to the shop owner", report)
+        return Handled("done", report)
+
+    def customer_redact(self, event: StoredEvent) -> Handled:
+        payload = event.payload()
+        gids = _order_gids(payload.get("orders_to_redact"))
+        with write_session(self.app.db) as session:
+            deleted = session.execute(delete(OrderSnapshot).where(
+                OrderSnapshot.shop == event.shop, OrderSnapshot.order_id.in_(gids))
+                .execution_options(synchronize_session=False)).rowcount
+            # Unfinished events about those orders still hold their bodies: empty them.
+            kept = session.execute(select(WebhookEvent.id, WebhookEvent.body).where(
+                WebhookEvent.shop == event.shop, WebhookEvent.id != event.id, WebhookEvent.body != "",
+                WebhookEvent.topic.like("orders/%"), WebhookEvent.status != "processing")).all()
+            emptied = [row.id for row in kept if _body_order(row.body) in gids]
+            if emptied:
+                session.execute(update(WebhookEvent).where(WebhookEvent.id.in_(emptied)).values(body="")
+                                .execution_options(synchronize_session=False))
+        return Handled("done", f"customer redaction: {deleted} order snapshot(s) and {len(emptied)} stored "
+                               f"event body(ies) deleted of the {len(gids)} order(s) named")
+
+    def shop_redact(self, event: StoredEvent) -> Handled:
+        with write_session(self.app.db) as session:
+            snapshots = session.execute(delete(OrderSnapshot).where(OrderSnapshot.shop == event.shop)
+                                        .execution_options(synchronize_session=False)).rowcount
+            events = session.execute(delete(WebhookEvent).where(WebhookEvent.shop == event.shop,
+                                                                WebhookEvent.id != event.id)
+                                     .execution_options(synchronize_session=False)).rowcount
+            session.execute(delete(JobMemory).where(JobMemory.job.in_([state_key(event.shop), memory_name(event.shop)]))
+                            .execution_options(synchronize_session=False))
+        return Handled("done", f"shop redaction: {snapshots} order snapshot(s) and {events} stored event(s) "
+                               f"of {event.shop} deleted")
+
+
+def _order_gids(ids: Any) -> list[str]:
+    if not isinstance(ids, list):
+        return []
+    return [gid for gid in (order_gid({"id": value}) for value in ids) if gid]
+
+
+def _body_order(body: str) -> str | None:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return None
+    return order_gid(payload) if isinstance(payload, dict) else None
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z") if moment else "?"
+
+
+def _slot_key(key: str) -> str:
+    # Too long for the column: cut, with a digest of the whole so two long keys stay distinct.
+    if len(key) <= SLOT_KEY_MAX:
+        return key
+    return key[:SLOT_KEY_MAX - 17] + "#" + hashlib.sha256(key.encode()).hexdigest()[:16]

@@ -1,0 +1,292 @@
+"""Processing stored Shopify webhooks, after they were answered: claim, handle, record.
+
+The route (`bot.webhooks.inbox`) commits each delivery as a `pending` row and answers 200. A worker
+claims pending rows a few at a time with one conditional statement (`UPDATE … SET status =
+'processing' WHERE id IN (oldest pending) AND status = 'pending' RETURNING …`; on PostgreSQL the
+ids are picked FOR UPDATE SKIP LOCKED), so of several workers — threads, processes or instances
+sharing one PostgreSQL — exactly one takes each row. Rows due for a retry, and `processing` rows
+whose claimer is gone (its process is dead on this host, or the claim is older than
+`stale_claim`), are claimed one by one under the same rule, `attempts` acting as their version.
+So an event answered 200 by a process that died before or during processing is processed after
+the restart (the worker drains first thing when it starts). A handler that raises leaves the row
+`failed` with the error and a `next_attempt_at` (backoff), up to `max_attempts` claims.
+
+The worker dispatches by topic to the handlers of `bot.webhooks.topics`, which say what each topic
+does (a topic without one is ignored); they are idempotent, so an event handled twice (retaken
+after a crash) never acts twice.
+
+The HMAC covers the body, not the headers: a body that names a shop (`myshopify_domain`,
+`shop_domain`) other than X-Shopify-Shop-Domain is ignored, and app/uninstalled and shop/redact
+must name theirs — a captured body resent under other headers destroys nothing.
+
+Bodies hold personal data: once an event is done (or ignored) its body is emptied; the row
+stays a while (KEEP_DONE) so a late redelivery is still recognised, then it is pruned. When a
+drain has emptied bodies, the SQLite WAL is checkpointed and truncated (bot.store.sqlite_scrub), so the
+bytes are gone from the files as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Callable
+
+from sqlalchemy import and_, delete, or_, select, update
+
+from bot.delivery.alerts import AlertFailed, AlertSender
+from bot.util.background import Repeating
+from bot.store.deliveries import _pid_alive, instance_id
+from bot.util.logs import redact
+from bot.store.models import WebhookEvent
+from bot.store.sqlite_scrub import scrub_files
+# Still importable from here, where they used to live.
+from bot.webhooks.order_snapshots import order_snapshot, snapshot_changes  # noqa: F401
+from bot.webhooks.topics import MUST_NAME_SHOP, Handled, StoredEvent, TopicHandlers
+from bot.webhooks.inbox import wakeup_event, write_session
+
+if TYPE_CHECKING:
+    from bot.app import App
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+RETRY_BASE = timedelta(seconds=30)
+RETRY_MAX = timedelta(hours=1)
+STALE_CLAIM = timedelta(minutes=15)  # a claim this old is another worker's crash, not its work
+POLL_INTERVAL = 5.0  # seconds between looks when nobody wakes the worker (retries, other instances)
+BATCH = 50  # failed/abandoned rows looked at per pass
+CLAIM_BATCH = 10  # pending rows claimed at once (one statement); the others stay free for other workers
+KEEP_DONE = timedelta(days=7)  # Shopify retries a delivery for 4 hours: dedupe well beyond that
+KEEP_FAILED = timedelta(days=30)
+PRUNE_EVERY = 3600.0
+
+# In StoredEvent's field order: claims return rows that become StoredEvent(*row).
+_EVENT_COLUMNS = (WebhookEvent.id, WebhookEvent.app, WebhookEvent.shop, WebhookEvent.topic, WebhookEvent.webhook_id,
+                  WebhookEvent.triggered_at, WebhookEvent.attempts, WebhookEvent.body)
+
+
+class WebhookWorker:
+    """Drains the stored events of one App: `start()` runs it in a thread, `drain_once()` one pass."""
+
+    def __init__(self, app: "App", *, poll_interval: float = POLL_INTERVAL, max_attempts: int = MAX_ATTEMPTS,
+                 stale_claim: timedelta = STALE_CLAIM, claim_batch: int = CLAIM_BATCH, owner: str | None = None,
+                 alerts: AlertSender | None = None):
+        self.app = app
+        self.claim_batch = claim_batch
+        self.poll_interval, self.max_attempts, self.stale_claim = poll_interval, max_attempts, stale_claim
+        self.owner = owner or instance_id()
+        self.alerts = alerts or AlertSender(app)
+        self._loop = Repeating("webhook-worker", self._tick, poll_interval, wake=wakeup_event(app),
+                               failure="webhook worker: draining failed; trying again shortly")
+        self._stop = self._loop.stopping
+        self._pruned_at = 0.0
+        self._scrub_due = False  # bodies were emptied since the WAL was last truncated
+        # A dict per worker: one topic's handler can be wrapped (tests do) without touching the others.
+        self.handlers: dict[str, Callable[[StoredEvent], Handled]] = TopicHandlers(app, self.alerts).by_topic()
+
+    # -- running -----------------------------------------------------------------------
+    def start(self) -> "WebhookWorker":
+        self._loop.start()
+        return self
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop after the event in hand; True if the thread ended within `timeout`."""
+        return self._loop.stop(timeout)
+
+    def alive(self) -> bool:
+        """True while its thread runs (for /healthz)."""
+        return self._loop.alive()
+
+    def _tick(self) -> None:
+        # A database hiccup raises out of here; the loop logs it and tries again shortly.
+        if self.drain_once():
+            self._scrub_due = True
+        if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = time.monotonic()
+            self.prune()
+        if self._scrub_due:  # once the backlog is drained: the emptied bodies leave the files too
+            self._scrub_due = not scrub_files(self.app.db)
+
+    def drain_once(self) -> int:
+        """Process every event that is due now (pending, retry due, or abandoned); returns how many."""
+        handled = 0
+        while not self._stop.is_set():
+            # Retries and take-overs first: looked for while nothing is in hand (see _abandoned).
+            retaken = [event for event in map(self._claim, self._others()) if event]
+            claimed = sorted(retaken + self._claim_pending(), key=lambda event: event.id)
+            if not claimed:
+                break
+            for index, event in enumerate(claimed):
+                if self._stop.is_set():
+                    self._release(claimed[index:])
+                    return handled
+                handled += 1
+                self._handle(event)
+        return handled
+
+    # -- claiming ----------------------------------------------------------------------
+    def _claim_pending(self) -> list[StoredEvent]:
+        """Take up to `claim_batch` pending rows, oldest first, in one statement.
+
+        `UPDATE … WHERE id IN (the oldest pending ids) AND status = 'pending' RETURNING`: a row
+        another worker took meanwhile no longer matches, so each row has one claimer. On
+        PostgreSQL the ids are picked FOR UPDATE SKIP LOCKED, so workers take different rows
+        instead of queueing on the same ones.
+        """
+        now = self.app.clock()
+        with write_session(self.app.db) as session:
+            oldest = (select(WebhookEvent.id).where(WebhookEvent.status == "pending")
+                      .order_by(WebhookEvent.id).limit(self.claim_batch))
+            if not self.app.db.is_sqlite:
+                oldest = oldest.with_for_update(skip_locked=True)
+            rows = session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id.in_(oldest.scalar_subquery()), WebhookEvent.status == "pending")
+                .values(status="processing", claimed_by=self.owner, claimed_at=now,
+                        attempts=WebhookEvent.attempts + 1)
+                .returning(*_EVENT_COLUMNS)
+                .execution_options(synchronize_session=False)).all()
+        return sorted((StoredEvent(*row) for row in rows), key=lambda event: event.id)
+
+    def _others(self) -> list[tuple[int, str, int, str | None]]:
+        """Failed rows due for a retry, and `processing` rows whose claimer is gone."""
+        now = self.app.clock()
+        columns = (WebhookEvent.id, WebhookEvent.status, WebhookEvent.attempts, WebhookEvent.claimed_by)
+        with self.app.db.session() as session:
+            due = session.execute(
+                select(*columns).where(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_not(None),
+                                       WebhookEvent.next_attempt_at <= now)
+                .order_by(WebhookEvent.id).limit(BATCH)).all()
+            busy = session.execute(
+                select(*columns, WebhookEvent.claimed_at).where(WebhookEvent.status == "processing")
+                .order_by(WebhookEvent.id).limit(BATCH)).all()
+        abandoned = [tuple(row[:4]) for row in busy if self._abandoned(row.claimed_by, row.claimed_at, now)]
+        return sorted([tuple(row) for row in due] + abandoned)
+
+    def _abandoned(self, claimed_by: str | None, claimed_at: datetime | None, now: datetime) -> bool:
+        if claimed_by == self.owner:
+            # Ours, yet nothing is in hand between batches: left by a pass that broke off (a
+            # database error while recording an outcome). Taken again rather than stranded.
+            return True
+        host, _, rest = (claimed_by or "").partition(":")
+        pid = rest.partition(":")[0]
+        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
+            return True
+        return claimed_at is None or now - claimed_at > self.stale_claim
+
+    def _claim(self, candidate: tuple[int, str, int, str | None]) -> StoredEvent | None:
+        """Take one row if it is still as read (status, attempts, claimer): one claimer wins."""
+        row_id, status, attempts, claimed_by = candidate
+        now = self.app.clock()
+        with write_session(self.app.db) as session:
+            row = session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == row_id, WebhookEvent.status == status, WebhookEvent.attempts == attempts,
+                       WebhookEvent.claimed_by.is_(None) if claimed_by is None
+                       else WebhookEvent.claimed_by == claimed_by)
+                .values(status="processing", claimed_by=self.owner, claimed_at=now, attempts=attempts + 1,
+                        next_attempt_at=None)
+                .returning(*_EVENT_COLUMNS)
+                .execution_options(synchronize_session=False)
+            ).one_or_none()
+        if row is None:
+            return None
+        event = StoredEvent(*row)
+        if status == "processing":
+            log.warning("webhook %s (%s, %s): taken over from %s, which stopped while processing it",
+                        event.webhook_id, event.topic, event.shop, claimed_by)
+        return event
+
+    def _release(self, events: list[StoredEvent]) -> None:
+        """Stopping: hand back claimed rows not started, as they were (the claim is not an attempt)."""
+        with write_session(self.app.db) as session:
+            for event in events:
+                session.execute(
+                    update(WebhookEvent)
+                    .where(WebhookEvent.id == event.id, WebhookEvent.claimed_by == self.owner,
+                           WebhookEvent.status == "processing")
+                    .values(status="pending", claimed_by=None, claimed_at=None, attempts=event.attempts - 1)
+                    .execution_options(synchronize_session=False))
+
+    # -- processing --------------------------------------------------------------------
+    def _handle(self, event: StoredEvent) -> None:
+        if event.attempts > self.max_attempts:
+            # Only a row re-taken again and again gets here: it stops its processes, somehow.
+            self._fail(event, f"gave up after {self.max_attempts} attempts (processing kept stopping)", final=True)
+            return
+        try:
+            handled = self.process(event)
+        except Exception as exc:  # noqa: BLE001 — recorded on the row and retried
+            if not isinstance(exc, AlertFailed):
+                log.exception("webhook %s (%s, %s) failed", event.webhook_id, event.topic, event.shop)
+            self._fail(event, redact(f"{type(exc).__name__}: {exc}"), final=event.attempts >= self.max_attempts)
+            return
+        self._finish(event, handled)
+
+    def process(self, event: StoredEvent) -> Handled:
+        """Run the topic's handler (the row is claimed by this worker)."""
+        handler = self.handlers.get(event.topic)
+        if handler is None:
+            return Handled("ignored", f"no handler for topic {event.topic!r}")
+        if not event.body:
+            return Handled("ignored", "the body was removed (redacted) before processing")
+        try:
+            payload = event.payload()
+        except ValueError:
+            return Handled("ignored", "the stored body is not JSON")
+        # The signature covers the body only, not the headers: a body must not act on another shop
+        # than the one it names (a captured body resent with other headers), and the destructive
+        # topics must name theirs.
+        named = payload.get("myshopify_domain") or payload.get("shop_domain")
+        if named is not None and str(named).lower() != event.shop:
+            return Handled("ignored", f"the body names shop {str(named)[:255]!r}, the headers {event.shop!r}")
+        if named is None and event.topic in MUST_NAME_SHOP:
+            return Handled("ignored", "the body does not name the shop")
+        return handler(event)
+
+    def _finish(self, event: StoredEvent, handled: Handled) -> None:
+        now = self.app.clock()
+        with write_session(self.app.db) as session:
+            changed = session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == event.id, WebhookEvent.claimed_by == self.owner,
+                       WebhookEvent.status == "processing")
+                .values(status=handled.status, result=handled.result[:2000], error=None, processed_at=now,
+                        next_attempt_at=None, body="")
+                .execution_options(synchronize_session=False)
+            ).rowcount
+        if not changed:
+            log.warning("webhook %s: processed, but another worker had taken it over meanwhile", event.webhook_id)
+            return
+        log.info("webhook %s (%s, %s): %s — %s", event.webhook_id, event.topic, event.shop, handled.status,
+                 handled.result)
+
+    def _fail(self, event: StoredEvent, error: str, *, final: bool) -> None:
+        now = self.app.clock()
+        retry_at = None if final else now + min(RETRY_BASE * 2 ** max(event.attempts - 1, 0), RETRY_MAX)
+        with write_session(self.app.db) as session:
+            session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.id == event.id, WebhookEvent.claimed_by == self.owner,
+                       WebhookEvent.status == "processing")
+                .values(status="failed", error=error[:2000], next_attempt_at=retry_at, processed_at=now)
+                .execution_options(synchronize_session=False))
+        if final:
+            log.error("webhook %s (%s, %s) failed for good after %d attempts: %s", event.webhook_id, event.topic,
+                      event.shop, event.attempts, error)
+        else:
+            log.warning("webhook %s (%s, %s) failed (attempt %d), retried at %s: %s", event.webhook_id, event.topic,
+                        event.shop, event.attempts, f"{retry_at:%H:%M:%S} UTC", error)
+
+    def prune(self) -> int:
+        """Delete finished rows past their keeping time; returns how many."""
+        now = self.app.clock()
+        with write_session(self.app.db) as session:
+            return session.execute(
+                delete(WebhookEvent).where(or_(
+                    and_(WebhookEvent.status.in_(("done", "ignored")), WebhookEvent.received_at < now - KEEP_DONE),
+                    and_(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_(None),
+                         WebhookEvent.received_at < now - KEEP_FAILED)))
+                .execution_options(synchronize_session=False)).rowcount
