@@ -20,7 +20,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.delivery.runner import Runner
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import serve

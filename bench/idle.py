@@ -95,7 +95,7 @@ def free_port() -> int:
 
 def child(config_path: str, runs: int) -> int:
     from bot.app import App
-    from bot.config.model import load_config
+    from bot.app import load_config
     from bot.store.db import utcnow
     from bot.service.scheduler import BotScheduler
     from bot.config.secrets import Secrets
@@ -199,7 +199,7 @@ def main() -> int:
     from cryptography.fernet import Fernet
 
     from bot.app import App
-    from bot.config.model import load_config
+    from bot.app import load_config
     from bot.sandbox.kakao import KakaoSandbox
     from bot.sandbox.server import serve
     from bot.sandbox.web import DEMO_MENU_HTML, create_web_app

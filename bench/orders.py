@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone
 from bot.util.retry import RetryPolicy
 from bot.sandbox.server import serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.shopify.client import ShopifyHttp, new_session
+from bot.shopify.client import ShopifyHttp
+from bot.util.http import new_session
 from bot.shopify.graphql import ShopifyGraphQL
 from bot.shopify.orders_query import fetch_orders
 

@@ -46,7 +46,7 @@ from flask import Flask
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.store.models import WebhookEvent
 from bot.config.secrets import Secrets
 from bot.shopify.signing import webhook_hmac

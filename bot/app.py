@@ -5,28 +5,36 @@ Nothing here is global: each command builds one App and passes it on explicitly.
 
 from __future__ import annotations
 
+import os
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import requests
 
+import jobs
+from bot.config import loader
 from bot.config.model import Config, ConfigError
+from bot.config.secrets import Secrets
+from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp
+from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth
+from bot.shopify.graphql import ShopifyGraphQL
 from bot.store.db import Database, utcnow
 from bot.store.deliveries import DeliveryLog
-from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp, new_session
+from bot.util.http import new_session
 from bot.util.progress import QUIET, Progress
 from bot.util.redaction import Redactor
 from bot.util.retry import RetryPolicy
-from bot.config.secrets import Secrets
-from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth
 from tokens.kakao import KakaoTokens
+from tokens.shopify import ShopifyTokens
 from tokens.vault import Vault
 
-if TYPE_CHECKING:
-    from bot.shopify.graphql import ShopifyGraphQL
-    from tokens.shopify import ShopifyTokens
+
+def load_config(path: str | os.PathLike, *, require_file: bool = False) -> Config:
+    """`config.toml` read and validated, its jobs checked against the job kinds of `jobs/`."""
+    return loader.load_config(path, jobs=jobs.CATALOG, require_file=require_file)
 
 
 @dataclass
@@ -94,15 +102,11 @@ class App:
         return ShopifyOAuth(self.shopify_http, origin=self.config.shopify.origin, app=self.shopify_app(app_name))
 
     @cached_property
-    def shopify_tokens(self) -> "ShopifyTokens":
-        from tokens.shopify import ShopifyTokens
-
+    def shopify_tokens(self) -> ShopifyTokens:
         return ShopifyTokens(self.db, self.vault, oauth_for=self.shopify_oauth, clock=self.clock)
 
-    def shopify_graphql(self, shop: str, progress: Progress = QUIET) -> "ShopifyGraphQL":
+    def shopify_graphql(self, shop: str, progress: Progress = QUIET) -> ShopifyGraphQL:
         """The Admin GraphQL API of `shop`, through whichever app holds its active install."""
-        from bot.shopify.graphql import ShopifyGraphQL
-
         return ShopifyGraphQL(self.shopify_http, origin=self.config.shopify.origin, shop=shop,
                               api_version=self.config.shopify.api_version, tokens=self.shopify_tokens.source(shop),
                               progress=progress)
@@ -110,6 +114,11 @@ class App:
     def kakao_api(self, account: str) -> KakaoApi:
         return KakaoApi(self.kakao_http, api_url=self.config.kakao.api_url,
                         tokens=self.kakao_tokens.source(account))
+
+    @cached_property
+    def webhook_wakeup(self) -> threading.Event:
+        """Set when a webhook was stored: wakes this App's webhook worker at once."""
+        return threading.Event()
 
     def close(self) -> None:
         if "db" in self.__dict__:

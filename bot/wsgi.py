@@ -17,7 +17,8 @@ import logging
 from flask import Flask
 
 from bot.app import App
-from bot.config.model import default_config_path, load_config
+from bot.config.model import default_config_path
+from bot.app import load_config
 from bot.util.logs import setup_logging
 from bot.util.redaction import Redactor
 from bot.config.secrets import Secrets

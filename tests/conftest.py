@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.util.retry import RetryPolicy
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve

@@ -15,7 +15,8 @@ from typing import Any, Callable
 import click
 
 from bot.app import App
-from bot.config.model import Config, ConfigError, default_config_path, load_config
+from bot.config.model import Config, ConfigError, default_config_path
+from bot.app import load_config
 from bot.store.db import DatabaseUnavailable
 from bot.kakao.errors import KakaoError
 from bot.util.redaction import Redactor

@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 
 from bot.cli import demo_shopify
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.connect.kakao_login import kakao_login
 from bot.cli.preview import preview
 from bot.delivery.runner import Runner

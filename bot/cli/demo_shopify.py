@@ -87,9 +87,9 @@ def shopify_half(app: App, standin: ShopifySandbox, kakao: KakaoSandbox, bot_por
 def _connect(app: App, out: Callable[[str], None], step: int) -> None:
     answer = app.shopify_oauth(APP).client_credentials(SHOP)
     status = app.shopify_tokens.store(APP, SHOP, "client_credentials", answer)
-    created = subscribe(app.shopify_graphql(SHOP), webhook_uri(app.config, APP))
+    created = subscribe(app.shopify_graphql(SHOP), webhook_uri(app.config.server.public_url, APP))
     out(f"{step}. Shopify: {SHOP} connected with client credentials (like `shopify connect`): scopes "
-        f"{', '.join(status.scopes)}; webhooks {', '.join(created)} → {webhook_uri(app.config, APP)}")
+        f"{', '.join(status.scopes)}; webhooks {', '.join(created)} → {webhook_uri(app.config.server.public_url, APP)}")
 
 
 def _digest(app: App, standin: ShopifySandbox, out: Callable[[str], None], step: int) -> bool:

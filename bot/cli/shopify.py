@@ -134,7 +134,7 @@ def _subscribe_webhooks(app: App, name: str, shop: str) -> None:
     from bot.connect.shopify_install import shop_graphql
     from bot.shopify.subscriptions import subscribe, webhook_uri
 
-    uri = webhook_uri(app.config, name)
+    uri = webhook_uri(app.config.server.public_url, name)
     try:
         created = subscribe(shop_graphql(app, shop, name), uri)
     except ShopifyError as exc:
@@ -185,7 +185,8 @@ def shopify_app_toml(state: CliState, app_name: str | None) -> None:
         raise UsageProblem(f"no Shopify app named {name!r} (apps: {', '.join(configured)})")
     # Only the client id is printed: the secret is neither needed nor shown.
     client_id = app.secrets.require(configured[name].api_key_env, f"client id of Shopify app {name!r}")
-    click.echo(app_toml(app.config, configured[name], client_id), nl=False)
+    click.echo(app_toml(public_url=app.config.server.public_url, api_version=app.config.shopify.api_version,
+                        app_name=name, scopes=configured[name].scopes, client_id=client_id), nl=False)
 
 
 @shopify.command("shops")

@@ -31,6 +31,7 @@ from bot.app import App
 from bot.kakao.errors import KakaoOAuthError
 from tokens.kakao import LoginStatus
 
+KAKAO_STATE_PREFIX = "kakao:"  # oauth_states purpose of a Kakao login: "kakao:<account>"
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
 IDLE_CONNECTION_TIMEOUT = 5.0  # seconds a connection to the listener may stay silent
 SERVER_CALLBACK_PATH = "/kakao/callback"  # the route of `run` that completes a login
@@ -197,7 +198,7 @@ def _login_via_server(app: App, account: str, out: Callable[[str], None], timeou
                       on_listening: Callable[[str], None] | None) -> LoginStatus:
     """The running server completes the login; wait (bounded) until it has stored it."""
     redirect_uri = app.config.kakao.redirect_uri
-    state = oauth_states.issue(app.db, f"kakao:{account}", account,
+    state = oauth_states.issue(app.db, f"{KAKAO_STATE_PREFIX}{account}", account,
                                ttl=timedelta(seconds=max(timeout, 60)), clock=app.clock)
     url = app.kakao_auth.authorize_url(state)
     out(f"{redirect_uri} is served by the running bot (`python -m bot run`): it will receive Kakao's "

@@ -197,7 +197,7 @@ def finish_install(app: App, app_name: str, query: Query) -> Installed:
                              "nothing was stored. Grant them in the app's configuration and install again")
     status = app.shopify_tokens.store(app_name, shop, "oauth", answer)
 
-    uri = webhook_uri(app.config, app_name)
+    uri = webhook_uri(app.config.server.public_url, app_name)
     created: tuple[str, ...] = ()
     error = None
     try:

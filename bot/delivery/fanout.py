@@ -17,7 +17,8 @@ from bot.store.deliveries import Claim, DeliveryLog
 from bot.kakao.client import MAX_RECEIVERS, KakaoApi
 from bot.kakao.errors import KakaoError, KakaoOAuthError, KakaoSendUnknown
 from bot.util.progress import QUIET, Progress
-from bot.kakao.quota import ME_RESERVE, QuotaBook, quota_day
+from bot.kakao.quota import ME_RESERVE, quota_day
+from bot.store.quota_counts import load_quota_book
 from bot.kakao.recipients import Recipient, Target, Unreachable
 from bot.util.report_logging import IN_REPORT
 
@@ -94,7 +95,7 @@ class Fanout:
             else:
                 claimed.append((target, claim.row_id))
         with self.db_session() as session:
-            book = QuotaBook.load(session, self.sender, day, [t.key for t, _ in claimed], self.reserve)
+            book = load_quota_book(session, self.sender, day, [t.key for t, _ in claimed], self.reserve)
         allowed = []
         for target, row_id in claimed:
             refusal = book.take(target.key, alert=self.alert)

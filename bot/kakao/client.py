@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from bot import __version__
 from bot.kakao.errors import (
     KakaoAuthError, KakaoError, KakaoOAuthError, KakaoSendUnknown, KakaoUnavailable, KakaoUnreachable, api_error,
     oauth_error,
@@ -28,16 +27,9 @@ from bot.util.urls import host_port
 
 log = logging.getLogger(__name__)
 
-USER_AGENT = f"kakao-shopify-bot/{__version__} (+python-requests)"
 FORM = "application/x-www-form-urlencoded;charset=utf-8"
 MAX_RECEIVERS = 5  # Kakao's limit per friend-message call
 FRIENDS_PAGE = 100
-
-
-def new_session() -> requests.Session:
-    session = requests.Session()
-    session.headers["User-Agent"] = USER_AGENT
-    return session
 
 
 class KakaoHttp:

@@ -78,7 +78,7 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     scheduler: Any = None
     restore = _install_signal_handlers(stop)
     try:
-        from bot.webhooks.inbox import start_background
+        from bot.webhooks.worker import start_background
 
         workers = state.workers = list(start_background(app) or [])
         # Catches up on slots missed while down, then schedules; a SIGTERM meanwhile cuts a fan-out short.

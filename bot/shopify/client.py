@@ -14,7 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from bot.kakao.client import new_session
+from bot.util.http import new_session
 from bot.util.retry import RetryPolicy
 from bot.shopify.errors import (
     ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifyReauthRequired, ShopifyUnavailable,
@@ -23,7 +23,7 @@ from bot.util.urls import host_port
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ShopifyApp", "ShopifyHttp", "ShopifyOAuth", "ShopifyTokenAnswer", "new_session", "shop_url"]
+__all__ = ["ShopifyApp", "ShopifyHttp", "ShopifyOAuth", "ShopifyTokenAnswer", "shop_url"]
 
 
 @dataclass(frozen=True)

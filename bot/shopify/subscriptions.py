@@ -18,7 +18,6 @@ import json
 import logging
 from typing import Any, Iterable
 
-from bot.config.model import Config, ShopifyAppConfig
 from bot.util.report_logging import IN_REPORT
 from bot.shopify.errors import ShopifyError
 from bot.shopify.graphql import ShopifyGraphQL
@@ -50,9 +49,9 @@ mutation WebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $uri: %s!)
 """
 
 
-def webhook_uri(config: Config, app_name: str) -> str:
-    """Where Shopify delivers `app_name`'s webhooks: `POST /shopify/<app>/webhooks` of `run`."""
-    return f"{config.server.public_url.rstrip('/')}/shopify/{app_name}/webhooks"
+def webhook_uri(public_url: str, app_name: str) -> str:
+    """Where Shopify delivers `app_name`'s webhooks: `POST /shopify/<app>/webhooks` of `run` at `public_url`."""
+    return f"{public_url.rstrip('/')}/shopify/{app_name}/webhooks"
 
 
 def _unified(api_version: str) -> bool:
@@ -133,32 +132,32 @@ def _toml_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(_toml_string(value) for value in values) + "]"
 
 
-def app_toml(config: Config, app: ShopifyAppConfig, client_id: str) -> str:
-    """The `shopify.app.toml` settings that make Shopify use this server for `app`.
+def app_toml(*, public_url: str, api_version: str, app_name: str, scopes: Iterable[str], client_id: str) -> str:
+    """The `shopify.app.toml` settings that make Shopify use this server for the app `app_name`.
 
     `embedded = false`: the app URL serves a plain status page (no App Bridge), so Shopify
     opens it in its own tab, where the OAuth redirect needs no iframe breakout (the app URL
     still breaks out when it is framed, `embedded=1`). `name` is left out on purpose: a
     deploy would rename the app to whatever is printed here.
     """
-    base = config.server.public_url.rstrip("/")
-    uri = webhook_uri(config, app.name)
+    base = public_url.rstrip("/")
+    uri = webhook_uri(public_url, app_name)
     return "\n".join([
-        f"# shopify.app.toml settings for app {app.name!r} served by {base}",
+        f"# shopify.app.toml settings for app {app_name!r} served by {base}",
         "# (printed by `python -m bot shopify app-toml`). Merge them into the app's configuration file",
         "# — keep your own `name` — and run `shopify app deploy`.",
         f"client_id = {_toml_string(client_id)}",
-        f"application_url = {_toml_string(f'{base}/shopify/{app.name}')}",
+        f"application_url = {_toml_string(f'{base}/shopify/{app_name}')}",
         "embedded = false",
         "",
         "[access_scopes]",
-        f"scopes = {_toml_string(','.join(app.scopes))}",
+        f"scopes = {_toml_string(','.join(scopes))}",
         "",
         "[auth]",
-        f"redirect_urls = {_toml_list([f'{base}/shopify/{app.name}/callback'])}",
+        f"redirect_urls = {_toml_list([f'{base}/shopify/{app_name}/callback'])}",
         "",
         "[webhooks]",
-        f"api_version = {_toml_string(config.shopify.api_version)}",
+        f"api_version = {_toml_string(api_version)}",
         "",
         "# App-specific subscriptions, for every shop the app is installed on.",
         "[[webhooks.subscriptions]]",

@@ -10,7 +10,8 @@ What every route gets from here:
 - one access-log line per request on the `bot.access` logger: method, path, status, duration.
   The query string is never logged (OAuth redirects carry code, state and hmac there).
 
-Routes of this module: `GET /kakao/callback`; `GET /healthz` is bot.web.health's.
+Routes: `GET /kakao/callback` (bot.web.kakao_callback), `GET /healthz` (bot.web.health), the Shopify app
+(bot.web.shopify_routes) and webhook intake (bot.web.webhook_intake).
 """
 
 from __future__ import annotations
@@ -21,24 +22,23 @@ import time
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from markupsafe import escape
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bot.app import App
 from bot.config.model import ConfigError
-from bot.kakao.errors import KakaoError, KakaoOAuthError
-from bot.connect.oauth_states import StateInvalid, consume_prefixed
 from bot.config.secrets import MissingSecret
+from bot.web.context import error_response, printable
+from bot.web.health import blueprint as health_blueprint
+from bot.web.kakao_callback import blueprint as kakao_callback_blueprint
+from bot.web.shopify_routes import blueprint as shopify_blueprint
+from bot.web.webhook_intake import blueprint as webhooks_blueprint
 from tokens.vault import VaultError
 
 MAX_BODY_BYTES = 1024 * 1024  # webhooks and OAuth redirects are far smaller
-KAKAO_STATE_PREFIX = "kakao:"  # oauth_states purpose of a Kakao login: "kakao:<account>"
 
 log = logging.getLogger("bot.server")
 access_log = logging.getLogger("bot.access")
-
-core = Blueprint("core", __name__)
 
 
 def create_app(app: App) -> Flask:
@@ -47,11 +47,7 @@ def create_app(app: App) -> Flask:
     flask_app.json.ensure_ascii = False  # Korean messages stay readable in a browser
     flask_app.extensions["bot"] = app
 
-    from bot.web.health import blueprint as health_blueprint
-    from bot.web.shopify_routes import blueprint as shopify_blueprint
-    from bot.webhooks.inbox import blueprint as webhooks_blueprint
-
-    flask_app.register_blueprint(core)
+    flask_app.register_blueprint(kakao_callback_blueprint)
     flask_app.register_blueprint(health_blueprint)
     flask_app.register_blueprint(shopify_blueprint)
     flask_app.register_blueprint(webhooks_blueprint)
@@ -60,19 +56,6 @@ def create_app(app: App) -> Flask:
     flask_app.register_error_handler(Exception, _unexpected_error)
     flask_app.wsgi_app = AccessLog(flask_app.wsgi_app)  # type: ignore[method-assign]
     return flask_app
-
-
-def bot_app() -> App:
-    """The bot App of the Flask app handling this request."""
-    return current_app.extensions["bot"]
-
-
-def error_response(status: int, error: str, message: str) -> Response:
-    """The JSON error body every 4xx/5xx of this server has."""
-    response = jsonify(error=error, message=message)
-    response.status_code = status
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 # -- errors, limits, access log ---------------------------------------------------------------------
@@ -142,70 +125,11 @@ class AccessLog:
             return self.wsgi_app(environ, recording_start_response)
         finally:
             code = status[-1].split(" ", 1)[0] if status else "500"
-            access_log.info("%s %s %s %.1fms", _safe(environ.get("REQUEST_METHOD", "-"), 16),
+            access_log.info("%s %s %s %.1fms", printable(environ.get("REQUEST_METHOD", "-"), 16),
                             _log_path(environ), code, (time.monotonic() - started) * 1000)
 
 
 def _log_path(environ: dict) -> str:
     path = (environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
     # WSGI strings are latin-1 decoded bytes: re-encode, then percent-encode anything unusual.
-    return _safe(quote(path.encode("latin-1", "replace"), safe=_PATH_SAFE_CHARS), 300)
-
-
-def _safe(value: str, limit: int) -> str:
-    value = re.sub(r"[^\x21-\x7e]", "?", value)
-    return value if len(value) <= limit else value[:limit] + "…"
-
-
-# -- GET /kakao/callback ----------------------------------------------------------------------------
-
-CONSENT_MESSAGE = ("consent was declined at Kakao (access_denied). Log in again and agree to "
-                   "'카카오톡 메시지 전송' (talk_message) and '친구 목록' (friends)")
-
-
-@core.get("/kakao/callback")
-def kakao_callback() -> Response:
-    """Kakao's redirect after a login started with a state from `issue(db, "kakao:<account>", …)`."""
-    app = bot_app()
-    args = request.args
-    error = args.get("error")
-    if error:
-        if args.get("state"):
-            # The state is spent either way, so that a waiting `kakao login` learns the attempt is over.
-            try:
-                consume_prefixed(app.db, KAKAO_STATE_PREFIX, args.get("state"), clock=app.clock)
-            except StateInvalid:
-                pass
-        if error == "access_denied":
-            return error_response(400, "access_denied", CONSENT_MESSAGE)
-        description = _safe(args.get("error_description") or "", 200)
-        return error_response(400, "kakao_error", f"Kakao answered {_safe(error, 64)}: {description}".strip())
-    try:
-        consumed = consume_prefixed(app.db, KAKAO_STATE_PREFIX, args.get("state"), clock=app.clock)
-    except StateInvalid as exc:
-        return error_response(400, f"state_{exc.reason}", f"{exc}: run `python -m bot kakao login` again")
-    account = consumed.purpose[len(KAKAO_STATE_PREFIX):]
-    code = args.get("code")
-    if not code:
-        return error_response(400, "missing_code", "Kakao's redirect carried no code")
-    try:
-        answer = app.kakao_auth.exchange_code(code)
-    except KakaoOAuthError as exc:
-        log.warning("Kakao login %r: code exchange refused: %s", account, exc)
-        return error_response(400, "kakao_login_failed", str(exc))
-    except KakaoError as exc:
-        log.error("Kakao login %r: code exchange failed: %s", account, exc)
-        return error_response(502, "kakao_unavailable", f"Kakao could not be reached: {exc}")
-    status = app.kakao_tokens.store_login(account, answer)
-    log.info("Kakao login %r stored (scopes: %s)", account, " ".join(status.scopes) or "?")
-    missing = sorted({"talk_message", "friends"} - set(status.scopes)) if answer.scope else []
-    warning = (f"<p>카카오가 다음 권한을 허용하지 않았습니다: {escape(', '.join(missing))}. "
-               "동의항목을 켜고 다시 로그인하세요.</p>" if missing else "")
-    page = ("<!doctype html><meta charset=\"utf-8\"><title>로그인 완료</title>"
-            f"<h1>로그인 완료</h1><p>카카오 계정이 {escape(account)!s} 이름으로 저장되었습니다. "
-            f"이 창을 닫아도 됩니다.</p>{warning}")
-    response = Response(page, status=200, content_type="text/html; charset=utf-8")
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    response.headers["Content-Security-Policy"] = "default-src 'none'"
-    return response
+    return printable(quote(path.encode("latin-1", "replace"), safe=_PATH_SAFE_CHARS), 300)

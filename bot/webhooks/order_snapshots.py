@@ -18,7 +18,6 @@ from sqlalchemy import and_, false, or_, select, true, update
 
 from bot.store.db import insert_for
 from bot.store.models import OrderSnapshot
-from bot.webhooks.inbox import write_session
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -96,7 +95,7 @@ def write_snapshot(app: "App", shop: str, gid: str, snapshot: dict[str, Any], up
     """Insert, or replace unless the stored one is newer; True if written."""
     values = dict(updated_at=updated_at, last_event_at=event_at,
                   snapshot_json=json.dumps(snapshot, ensure_ascii=False, sort_keys=True))
-    with write_session(app.db) as session:
+    with app.db.write_session() as session:
         inserted = session.execute(
             insert_for(session.bind.dialect.name, OrderSnapshot).values(shop=shop, order_id=gid, created_at=app.clock(), **values)
             .on_conflict_do_nothing(index_elements=["shop", "order_id"]).returning(OrderSnapshot.id)

@@ -34,7 +34,7 @@ from bot.delivery.alerts import AlertFailed, AlertSender, alert_jobs
 from bot.store.models import JobMemory, OrderSnapshot, WebhookEvent
 from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
 from bot.webhooks.reconcile import state_key
-from bot.webhooks.inbox import parse_time, write_session
+from bot.webhooks.inbox import parse_time
 from jobs.shopify_order_alert import order_gid
 
 if TYPE_CHECKING:
@@ -168,7 +168,7 @@ class TopicHandlers:
     def customer_redact(self, event: StoredEvent) -> Handled:
         payload = event.payload()
         gids = _order_gids(payload.get("orders_to_redact"))
-        with write_session(self.app.db) as session:
+        with self.app.db.write_session() as session:
             deleted = session.execute(delete(OrderSnapshot).where(
                 OrderSnapshot.shop == event.shop, OrderSnapshot.order_id.in_(gids))
                 .execution_options(synchronize_session=False)).rowcount
@@ -184,7 +184,7 @@ class TopicHandlers:
                                f"event body(ies) deleted of the {len(gids)} order(s) named")
 
     def shop_redact(self, event: StoredEvent) -> Handled:
-        with write_session(self.app.db) as session:
+        with self.app.db.write_session() as session:
             snapshots = session.execute(delete(OrderSnapshot).where(OrderSnapshot.shop == event.shop)
                                         .execution_options(synchronize_session=False)).rowcount
             events = session.execute(delete(WebhookEvent).where(WebhookEvent.shop == event.shop,

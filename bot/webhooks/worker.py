@@ -44,7 +44,6 @@ from bot.store.sqlite_scrub import scrub_files
 # Still importable from here, where they used to live.
 from bot.webhooks.order_snapshots import order_snapshot, snapshot_changes  # noqa: F401
 from bot.webhooks.topics import MUST_NAME_SHOP, Handled, StoredEvent, TopicHandlers
-from bot.webhooks.inbox import wakeup_event, write_session
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -78,7 +77,7 @@ class WebhookWorker:
         self.poll_interval, self.max_attempts, self.stale_claim = poll_interval, max_attempts, stale_claim
         self.owner = owner or instance_id()
         self.alerts = alerts or AlertSender(app)
-        self._loop = Repeating("webhook-worker", self._tick, poll_interval, wake=wakeup_event(app),
+        self._loop = Repeating("webhook-worker", self._tick, poll_interval, wake=app.webhook_wakeup,
                                failure="webhook worker: draining failed; trying again shortly")
         self._stop = self._loop.stopping
         self._pruned_at = 0.0
@@ -136,7 +135,7 @@ class WebhookWorker:
         instead of queueing on the same ones.
         """
         now = self.app.clock()
-        with write_session(self.app.db) as session:
+        with self.app.db.write_session() as session:
             oldest = (select(WebhookEvent.id).where(WebhookEvent.status == "pending")
                       .order_by(WebhookEvent.id).limit(self.claim_batch))
             if not self.app.db.is_sqlite:
@@ -180,7 +179,7 @@ class WebhookWorker:
         """Take one row if it is still as read (status, attempts, claimer): one claimer wins."""
         row_id, status, attempts, claimed_by = candidate
         now = self.app.clock()
-        with write_session(self.app.db) as session:
+        with self.app.db.write_session() as session:
             row = session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id == row_id, WebhookEvent.status == status, WebhookEvent.attempts == attempts,
@@ -201,7 +200,7 @@ class WebhookWorker:
 
     def _release(self, events: list[StoredEvent]) -> None:
         """Stopping: hand back claimed rows not started, as they were (the claim is not an attempt)."""
-        with write_session(self.app.db) as session:
+        with self.app.db.write_session() as session:
             for event in events:
                 session.execute(
                     update(WebhookEvent)
@@ -248,7 +247,7 @@ class WebhookWorker:
 
     def _finish(self, event: StoredEvent, handled: Handled) -> None:
         now = self.app.clock()
-        with write_session(self.app.db) as session:
+        with self.app.db.write_session() as session:
             changed = session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id == event.id, WebhookEvent.claimed_by == self.owner,
@@ -266,7 +265,7 @@ class WebhookWorker:
     def _fail(self, event: StoredEvent, error: str, *, final: bool) -> None:
         now = self.app.clock()
         retry_at = None if final else now + min(RETRY_BASE * 2 ** max(event.attempts - 1, 0), RETRY_MAX)
-        with write_session(self.app.db) as session:
+        with self.app.db.write_session() as session:
             session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id == event.id, WebhookEvent.claimed_by == self.owner,
@@ -283,10 +282,17 @@ class WebhookWorker:
     def prune(self) -> int:
         """Delete finished rows past their keeping time; returns how many."""
         now = self.app.clock()
-        with write_session(self.app.db) as session:
+        with self.app.db.write_session() as session:
             return session.execute(
                 delete(WebhookEvent).where(or_(
                     and_(WebhookEvent.status.in_(("done", "ignored")), WebhookEvent.received_at < now - KEEP_DONE),
                     and_(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_(None),
                          WebhookEvent.received_at < now - KEEP_FAILED)))
                 .execution_options(synchronize_session=False)).rowcount
+
+
+def start_background(app: "App") -> list[WebhookWorker]:
+    """Start the webhook worker (it has .stop(timeout)); it first drains what an earlier process left
+    (stored and answered, but not processed). The order reconciliation is a scheduler job
+    (bot.webhooks.reconcile.register_reconciliation)."""
+    return [WebhookWorker(app).start()]

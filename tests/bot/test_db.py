@@ -23,7 +23,8 @@ from sqlalchemy.exc import StatementError
 import bot.store.models  # noqa: F401  (tables on Base.metadata)
 import tokens.models  # noqa: F401
 from bot.cli.main import cli
-from bot.config.model import ConfigError, load_config
+from bot.config.model import ConfigError
+from bot.app import load_config
 from bot.store.db import MIGRATION_LOCK_KEY, SCHEMA_HEAD, Base, Database, UTCDateTime, alembic_config, normalize_url
 from bot.store.models import JobMemory
 

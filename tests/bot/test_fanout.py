@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.store.deliveries import DeliveryLog
 from bot.kakao.client import KakaoApi
 from bot.store.models import Delivery, JobMemory

@@ -16,7 +16,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from upstream_fixtures import load_fixture
 
-from bot.kakao.client import FORM, FriendSendResult, KakaoApi, KakaoAuth, KakaoHttp, new_session
+from bot.kakao.client import FORM, FriendSendResult, KakaoApi, KakaoAuth, KakaoHttp
+from bot.util.http import new_session
 from bot.kakao.errors import (
     KakaoAuthError,
     KakaoBadRequest,

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from bot.app import App
 from bot.cli.main import cli
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.kakao.errors import KakaoLoginRequired
 import bot.connect.kakao_login
 from bot.connect.kakao_login import LoginFailed, kakao_login

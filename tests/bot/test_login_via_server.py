@@ -16,7 +16,7 @@ import requests
 import bot.connect.kakao_login
 from bot.connect import oauth_states
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.connect.kakao_login import LoginFailed, kakao_login
 from bot.util.retry import RetryPolicy
 from bot.service.run import run_service

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.store.models import Delivery, WebhookEvent
 from bot.util.retry import RetryPolicy
 from bot.delivery.runner import Runner
@@ -221,7 +221,7 @@ RUN_SLOT = textwrap.dedent("""\
     import sys
     from pathlib import Path
     from bot.app import App
-    from bot.config.model import load_config
+    from bot.app import load_config
     from bot.delivery.runner import Runner
     from bot.config.secrets import Secrets
 

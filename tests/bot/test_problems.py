@@ -17,7 +17,8 @@ from bot.store.job_memory import StoredJobState
 from bot.store.models import Delivery, Problem
 from bot.delivery.problems import (ALERT_JOB, FAILURES_KEY, ProblemReporter, alert_slot_key, open_problems,
                           register_checks)
-from bot.kakao.quota import QuotaBook, quota_day
+from bot.kakao.quota import quota_day
+from bot.store.quota_counts import load_quota_book
 from bot.kakao.recipients import Target
 from bot.delivery.runner import Runner
 from bot.sandbox.kakao import MAINTENANCE
@@ -235,7 +236,7 @@ def test_the_quota_reserve_carries_the_message_when_the_daily_quota_is_otherwise
             session.add(Delivery(job="menu", slot_key=f"run:{index}", recipient="me", label="me", sender="default",
                                  status="sent", quota_day=day, claimed_by="test"))
     with app.db.session() as session:
-        book = QuotaBook.load(session, "default", day, ["me"], app.config.quota_reserve)
+        book = load_quota_book(session, "default", day, ["me"], app.config.quota_reserve)
     assert book.take("me") is not None  # an ordinary message is refused: 5 are kept in reserve
     assert reporter.raise_("custom:thing", "something broke") is True
     assert len(alerts(sandbox)) == 1

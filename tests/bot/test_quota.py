@@ -16,6 +16,7 @@ from bot.delivery.fanout import Fanout
 from bot.kakao.client import FriendSendResult
 from bot.store.models import Delivery
 from bot.kakao.quota import APP_DAILY, ME_RESERVE, PAIR_DAILY, RECIPIENT_DAILY, SENDER_DAILY, QuotaBook, quota_day
+from bot.store.quota_counts import load_quota_book
 from bot.kakao.recipients import Target
 
 DAY = "2026-11-22"
@@ -47,7 +48,7 @@ def add(db: Database, n: int, *, sender: str = "default", recipient: str | None 
 
 def book(db: Database, recipients: list[str], sender: str = "default", day: str = DAY) -> QuotaBook:
     with db.session() as session:
-        return QuotaBook.load(session, sender, day, recipients)
+        return load_quota_book(session, sender, day, recipients)
 
 
 def takes(quota: QuotaBook, recipient: str, n: int, *, alert: bool = False) -> list[str | None]:
@@ -210,8 +211,8 @@ def test_fanout_skips_by_quota_with_the_counts_of_the_korean_day(db):
 def test_a_smaller_reserve_lets_normal_messages_use_more_of_the_sender_quota(db):
     add(db, 97)
     with db.session() as session:
-        no_reserve = QuotaBook.load(session, "default", DAY, ["uuid:a"], reserve=0)
-        default = QuotaBook.load(session, "default", DAY, ["uuid:a"])
+        no_reserve = load_quota_book(session, "default", DAY, ["uuid:a"], reserve=0)
+        default = load_quota_book(session, "default", DAY, ["uuid:a"])
     assert takes(no_reserve, "uuid:a", 4) == [None, None, None, no_reserve.take("uuid:a")]
     assert "daily quota (100/100)" in no_reserve.take("uuid:a")
     assert "5 kept for problem reports" in default.take("uuid:a")

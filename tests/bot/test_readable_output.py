@@ -17,7 +17,7 @@ from click.testing import CliRunner, Result
 
 from bot.app import App
 from bot.cli.main import cli
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.kakao.client import KakaoHttp
 from bot.kakao.errors import KakaoLoginRequired, KakaoUnreachable, api_error
 from bot.connect.kakao_login import LoginFailed, kakao_login

@@ -23,7 +23,8 @@ from sqlalchemy import select
 import bot.delivery.runner
 from bot.app import App
 from bot.cli.main import cli
-from bot.config.model import ConfigError, load_config
+from bot.config.model import ConfigError
+from bot.app import load_config
 from bot.store.models import Delivery
 from bot.delivery.runner import RunReport
 from bot.sandbox.server import RunningServer, serve

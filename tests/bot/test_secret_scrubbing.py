@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from bot.app import App
 from bot.cli.main import cli
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.web.health import ServiceState, attach_service_state
 from bot.kakao.errors import KakaoLoginRequired
 from bot.util.redaction import MASK, MAX_VALUES, Redactor

@@ -21,7 +21,7 @@ from flask import Flask
 
 import bot.service.run
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.config.secrets import Secrets
 from bot.service.run import run_service
 
@@ -141,7 +141,7 @@ def test_a_request_in_flight_when_stopping_still_gets_its_answer(service_app, mo
 
 
 def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(service_app, monkeypatch):
-    import bot.webhooks.inbox
+    import bot.webhooks.worker
 
     events: list[Any] = []
 
@@ -160,7 +160,7 @@ def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(s
         events.append("started")
         return [Worker("webhooks"), Worker("another")]
 
-    monkeypatch.setattr(bot.webhooks.inbox, "start_background", start_background)
+    monkeypatch.setattr(bot.webhooks.worker, "start_background", start_background)
     stop = threading.Event()
     running = Running(service_app, stop)
     running.thread.start()

@@ -18,7 +18,7 @@ from sqlalchemy import text
 
 from bot.app import App
 from bot.cli.main import cli
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.config.secrets import Secrets
 from bot.shopify.client import ShopifyTokenAnswer
 

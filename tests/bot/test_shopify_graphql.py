@@ -14,7 +14,8 @@ import requests
 import responses
 
 from bot.util.retry import RetryPolicy
-from bot.shopify.client import ShopifyHttp, new_session
+from bot.shopify.client import ShopifyHttp
+from bot.util.http import new_session
 from bot.shopify.errors import ShopifyAuthError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable
 from bot.shopify.cost import ThrottleState
 from bot.shopify.graphql import EPSILON, MAX_THROTTLED_RETRIES, ShopifyGraphQL

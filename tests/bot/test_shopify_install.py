@@ -22,7 +22,7 @@ import requests
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.util.retry import RetryPolicy
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.shopify import ShopifySandbox

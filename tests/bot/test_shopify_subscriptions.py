@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 
 from bot.app import App
 from bot.cli.main import cli
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.util.retry import RetryPolicy
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.shopify import ShopifySandbox
@@ -107,8 +107,8 @@ def mutations(standin: ShopifySandbox) -> list[dict[str, Any]]:
 
 def test_webhook_uri_is_the_apps_webhook_route_under_public_url(make_app):
     app = make_app()
-    assert webhook_uri(app.config, "default") == URI
-    assert webhook_uri(app.config, "second") == f"{PUBLIC}/shopify/second/webhooks"
+    assert webhook_uri(app.config.server.public_url, "default") == URI
+    assert webhook_uri(app.config.server.public_url, "second") == f"{PUBLIC}/shopify/second/webhooks"
 
 
 def test_subscribe_creates_the_three_topics_once(make_app, standin):

@@ -58,7 +58,7 @@ def test_a_grace_beyond_seven_days_exits_2_naming_the_key_and_creates_nothing(tm
 
 
 def test_a_grace_of_seven_days_is_accepted(write_config):
-    from bot.config.model import load_config
+    from bot.app import load_config
 
     config = load_config(write_config('[delivery]\ngrace = "7d"\n'))
     assert config.grace_seconds == 7 * 86400

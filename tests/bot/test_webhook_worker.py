@@ -113,7 +113,7 @@ def test_events_answered_but_never_processed_are_processed_after_a_restart(
 CHILD = """
 import os, signal, sys
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.config.secrets import Secrets
 from bot.webhooks.worker import WebhookWorker
 

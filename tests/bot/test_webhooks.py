@@ -22,7 +22,7 @@ from bot.sandbox.shopify import ShopifySandbox
 from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.shopify.signing import webhook_hmac
 from bot.webhooks.worker import WebhookWorker
-from bot.webhooks.inbox import start_background
+from bot.webhooks.worker import start_background
 
 from webhook_helpers import (
     API_KEY, API_SECRET, HOOK_PATH, OLD_SECRET, OTHER_SHOP, SHOP, Hooks, events, new_order, wait_for,

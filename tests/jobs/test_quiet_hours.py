@@ -12,7 +12,8 @@ from sqlalchemy import select
 
 from bot.delivery.alerts import AlertSender, quiet_summary_text, quiet_window_end
 from bot.app import App
-from bot.config.model import ConfigError, load_config
+from bot.config.model import ConfigError
+from bot.app import load_config
 from bot.kakao.templates import TEXT_LIMIT
 from bot.store.models import Delivery
 from bot.service.scheduler import BotScheduler, CatchUp

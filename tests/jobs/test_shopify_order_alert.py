@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from bot.cli.main import _select_jobs
-from bot.config.model import ConfigError, JobConfig, load_config
+from bot.config.model import ConfigError, JobConfig
+from bot.app import load_config
 from bot.kakao.recipients import Recipient
 from jobs import job_kind, known_kinds
 from jobs import shopify_order_alert as alert

@@ -13,7 +13,8 @@ import requests
 import responses
 
 from bot.shopify import orders_query as shopify_orders_query
-from bot.config.model import ConfigError, JobConfig, load_config
+from bot.config.model import ConfigError, JobConfig
+from bot.app import load_config
 from bot.util.retry import NO_RETRY
 from bot.delivery.runner import Runner
 from bot.shopify.client import ShopifyHttp

@@ -25,9 +25,10 @@ from cryptography.fernet import Fernet
 from sqlalchemy import event
 
 from bot.app import App
-from bot.config.model import load_config
+from bot.app import load_config
 from bot.store.db import Database
-from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp, TokenAnswer, new_session
+from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp, TokenAnswer
+from bot.util.http import new_session
 from bot.kakao.errors import (
     KakaoAuthError, KakaoLoginRequired, KakaoOAuthError, KakaoRateLimited,
 )

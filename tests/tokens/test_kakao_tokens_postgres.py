@@ -22,7 +22,8 @@ from cryptography.fernet import Fernet
 from sqlalchemy import update
 
 from bot.store.db import Database, utcnow
-from bot.kakao.client import KakaoAuth, KakaoHttp, new_session
+from bot.kakao.client import KakaoAuth, KakaoHttp
+from bot.util.http import new_session
 from bot.util.retry import RetryPolicy
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import serve

@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from bot.store.db import Database
 from bot.util.retry import RetryPolicy
-from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, new_session
+from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer
+from bot.util.http import new_session
 from bot.shopify.errors import ShopifyAuthError, ShopifyReauthRequired, ShopifyUnavailable
 from bot.shopify.graphql import ShopifyGraphQL
 from tokens.models import ShopifyInstall

@@ -34,7 +34,8 @@ from sqlalchemy import event, select, update
 from bot.store.db import Database, utcnow
 from bot.util.retry import RetryPolicy
 from bot.sandbox.server import serve
-from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, new_session
+from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer
+from bot.util.http import new_session
 from bot.shopify.errors import (
     ShopifyBadCredentials, ShopifyReauthRequired, ShopifyUnavailable, ShopNotConnected,
 )
