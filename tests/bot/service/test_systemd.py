@@ -23,7 +23,7 @@ import pytest
 
 from bot.service.systemd import Notifier
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 UNIT = ROOT / "deploy" / "kakao-shopify-bot.service"
 INSTALL_BIN = "ExecStart=/opt/kakao-shopify-bot/bin/kakao-shopify-bot "  # the venv of the README's guide
 SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "INVOCATION_ID")

@@ -25,7 +25,7 @@ from bot.app import load_config
 from bot.config.secrets import Secrets
 from bot.service.run import run_service
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def free_port() -> int:

@@ -1,7 +1,5 @@
-"""Constants and helpers of the Shopify webhook tests (the fixtures are in tests/bot/conftest.py).
-
-Shared by test_webhooks.py, test_webhook_worker.py and test_reconcile.py, which import them by name.
-"""
+"""Constants and helpers of the tests that use the Shopify stand-in (the fixtures are in tests/conftest.py),
+imported by name."""
 
 from __future__ import annotations
 
@@ -15,7 +13,7 @@ from bot.app import App
 from bot.store.models import WebhookEvent
 from bot.sandbox.shopify import ShopifySandbox
 
-REST_KEY = "sandbox-rest-key"  # the Kakao stand-in's, as in tests/conftest.py
+REST_KEY = "sandbox-rest-key"  # the Kakao stand-in's
 CLIENT_SECRET = "sandbox-client-secret"
 API_KEY = "shopify-client-id"
 API_SECRET = "shopify-client-secret"

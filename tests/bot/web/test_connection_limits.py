@@ -16,7 +16,7 @@ from bot.web import http_limits
 from bot.app import App
 from bot.sandbox.shopify import ShopifySandbox
 
-from test_server import free_port, served
+from service_helpers import free_port, served
 from webhook_helpers import ALERT_JOB, Hooks, new_order
 
 DEADLINE = 20.0  # seconds: a bound on waiting, not a timing claim

@@ -2,7 +2,7 @@
 
 Against the real server code over loopback: the Shopify stand-in signs and sends webhooks
 exactly as Shopify does; the Kakao stand-in receives the alerts. The fixtures (bot, hooks,
-worker, …) are in tests/bot/conftest.py, the shared helpers in webhook_helpers.py.
+worker, …) are in tests/conftest.py, the shared helpers in tests/webhook_helpers.py.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from bot.store.models import WebhookEvent
 from bot.sandbox.shopify import ShopifySandbox
 from bot.store.sqlite_scrub import scrub_files
 
-from test_server import free_port, served
+from service_helpers import free_port, served
 from webhook_helpers import ALERT_JOB, Hooks, new_order, wait_for
 
 EMAIL = "hong.gildong.private@example.com"

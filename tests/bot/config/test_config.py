@@ -19,7 +19,7 @@ from jobs import job_kind, known_kinds
 from jobs import scrape
 from jobs.scrape import ScrapeParams
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 def scrape_job(*lines: str, at: str = '["noon"]', to: str = '["me"]', name: str = '"menu"') -> str:
     """A valid scrape job, plus `lines`; at/to/name may be replaced (None = left out)."""

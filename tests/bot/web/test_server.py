@@ -5,10 +5,7 @@ started by `run_service` on a free loopback port."""
 from __future__ import annotations
 
 import logging
-import socket
-import threading
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -18,17 +15,12 @@ from sqlalchemy import text
 from bot.connect import oauth_states
 from bot.app import App
 from bot.web.server import MAX_BODY_BYTES, create_app
-from bot.service.run import run_service
 from tokens.models import KakaoLogin, ShopifyInstall
+
+from service_helpers import free_port, served
 
 SHOP = "my-store.myshopify.com"
 LEGACY_TOKEN = "shpat_healthzsecret0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -303,32 +295,6 @@ def test_callback_without_a_code_is_400(app, client):
 
 
 # -- one real server -------------------------------------------------------------------------------
-
-
-@contextmanager
-def served(app: App) -> Iterator[str]:
-    """run_service in a thread until the block ends; yields the base URL."""
-    stop, ready, outcome = threading.Event(), threading.Event(), {}
-
-    def serve() -> None:
-        try:
-            outcome["code"] = run_service(app, ready=ready.set, stop_event=stop)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test below
-            outcome["error"] = exc
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    assert ready.wait(30), "the server never became ready"
-    assert "error" not in outcome and "code" not in outcome, outcome
-    try:
-        yield f"http://{app.config.server.host}:{app.config.server.port}"
-    finally:
-        stop.set()
-        thread.join(30)
-        assert not thread.is_alive(), "run_service did not return after stop_event"
-        assert outcome.get("code") == 0, outcome
 
 
 def test_the_real_server_answers_json_errors_limits_bodies_and_keeps_queries_out_of_the_log(

@@ -29,7 +29,7 @@ from webhook_helpers import (
     ALERT_JOB, API_SECRET, CLIENT_SECRET, OTHER_SHOP, REST_KEY, SHOP, Hooks, events, new_order, wait_for,
 )
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MEMO_PATH = "/v2/api/talk/memo/default/send"
 ADDRESS = {"first_name": "민지", "last_name": "김", "address1": "테헤란로 1", "address2": "101호", "city": "서울",
            "province": "서울특별시", "zip": "06234", "country": "South Korea", "country_code": "KR",
