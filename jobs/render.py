@@ -12,16 +12,15 @@ import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from functools import lru_cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined
 
 from bot.kakao.templates import text_template, trim_text
 from jobs.base import JobFailed, Outcome
 from jobs.template_limits import BoundedEnvironment, TemplateTooCostly, bounded_output, render_budget
+from bot.config.model import JobConfig
 
-if TYPE_CHECKING:
-    from bot.config.model import JobConfig
 
 DETAILS_BUTTON = "자세히 보기"
 

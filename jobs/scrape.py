@@ -11,7 +11,7 @@ import codecs
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import requests
@@ -19,9 +19,8 @@ from urllib3.exceptions import ReadTimeoutError
 
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
+from bot.config.model import ConfigError, JobConfig
 
-if TYPE_CHECKING:
-    from bot.config.model import ConfigError, JobConfig
 
 KIND = "scrape"
 SCHEDULED = True

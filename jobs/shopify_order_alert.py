@@ -25,16 +25,15 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from bot.util.times import parse_instant
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
 from jobs.shopify_orders import _same_origin, parse_shop
+from bot.config.model import ConfigError, JobConfig
 
-if TYPE_CHECKING:
-    from bot.config.model import ConfigError, JobConfig
 
 KIND = "shopify-order-alert"
 SCHEDULED = False

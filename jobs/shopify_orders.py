@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 from urllib.parse import urlsplit
 
 import requests
@@ -53,9 +53,8 @@ from bot.shopify.errors import (
 from bot.shopify.shapes import ShopifyBadAnswer
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
+from bot.config.model import ConfigError, JobConfig
 
-if TYPE_CHECKING:
-    from bot.config.model import ConfigError, JobConfig
 
 log = logging.getLogger(__name__)
 

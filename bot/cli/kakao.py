@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from bot.cli.common import CliState, Failed, errors_to_exit_codes, local_time, pass_state, table_lines
-
-if TYPE_CHECKING:
-    from bot.app import App
+from bot.app import App
 
 
 @click.group()

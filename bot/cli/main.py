@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import uuid
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING
 
 import click
 
@@ -27,9 +26,7 @@ from bot.util.report_logging import printed_reports
 from bot.util.times import slot_instant
 from bot.shopify.versions import warn_if_ending
 from bot.delivery.slot_time import SlotNotYet, due_occurrence
-
-if TYPE_CHECKING:
-    from bot.delivery.runner import RunReport
+from bot.delivery.runner import RunReport
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -172,7 +169,6 @@ def _print_report(report: RunReport, report_zone: tzinfo) -> None:
     for result in report.fanout.results:
         why = f" — {result.reason}" if result.reason else ""
         click.echo(f"   {result.label}: {result.status}{why}")
-
 
 
 # -- db, demo ---------------------------------------------------------------------------

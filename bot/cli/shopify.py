@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes, local_time, pass_state
 from bot.util.report_logging import printed_reports
 from bot.shopify.errors import ShopifyError
-
-if TYPE_CHECKING:
-    from bot.app import App
+from bot.app import App
 
 
 @click.group()

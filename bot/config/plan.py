@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 from zoneinfo import ZoneInfo
 
 from bot.kakao.quota import PAIR_DAILY, RECIPIENT_DAILY, SENDER_DAILY
 from bot.util.times import parse_cron
-
-if TYPE_CHECKING:
-    from bot.config.model import Config
+from bot.config.model import Config
 
 
-def plan_warnings(config: "Config") -> list[str]:
+def plan_warnings(config: Config) -> list[str]:
     """Warn when the configured jobs would, on their busiest day, exceed a quota."""
     sends_per_sender: Counter = Counter()
     sends_per_pair: Counter = Counter()
@@ -41,7 +39,7 @@ def plan_warnings(config: "Config") -> list[str]:
     return warnings
 
 
-def max_runs_per_day(at: Iterable[str], config: "Config") -> int:
+def max_runs_per_day(at: Iterable[str], config: Config) -> int:
     """Fires on the busiest day (slots fire once a day each).
 
     The days looked at are the coming week plus, for each cron, the day it first fires: a

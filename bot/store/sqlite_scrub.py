@@ -13,10 +13,8 @@ PostgreSQL keeps dead tuples until VACUUM: that is the database administrator's 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from bot.store.db import Database
 
-if TYPE_CHECKING:
-    from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +24,7 @@ CHECKPOINT_BUSY_MS = 2000
 NORMAL_BUSY_MS = 30000  # bot.store.db's busy_timeout, restored before the connection goes back to the pool
 
 
-def scrub_files(db: "Database") -> bool:
+def scrub_files(db: Database) -> bool:
     """Checkpoint and truncate the WAL of a SQLite database; True once done (always on PostgreSQL)."""
     if not db.is_sqlite:
         return True

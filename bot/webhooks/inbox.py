@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
 from bot.store.db import insert_for
 from bot.store.models import WebhookEvent
 from bot.util.times import parse_instant
-
-if TYPE_CHECKING:
-    from bot.app import App
+from bot.app import App
 
 
-def store_event(bot: "App", *, app: str, shop: str, topic: str, webhook_id: str, body: str,
+def store_event(bot: App, *, app: str, shop: str, topic: str, webhook_id: str, body: str,
                 event_id: str | None = None, api_version: str | None = None,
                 triggered_at: datetime | None = None) -> bool:
     """Commit one delivery; False if (app, webhook_id) was stored already (a redelivery)."""

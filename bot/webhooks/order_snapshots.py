@@ -18,11 +18,10 @@ from sqlalchemy import and_, false, or_, select, true, update
 
 from bot.store.db import insert_for
 from bot.store.models import OrderSnapshot
+from bot.app import App
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
-
-    from bot.app import App
 
 # Shipping address fields whose change is worth an alert; the snapshot keeps only their digest.
 ADDRESS_FIELDS = ("first_name", "last_name", "name", "company", "address1", "address2", "city", "province",
@@ -82,7 +81,7 @@ class StoredSnapshot:
     snapshot: dict[str, Any]
 
 
-def read_snapshot(app: "App", shop: str, gid: str) -> StoredSnapshot | None:
+def read_snapshot(app: App, shop: str, gid: str) -> StoredSnapshot | None:
     """The stored snapshot of an order, or None if there is none yet."""
     with app.db.session() as session:
         row = session.execute(select(OrderSnapshot).where(OrderSnapshot.shop == shop,
@@ -90,7 +89,7 @@ def read_snapshot(app: "App", shop: str, gid: str) -> StoredSnapshot | None:
         return StoredSnapshot(row.updated_at, row.last_event_at, json.loads(row.snapshot_json)) if row else None
 
 
-def write_snapshot(app: "App", shop: str, gid: str, snapshot: dict[str, Any], updated_at: datetime | None,
+def write_snapshot(app: App, shop: str, gid: str, snapshot: dict[str, Any], updated_at: datetime | None,
                    event_at: datetime | None) -> bool:
     """Insert, or replace unless the stored one is newer; True if written."""
     values = dict(updated_at=updated_at, last_event_at=event_at,

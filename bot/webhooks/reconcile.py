@@ -21,7 +21,7 @@ import hashlib
 import logging
 import threading
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.delivery.alert_start import alert_starts, jobs_for_new_order, mark_jobs_seen
 from bot.delivery.alerts import AlertSender, alert_jobs
@@ -29,9 +29,8 @@ from bot.store.job_memory import StoredJobState
 from bot.util.logs import redact
 from bot.webhooks.inbox import parse_time
 from jobs.shopify_order_alert import order_gid
+from bot.app import App
 
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +48,7 @@ def state_key(shop: str) -> str:
     return key if len(key) <= STATE_KEY_MAX else "reconcile:" + hashlib.sha256(shop.encode()).hexdigest()
 
 
-def register_reconciliation(app: "App", scheduler: Any, interval: float = INTERVAL) -> "Reconciler | None":
+def register_reconciliation(app: App, scheduler: Any, interval: float = INTERVAL) -> "Reconciler | None":
     """Schedule a pass at once and then every `interval` seconds on the service's scheduler
     (bot.service.scheduler.BotScheduler.every: one pass at a time, errors logged, waited for at stop);
     None, and nothing scheduled, when no `shopify-order-alert` job is configured."""
@@ -62,7 +61,7 @@ def register_reconciliation(app: "App", scheduler: Any, interval: float = INTERV
 
 
 class Reconciler:
-    def __init__(self, app: "App", *, stopping: threading.Event | None = None, overlap: timedelta = OVERLAP,
+    def __init__(self, app: App, *, stopping: threading.Event | None = None, overlap: timedelta = OVERLAP,
                  first_window: timedelta = FIRST_WINDOW, max_window: timedelta = MAX_WINDOW,
                  alerts: AlertSender | None = None):
         self.app = app

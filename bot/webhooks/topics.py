@@ -25,7 +25,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from sqlalchemy import delete, select, update
 
@@ -36,10 +36,9 @@ from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot
 from bot.webhooks.reconcile import state_key
 from bot.webhooks.inbox import parse_time
 from jobs.shopify_order_alert import order_gid
+from bot.app import App
+from bot.config.model import JobConfig
 
-if TYPE_CHECKING:
-    from bot.app import App
-    from bot.config.model import JobConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ class Handled:
 class TopicHandlers:
     """The handlers of one App; `alerts` delivers (and deduplicates) the order alerts."""
 
-    def __init__(self, app: "App", alerts: AlertSender):
+    def __init__(self, app: App, alerts: AlertSender):
         self.app = app
         self.alerts = alerts
 
@@ -136,7 +135,7 @@ class TopicHandlers:
         write_snapshot(self.app, event.shop, gid, new, updated_at, event.triggered_at)
         return Handled("done", f"order {order.get('name') or gid}: {', '.join(changes) or 'unchanged'}; {summary}")
 
-    def _alert(self, jobs: list["JobConfig"], slot_key: str, order: dict[str, Any], kind: str,
+    def _alert(self, jobs: list[JobConfig], slot_key: str, order: dict[str, Any], kind: str,
                changes: tuple | list) -> str:
         """Deliver the alert of each job; AlertFailed (after trying all) if some recipient failed."""
         sent, problems = self.alerts.alert_order(jobs, slot_key, order, event=kind, changes=changes)
