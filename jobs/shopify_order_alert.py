@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime, time
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+from bot.shopify.orders import order_gid
+from bot.util.quiet_hours import QuietWindow, parse_quiet
 from bot.util.times import parse_instant
+from bot.util.urls import same_origin
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
-from jobs.shopify_orders import _same_origin, parse_shop
+from jobs.shopify_orders import parse_shop
 from bot.config.model import ConfigError, JobConfig
 
 
@@ -40,50 +43,10 @@ SCHEDULED = False
 PARAM_KEYS = frozenset({"shop", "on_update", "top_items", "quiet"})
 
 TOP_ITEMS_LIMIT = 10
-ORDER_GID = "gid://shopify/Order/"
 ADMIN_ORDER_URL = "https://admin.shopify.com/store/{store}/orders/{number}"
 _SHOP_SUFFIX = ".myshopify.com"
 _UNNAMED = "(이름 없음)"
 CHANGE_NAMES = {"shipping_address": "배송지", "line_items": "상품 구성"}
-
-
-_QUIET = re.compile(r"^\s*([01]\d|2[0-3]):([0-5]\d)\s*-\s*([01]\d|2[0-3]):([0-5]\d)\s*$")
-
-
-@dataclass(frozen=True)
-class QuietWindow:
-    """Local wall-clock window [start, end) of one day; start > end wraps midnight (22:00-07:00)."""
-
-    start: time
-    end: time
-
-    @property
-    def wraps(self) -> bool:
-        return self.start > self.end
-
-    def contains(self, moment: time | datetime) -> bool:
-        """Whether a local wall time (or an aware instant already in the zone) falls in the window."""
-        wall = moment.time() if isinstance(moment, datetime) else moment
-        wall = wall.replace(tzinfo=None, fold=0)
-        if self.wraps:
-            return wall >= self.start or wall < self.end
-        return self.start <= wall < self.end
-
-    def __str__(self) -> str:
-        return f"{self.start:%H:%M}-{self.end:%H:%M}"
-
-
-def parse_quiet(text: str) -> QuietWindow:
-    """"22:00-07:00" → QuietWindow; ValueError says what is wrong."""
-    match = _QUIET.match(text) if isinstance(text, str) else None
-    if not match:
-        raise ValueError(f"must be a window of 24-hour times \"HH:MM-HH:MM\" (e.g. \"22:00-07:00\"), got {text!r}")
-    start = time(int(match.group(1)), int(match.group(2)))
-    end = time(int(match.group(3)), int(match.group(4)))
-    if start == end:
-        raise ValueError(f"starts and ends at the same time ({text.strip()}): an empty or a whole-day window; "
-                         "remove `quiet` or give two different times")
-    return QuietWindow(start, end)
 
 
 @dataclass(frozen=True)
@@ -125,7 +88,7 @@ def render(job: JobConfig, outcome: Outcome, *, audience: str, web_domain: str,
            default_link: str) -> dict[str, Any]:
     """Kakao template_object for one recipient (the values hold no customer data for anyone)."""
     # Kakao opens only links on the registered domain: anything else would be re-pointed.
-    link = outcome.link if outcome.link and _same_origin(outcome.link, web_domain) else None
+    link = outcome.link if outcome.link and same_origin(outcome.link, web_domain) else None
     return message_for(job, replace(outcome, link=link), audience=audience, web_domain=web_domain,
                        default_link=default_link)
 
@@ -139,21 +102,6 @@ def alert_outcome(job: JobConfig, order: dict[str, Any], *, event: str = "new",
     context.update(event=event, changes=changes,
                    changes_text=", ".join(CHANGE_NAMES.get(change, change) for change in changes))
     return Outcome(context=context, link=context["admin_url"])
-
-
-def order_gid(order: dict[str, Any]) -> str | None:
-    """The order's GraphQL id, from a webhook body (`admin_graphql_api_id` / numeric `id`) or a node."""
-    gid = order.get("admin_graphql_api_id")
-    if isinstance(gid, str) and gid.startswith(ORDER_GID):
-        return gid
-    raw = order.get("id")
-    if isinstance(raw, str) and raw.startswith(ORDER_GID):
-        return raw
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int) or (isinstance(raw, str) and raw.isdigit()):
-        return f"{ORDER_GID}{raw}"
-    return None
 
 
 def order_number(gid: str) -> str:

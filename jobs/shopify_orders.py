@@ -41,11 +41,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable
-from urllib.parse import urlsplit
 
 import requests
 
 from bot.util.retry import can_pass
+from bot.util.urls import same_origin
 from bot.shopify.signing import normalize_shop
 from bot.shopify.errors import (
     ShopifyAuthError, ShopifyBadCredentials, ShopifyError, ShopifyReauthRequired, ShopNotConnected,
@@ -158,7 +158,7 @@ def render(
         context["customers"] = []
     # Kakao opens only links on the registered domain: anything else would be re-pointed
     # (with a warning in the log each time), so use the default link right away.
-    link = outcome.link if outcome.link and _same_origin(outcome.link, web_domain) else None
+    link = outcome.link if outcome.link and same_origin(outcome.link, web_domain) else None
     shown = replace(outcome, context=context, link=link)
     return message_for(job, shown, audience=audience, web_domain=web_domain, default_link=default_link)
 
@@ -322,12 +322,3 @@ def _customer_name(order: dict[str, Any]) -> str | None:
     if not isinstance(name, str):
         return None
     return " ".join(name.split()) or None
-
-
-def _same_origin(url: str, origin: str) -> bool:
-    a, b = urlsplit(url), urlsplit(origin)
-    try:
-        ports = (a.port or {"http": 80, "https": 443}.get(a.scheme), b.port or {"http": 80, "https": 443}.get(b.scheme))
-    except ValueError:
-        return False
-    return a.scheme.lower() == b.scheme.lower() and (a.hostname or "") == (b.hostname or "") and ports[0] == ports[1]

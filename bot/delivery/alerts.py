@@ -41,7 +41,8 @@ from bot.util.times import parse_instant, slot_instant
 from jobs import job_kind
 from jobs.base import Outcome
 from jobs.render import won
-from jobs.shopify_order_alert import KIND, QuietWindow, alert_outcome
+from bot.util.quiet_hours import QuietWindow
+from jobs.shopify_order_alert import KIND, alert_outcome
 
 if TYPE_CHECKING:
     from bot.app import App

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import urljoin, urlsplit
 
+from bot.util.urls import same_origin
+
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 200  # Kakao shows text, titles and descriptions up to 200 characters
@@ -189,20 +191,6 @@ def _origin(web_domain: str) -> str:
     return web_domain.rstrip("/")
 
 
-def _same_origin(a: str, b: str) -> bool:
-    pa, pb = urlsplit(a), urlsplit(b)
-    try:
-        port_a = pa.port or _DEFAULT_PORTS.get(pa.scheme)
-        port_b = pb.port or _DEFAULT_PORTS.get(pb.scheme)
-    except ValueError:  # a malformed port is never the registered domain
-        return False
-    return (
-        pa.scheme.lower() == pb.scheme.lower()
-        and (pa.hostname or "") == (pb.hostname or "")  # .hostname is already lower-case
-        and port_a == port_b
-    )
-
-
 def _link(url: str | None, origin: str) -> dict[str, str]:
     """Kakao link object; anything off the registered domain points at the domain instead."""
     url = (url or "").strip()
@@ -210,7 +198,7 @@ def _link(url: str | None, origin: str) -> dict[str, str]:
         url = urljoin(origin + "/", url)  # a path is on our domain by construction
     if not url:
         url = origin
-    elif not _same_origin(url, origin):
+    elif not same_origin(url, origin):
         log.warning("link %s is not on the Kakao web domain %s; using the domain instead", _redacted(url), origin)
         url = origin
     return {"web_url": url, "mobile_web_url": url}

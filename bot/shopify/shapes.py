@@ -19,10 +19,10 @@ from typing import Any, Sequence
 
 from bot.util.times import parse_instant
 from bot.shopify.errors import ShopifyError
+from bot.shopify.orders import ORDER_GID
 
 __all__ = ["ConnectionPage", "ShopifyBadAnswer", "check_order", "connection_page"]
 
-ORDER_GID = "gid://shopify/Order/"
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 

@@ -28,7 +28,7 @@ from bot.delivery.alerts import AlertSender, alert_jobs
 from bot.store.job_memory import StoredJobState
 from bot.util.logs import redact
 from bot.webhooks.inbox import parse_time
-from jobs.shopify_order_alert import order_gid
+from bot.shopify.orders import order_gid
 from bot.app import App
 
 

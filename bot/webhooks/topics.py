@@ -35,7 +35,7 @@ from bot.store.models import JobMemory, OrderSnapshot, WebhookEvent
 from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
 from bot.webhooks.reconcile import state_key
 from bot.webhooks.inbox import parse_time
-from jobs.shopify_order_alert import order_gid
+from bot.shopify.orders import order_gid
 from bot.app import App
 from bot.config.model import JobConfig
 

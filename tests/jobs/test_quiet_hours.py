@@ -17,7 +17,8 @@ from bot.app import load_config
 from bot.kakao.templates import TEXT_LIMIT
 from bot.store.models import Delivery
 from bot.service.scheduler import BotScheduler, CatchUp
-from jobs.shopify_order_alert import QuietWindow, alert_outcome, parse_quiet
+from bot.util.quiet_hours import QuietWindow, parse_quiet
+from jobs.shopify_order_alert import alert_outcome
 
 UTC = timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")

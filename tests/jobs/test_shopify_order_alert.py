@@ -14,6 +14,7 @@ from bot.cli.main import _select_jobs
 from bot.config.model import ConfigError, JobConfig
 from bot.app import load_config
 from bot.kakao.recipients import Recipient
+from bot.shopify.orders import order_gid
 from jobs import job_kind, known_kinds
 from jobs import shopify_order_alert as alert
 from jobs.base import JobContext, JobFailed
@@ -197,4 +198,4 @@ def test_the_link_is_the_order_in_the_admin_only_on_the_registered_domain() -> N
     ({}, None),
 ])
 def test_order_gid_from_either_shape(order: dict, gid: str | None) -> None:
-    assert alert.order_gid(order) == gid
+    assert order_gid(order) == gid
