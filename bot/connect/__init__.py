@@ -1,1 +1,9 @@
-"""bot.connect."""
+"""Connecting accounts: the Kakao login, the Shopify app install, and their single-use OAuth states.
+
+    kakao_login.py      `kakao login`: the authorization code flow from a terminal (or through `run`)
+    shopify_install.py  a Shopify app's OAuth install and what its app URL shows, without Flask
+    oauth_states.py     single-use `state` values in the database
+
+May import bot.app, tokens, jobs, store, config, kakao, shopify, util; not delivery (a sibling), and
+nothing above.
+"""

@@ -1,1 +1,14 @@
-"""bot.delivery."""
+"""Delivering messages: one job for one slot, order alerts, and the problems a person must hear of.
+
+    runner.py         one job for one slot: collect → recipients → render → fan-out → remember
+    fanout.py         one message to its recipients: claim, quota, send in calls of ≤ 5, record
+    alerts.py         order alerts through the same machinery, with quiet hours
+    alert_start.py    when alerting started for a (job, shop): older orders are never alerted
+    problems.py       problems recorded once and told once (log, /healthz, KakaoTalk to "me")
+    unknown_sends.py  sends that may or may not have arrived, raised as problems; sweep.py: rows stuck in `sending`
+    slot_time.py      when `send-now --slot` may deliver; slot_retries.py: retrying a failed slot within the grace
+    triggers.py       a job's `at` as wall-clock triggers in one zone
+
+May import bot.app, tokens, jobs, store, config, kakao, shopify, util; not connect (a sibling), and
+nothing above.
+"""

@@ -1,1 +1,13 @@
-"""bot.shopify."""
+"""The Shopify client, knowing nothing of Kakao, the database or the config file.
+
+    client.py         one HTTP wrapper for a shop's origin, and the app's OAuth token calls
+    graphql.py        the Admin GraphQL client: queries, cursor pagination, cost throttling (cost.py)
+    orders_query.py   the orders query over a creation window; orders.py: order ids in any shape
+    shapes.py         every answer's shape checked before anything is made of it
+    errors.py         Shopify's failures as named exceptions
+    signing.py        shop domains, query-string and webhook HMACs (constant-time)
+    subscriptions.py  webhook subscriptions, and the shopify.app.toml an App Store app declares
+    versions.py       API versions and when their support ends
+
+May import bot.util only.
+"""

@@ -1,1 +1,11 @@
-"""bot.store."""
+"""The database: engine and sessions, tables, migrations, and the bookkeeping stored in them.
+
+    db.py            engine, sessions, write_session (SQLite's in-process write queue), migrations
+    models.py        tables: deliveries, job memory, webhook events, order snapshots; migrations/: Alembic
+    deliveries.py    the delivery log: claim, sending, sent / failed / unknown / skipped
+    job_memory.py    a job's small persisted memory; order_names.py: `#1001` behind an alert's key
+    quota_counts.py  Kakao's quotas counted from the deliveries table
+    sqlite_scrub.py  deleted personal data gone from the SQLite files too
+
+May import config, kakao, shopify and util; nothing above.
+"""

@@ -1,1 +1,11 @@
-"""bot.webhooks.inbox."""
+"""Shopify webhooks after the 200: the inbox, the worker, what each topic does.
+
+    inbox.py            store an event once (INSERT … ON CONFLICT DO NOTHING); parse Shopify's times
+    worker.py           claim stored events, handle them, record the outcome
+    topics.py           what orders/create, orders/updated, app/uninstalled and the compliance topics do
+    order_snapshots.py  what an orders/updated is compared with
+    reconcile.py        the alerts a lost webhook would have raised, from the orders query
+
+May import delivery and connect and everything below them (bot.app, tokens, jobs, store, config,
+kakao, shopify, util); not web, service or cli.
+"""
