@@ -16,6 +16,8 @@ from typing import Any, Callable, Protocol
 
 import requests
 
+from bot.shopify.graphql import ShopifyGraphQL
+
 
 class JobState(Protocol):
     """Small persisted key/value memory of one job (ETag, what was sent last, …)."""

@@ -10,6 +10,9 @@ import click
 
 from bot.cli.common import CliState, Failed, errors_to_exit_codes, local_time, pass_state, table_lines
 from bot.app import App
+from bot.connect.kakao_login import LoginFailed, kakao_login
+from tokens.login_health import login_problems
+from bot.delivery.problems import REFRESH_WARNING
 
 
 @click.group()
@@ -25,7 +28,6 @@ def kakao() -> None:
 @errors_to_exit_codes
 def kakao_login_command(state: CliState, code: str | None, account: str, timeout: int) -> None:
     """Log in with Kakao and store the tokens (encrypted)."""
-    from bot.connect.kakao_login import LoginFailed, kakao_login
 
     app = state.app()
     try:
@@ -62,7 +64,6 @@ def kakao_status(state: CliState, as_json: bool) -> None:
     app = state.app()
     logins = app.kakao_tokens.all_status()
     now = app.clock()
-    from tokens.login_health import login_problems
 
     dead = login_problems(app.db, app.vault, now, show=lambda instant: local_time(app, instant))
     health = [_login_health(app, status, now, dead.get(status.account)) for status in logins]
@@ -95,7 +96,6 @@ def kakao_status(state: CliState, as_json: bool) -> None:
 
 def _login_health(app: App, status: Any, now: datetime, dead: str | None) -> tuple[str, str | None, str | None]:
     """(ok | expiring | needs_login, why, what to run) of one Kakao login; `dead`: tokens.login_health's verdict."""
-    from bot.delivery.problems import REFRESH_WARNING
 
     action = f"run `python -m bot kakao login --account {status.account}`"
     if dead:

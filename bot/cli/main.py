@@ -27,6 +27,10 @@ from bot.util.times import slot_instant
 from bot.shopify.versions import warn_if_ending
 from bot.delivery.slot_time import SlotNotYet, due_occurrence
 from bot.delivery.runner import RunReport
+from bot.delivery.runner import Runner
+from jobs import job_kind
+from bot.delivery.triggers import job_trigger
+from bot.cli.preview import preview
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -50,7 +54,7 @@ def cli(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
 @errors_to_exit_codes
 def run_command(state: CliState) -> None:
     """The service: HTTP server on [server] listen; stops cleanly on SIGTERM/SIGINT."""
-    from bot.service.run import run_service
+    from bot.service.run import run_service  # late: Flask and waitress only for `run`
 
     code = run_service(state.app(migrate=False))  # run_service migrates
     if code:
@@ -70,7 +74,6 @@ def run_command(state: CliState) -> None:
 def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_run: bool, force: bool) -> None:
     """Run scheduled jobs now (all if none are named) and send."""
     from bot.cli.progress_terminal import terminal_progress  # late: rich only for a command that draws
-    from bot.delivery.runner import Runner  # late: the runner pulls in every job kind's dependencies
 
     if force and slot is None:  # a plain run is a new delivery anyway: --force would silently mean nothing
         raise UsageProblem("--force needs --slot NAME: it re-sends that slot (a plain send-now always sends)")
@@ -93,7 +96,6 @@ def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_
 
 
 def _select_jobs(config: Config, names: tuple[str, ...], slot: str | None) -> list:
-    from jobs import job_kind
 
     if slot is not None and slot not in config.slots:
         raise UsageProblem(f"unknown slot {slot!r} (slots: {', '.join(config.slots)})")
@@ -129,7 +131,6 @@ def _slot_window(app: App, job: JobConfig, slot: str | None) -> dict[str, dateti
     (a digest of today so far)."""
     if slot is None:
         return {}
-    from bot.delivery.triggers import job_trigger  # late: APScheduler is not needed by the other commands
 
     instant = _todays(app, slot)
     return {"since": job_trigger(job.at, app.config).latest(instant, before=True), "until": instant}
@@ -150,7 +151,6 @@ def _todays(app: App, slot: str) -> datetime:
 
 
 def _print_report(report: RunReport, report_zone: tzinfo) -> None:
-    from bot.cli.preview import preview
 
     if report.status == "dry-run":
         click.echo(f"== {report.job} (dry run: nothing sent)")
@@ -193,7 +193,7 @@ def db_upgrade(state: CliState) -> None:
 @errors_to_exit_codes
 def demo(keep: bool) -> None:
     """Run the whole pipeline once against local stand-ins of Kakao and Shopify: no accounts needed."""
-    from bot.cli.demo import run_demo
+    from bot.cli.demo import run_demo  # late: the stand-ins only for `demo`
 
     if not run_demo(out=click.echo, keep=keep):
         raise Failed("the demo did not deliver every message")

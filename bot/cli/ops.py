@@ -54,7 +54,7 @@ def history(state: CliState, job: str | None, limit: int, as_json: bool) -> None
 @errors_to_exit_codes
 def jobs_command(state: CliState, as_json: bool) -> None:
     """Configured jobs with their next run times (local time of the configured zone)."""
-    from bot.service.scheduler import BotScheduler
+    from bot.service.scheduler import BotScheduler  # late: APScheduler's scheduler only for `jobs`
 
     app = state.app(migrate=False)  # config only: nothing is read from the database
     schedules = BotScheduler(app).next_runs()

@@ -11,6 +11,16 @@ from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes,
 from bot.util.report_logging import printed_reports
 from bot.shopify.errors import ShopifyError
 from bot.app import App
+from bot.shopify.signing import normalize_shop
+from urllib.parse import quote
+from bot.shopify.client import required_scopes_missing
+from bot.shopify.client import ShopifyTokenAnswer, required_scopes_missing
+from bot.shopify.errors import ShopifyAuthError
+from bot.shopify.graphql import ShopifyGraphQL
+from bot.connect.shopify_install import shop_graphql
+from bot.shopify.subscriptions import subscribe, webhook_uri
+from bot.shopify.subscriptions import app_toml
+from tokens.shopify import reconnect_hint
 
 
 @click.group()
@@ -22,7 +32,6 @@ def shopify(ctx: click.Context) -> None:
 
 def _shop(shop: str) -> str:
     """The shop domain, lower-cased; anything but a bare *.myshopify.com host is a usage error (exit 2)."""
-    from bot.shopify.signing import normalize_shop
 
     try:
         return normalize_shop(shop.strip())
@@ -54,7 +63,6 @@ _APP_OPTION = click.option("--app", "app_name", metavar="NAME",
 @errors_to_exit_codes
 def shopify_install(state: CliState, shop: str, app_name: str | None) -> None:
     """Print the install (OAuth) URL of SHOP; `run` serves it."""
-    from urllib.parse import quote
 
     shop = _shop(shop)
     app = state.app(migrate=False)
@@ -74,7 +82,6 @@ def shopify_install(state: CliState, shop: str, app_name: str | None) -> None:
 @errors_to_exit_codes
 def shopify_connect(state: CliState, shop: str, app_name: str | None) -> None:
     """Connect SHOP with the client credentials grant (an app of the shop's own organisation)."""
-    from bot.shopify.client import required_scopes_missing
 
     shop = _shop(shop)
     app = state.app()
@@ -99,9 +106,6 @@ def shopify_connect(state: CliState, shop: str, app_name: str | None) -> None:
 @errors_to_exit_codes
 def shopify_add_token(state: CliState, shop: str, token_env: str, app_name: str | None) -> None:
     """Store a legacy custom app's Admin API token for SHOP, after checking that it works."""
-    from bot.shopify.client import ShopifyTokenAnswer, required_scopes_missing
-    from bot.shopify.errors import ShopifyAuthError
-    from bot.shopify.graphql import ShopifyGraphQL
 
     shop = _shop(shop)
     app = state.app()
@@ -129,8 +133,6 @@ def shopify_add_token(state: CliState, shop: str, token_env: str, app_name: str 
 
 def _subscribe_webhooks(app: App, name: str, shop: str) -> None:
     """Best effort after a shop was stored: a failure is a warning, the connection stands (exit 0)."""
-    from bot.connect.shopify_install import shop_graphql
-    from bot.shopify.subscriptions import subscribe, webhook_uri
 
     uri = webhook_uri(app.config.server.public_url, name)
     try:
@@ -174,7 +176,6 @@ def _warn_missing_scopes(app_name: str, missing: Any) -> None:
 @errors_to_exit_codes
 def shopify_app_toml(state: CliState, app_name: str | None) -> None:
     """Print shopify.app.toml settings for this server: URLs, scopes, webhooks, compliance topics."""
-    from bot.shopify.subscriptions import app_toml
 
     app = state.app(migrate=False)
     name = _app_name(app, app_name)
@@ -193,7 +194,6 @@ def shopify_app_toml(state: CliState, app_name: str | None) -> None:
 @errors_to_exit_codes
 def shopify_shops(state: CliState, as_json: bool) -> None:
     """Installed shops: app, connection mode, status, scopes, token expiry (never token values)."""
-    from tokens.shopify import reconnect_hint
 
     app = state.app()
     installs = app.shopify_tokens.all_status()

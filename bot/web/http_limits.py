@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from waitress.channel import HTTPChannel
-from waitress.server import BaseWSGIServer
+from waitress.server import BaseWSGIServer, MultiSocketServer
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class GuardedChannel(HTTPChannel):
         return super().received(data)
 
 
-def guard(server: Any) -> None:
+def guard(server: BaseWSGIServer | MultiSocketServer) -> None:
     """Make the listening server(s) of `waitress.create_server` accept GuardedChannels."""
     servers = [server] if isinstance(server, BaseWSGIServer) else [
         dispatcher for dispatcher in getattr(server, "map", {}).values() if isinstance(dispatcher, BaseWSGIServer)]

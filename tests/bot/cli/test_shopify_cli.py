@@ -80,7 +80,7 @@ def subscriptions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         made.append((gql.shop, uri))
         return []
 
-    monkeypatch.setattr("bot.shopify.subscriptions.subscribe", subscribe)
+    monkeypatch.setattr("bot.cli.shopify.subscribe", subscribe)
     return made
 
 
