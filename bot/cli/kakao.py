@@ -12,7 +12,7 @@ from bot.cli.common import CliState, Failed, errors_to_exit_codes, local_time, p
 from bot.app import App
 from bot.connect.kakao_login import LoginFailed, kakao_login
 from tokens.login_health import login_problems
-from bot.delivery.problems import REFRESH_WARNING
+from bot.delivery.health_rules import login_fix, refresh_expiring
 
 
 @click.group()
@@ -97,10 +97,10 @@ def kakao_status(state: CliState, as_json: bool) -> None:
 def _login_health(app: App, status: Any, now: datetime, dead: str | None) -> tuple[str, str | None, str | None]:
     """(ok | expiring | needs_login, why, what to run) of one Kakao login; `dead`: tokens.login_health's verdict."""
 
-    action = f"run `python -m bot kakao login --account {status.account}`"
+    action = login_fix(status.account)
     if dead:
         return "needs_login", dead, action
-    if status.refresh_expires_at - now <= REFRESH_WARNING:
+    if refresh_expiring(status.refresh_expires_at, now):
         return ("expiring", f"the refresh token expires at {local_time(app, status.refresh_expires_at)}",
                 f"{action} before then")
     return "ok", None, None

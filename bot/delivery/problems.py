@@ -43,9 +43,10 @@ from bot.util.logs import redact
 from bot.store.models import Problem
 from bot.kakao.recipients import Target
 from bot.util.times import duration_text
-from tokens.login_health import UNDECRYPTABLE, install_unreadable, login_problem
+from bot.delivery.health_rules import (UNDECRYPTABLE_STATE, install_needs_person, install_state, judging_vault,
+                                       login_fix, refresh_expiring)
+from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
-from tokens.vault import Vault, VaultError
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -59,14 +60,12 @@ SEVERITIES = (NEEDS_PERSON, INFO, EVENT)
 
 ALERT_JOB = "!problems"  # the deliveries' job of problem messages (no configured job name has a "!")
 RETRY_EVERY = timedelta(hours=1)  # a message that could not be sent is tried again this often at most
-REFRESH_WARNING = timedelta(days=7)  # a Kakao refresh token expiring within this is reported
 CHECK_EVERY = 300  # seconds between `check_all` runs of the service
 FAILURES_KEY = "consecutive_failures"  # job memory key of the runner's failure count
 FAILURES_REPORTED = 2  # a job failing this many times in a row is a problem
 SLOT_KEY_MAX = 80  # deliveries.slot_key is a String(80)
 # The key prefixes `check_all` owns: an open problem of these that a check no longer finds is resolved.
 CHECKED_PREFIXES = ("kakao-login:", "kakao-refresh-expiring:", "shopify:")
-SHOPIFY_NEEDS_PERSON = ("invalid", "needs_reauth")
 
 
 @dataclass(frozen=True)
@@ -218,12 +217,12 @@ class ProblemReporter:
         stored = set()
         for row in logins:
             stored.add(row.account)
-            fix = f"run `python -m bot kakao login --account {row.account}`"
-            dead = login_problem(row, self._vault(), now)
+            fix = login_fix(row.account)
+            dead = login_problem(row, judging_vault(self.app), now)
             if dead:
                 found[f"kakao-login:{row.account}"] = (
                     f"Kakao login {row.account!r} needs a person ({dead}): {fix}", NEEDS_PERSON)
-            elif row.refresh_expires_at - now <= REFRESH_WARNING:
+            elif refresh_expiring(row.refresh_expires_at, now):
                 found[f"kakao-refresh-expiring:{row.account}"] = (
                     f"Kakao login {row.account!r}: the refresh token expires at {self._local(row.refresh_expires_at)}: "
                     f"{fix} before then", INFO)
@@ -233,8 +232,8 @@ class ProblemReporter:
         for account, jobs in users.items():
             if account not in stored:
                 found[f"kakao-login:{account}"] = (
-                    f"no Kakao login named {account!r} is stored (used by {', '.join(jobs)}): "
-                    f"run `python -m bot kakao login --account {account}`", NEEDS_PERSON)
+                    f"no Kakao login named {account!r} is stored (used by {', '.join(jobs)}): {login_fix(account)}",
+                    NEEDS_PERSON)
         return found
 
     def _shopify_problems(self, installs: Iterable[ShopifyInstall]) -> dict[str, tuple[str, str]]:
@@ -242,14 +241,14 @@ class ProblemReporter:
 
         found: dict[str, tuple[str, str]] = {}
         for row in installs:
-            if install_unreadable(row, self._vault()):
-                found[f"shopify:{row.app}:{row.shop}"] = (f"Shopify {row.shop} (app {row.app}): {UNDECRYPTABLE}",
-                                                          NEEDS_PERSON)
-            if row.status == "active":
+            state = install_state(row, judging_vault(self.app))
+            if state == "active":
                 continue
+            summary = (f"{row.shop} (app {row.app}): {UNDECRYPTABLE}" if state == UNDECRYPTABLE_STATE
+                       else str(unusable(row)))
             # An uninstall is the merchant's choice: worth a message, but nothing is broken.
-            severity = NEEDS_PERSON if row.status in SHOPIFY_NEEDS_PERSON else INFO
-            found[f"shopify:{row.app}:{row.shop}"] = (f"Shopify {unusable(row)}", severity)
+            severity = NEEDS_PERSON if install_needs_person(state) else INFO
+            found[f"shopify:{row.app}:{row.shop}"] = (f"Shopify {summary}", severity)
         return found
 
     # -- telling "me" ------------------------------------------------------------------------------
@@ -350,13 +349,9 @@ class ProblemReporter:
         """Why `sender` cannot send now, from the database alone; None if it may."""
         with self.db.session() as session:
             row = session.get(KakaoLogin, sender)
-            return login_problem(row, self._vault(), now) if row else f"no Kakao login named {sender!r} is stored"
-
-    def _vault(self) -> Vault | None:
-        try:
-            return self.app.vault
-        except VaultError:
-            return None  # no key at all: reported where a token is needed, not as a login problem
+            if row is None:
+                return f"no Kakao login named {sender!r} is stored"
+            return login_problem(row, judging_vault(self.app), now)
 
     def _local(self, instant: datetime) -> str:
         return instant.astimezone(self.app.config.timezone).strftime("%Y-%m-%d %H:%M %Z")

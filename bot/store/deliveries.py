@@ -15,30 +15,23 @@ earlier run decides what a re-run may do:
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from bot.store.claims import abandoned, held_by, instance_id, update_if_unchanged
 from bot.store.db import Database, insert_for, utcnow
 from bot.store.models import Delivery
 
-STALE_CLAIM = timedelta(minutes=15)
 RETAKEABLE = ("failed", "skipped")
 DIED_REASON = "the sending process stopped during the request; the message may have been delivered"
 LOST_REASON = ("the outcome of the request could not be recorded (the database was unavailable); "
                "the message may have been delivered")
-
-
-def instance_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 @dataclass(frozen=True)
@@ -87,35 +80,26 @@ class DeliveryLog:
         row = session.execute(select(Delivery).where(
             Delivery.job == values["job"], Delivery.slot_key == values["slot_key"],
             Delivery.recipient == recipient)).scalar_one()
-        if row.status == "sending" and self._abandoned(row, now):
+        if row.status == "sending" and abandoned(row.claimed_by, row.updated_at, now):
             # The process that started this request died before recording its outcome.
             # Conditional: never overwrite an outcome its sender recorded meanwhile.
             reason = DIED_REASON
             changed = session.execute(
-                update(Delivery).where(Delivery.id == row.id, Delivery.status == "sending",
-                                       Delivery.claimed_by == row.claimed_by)
+                update_if_unchanged(Delivery, row.id, "sending", row.claimed_by)
                 .values(status="unknown", reason=reason, updated_at=now)
                 .execution_options(synchronize_session=False)
             ).rowcount
             return Claim(recipient, None, "unknown" if changed else "sending", reason if changed else None)
-        if row.status in RETAKEABLE or (row.status == "claimed" and self._abandoned(row, now)):
+        if row.status in RETAKEABLE or (row.status == "claimed" and abandoned(row.claimed_by, row.updated_at, now)):
             # Conditional update: of several instances retaking the same row, one wins.
             won = session.execute(
-                update(Delivery).where(Delivery.id == row.id, Delivery.status == row.status,
-                                       Delivery.claimed_by == row.claimed_by)
+                update_if_unchanged(Delivery, row.id, row.status, row.claimed_by)
                 .values(status="claimed", claimed_by=self.owner, code=None, reason=None,
                         quota_day=quota_day, label=label, updated_at=now)
             ).rowcount
             if won:
                 return Claim(recipient, row.id)
         return Claim(recipient, None, row.status, row.reason)
-
-    def _abandoned(self, row: Delivery, now: datetime) -> bool:
-        host, _, rest = row.claimed_by.partition(":")
-        pid = rest.partition(":")[0]
-        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
-            return True
-        return now - row.updated_at > STALE_CLAIM
 
     @contextmanager
     def in_flight(self, row_ids: Iterable[int]) -> Iterator[None]:
@@ -141,11 +125,10 @@ class DeliveryLog:
                 busy = set(self._in_flight)
             for row in rows:
                 own = row.claimed_by == self.owner
-                if (row.id in busy) if own else not self._abandoned(row, now):
+                if (row.id in busy) if own else not abandoned(row.claimed_by, row.updated_at, now):
                     continue
                 changed = session.execute(
-                    update(Delivery).where(Delivery.id == row.id, Delivery.status == "sending",
-                                           Delivery.claimed_by == row.claimed_by)
+                    update_if_unchanged(Delivery, row.id, "sending", row.claimed_by)
                     .values(status="unknown", reason=LOST_REASON if own else DIED_REASON, updated_at=now)
                     .execution_options(synchronize_session=False)).rowcount
                 if changed:
@@ -163,7 +146,7 @@ class DeliveryLog:
             return set()
         with self.db.session() as session:
             changed = session.execute(
-                update(Delivery).where(Delivery.id.in_(list(row_ids)), Delivery.claimed_by == self.owner)
+                update(Delivery).where(Delivery.id.in_(list(row_ids)), held_by(Delivery, self.owner))
                 .values(status=status, code=code, reason=reason, updated_at=self.clock())
                 .returning(Delivery.id)
                 .execution_options(synchronize_session=False)
@@ -185,13 +168,3 @@ class DeliveryLog:
             if job:
                 query = query.where(Delivery.job == job)
             return list(session.scalars(query))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

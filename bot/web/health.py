@@ -3,7 +3,7 @@
 200 when nothing needs a person, else 503 ("needs_attention"). Every value is read when the
 request comes, never a placeholder:
 - db: a query runs;
-- kakao / shopify: each stored login and install, judged by the same rules as bot.delivery.problems;
+- kakao / shopify: each stored login and install, judged by the rules of bot.delivery.health_rules;
 - problems: the open ones (bot.delivery.problems);
 - scheduler: running or not, per job its next run (local time with offset) and its last run in
   this process with the outcome (bot.service.last_runs); under `run` a scheduler that stopped is a 503;
@@ -30,10 +30,12 @@ import bot
 from bot.web.health_access import HEALTH_TOKEN, may_see_details, summary
 from bot.util.logs import redact
 from bot.store.models import WebhookEvent
+from bot.delivery.health_rules import (UNDECRYPTABLE_STATE, install_needs_person, install_state, judging_vault,
+                                       login_fix)
 from bot.delivery.problems import query_open
-from tokens.login_health import UNDECRYPTABLE, install_unreadable, login_problem
+from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
-from tokens.vault import Vault, VaultError
+from tokens.vault import Vault
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -43,8 +45,6 @@ log = logging.getLogger("bot.server")
 blueprint = Blueprint("health", __name__)
 
 SERVICE_KEY = "bot.service"  # Flask extensions key of the ServiceState
-# Shopify install states that need a person; "uninstalled" is the merchant's choice, not a fault.
-SHOPIFY_NEEDS_PERSON = ("invalid", "needs_reauth", "undecryptable")
 # A webhook left pending this long is not being processed: the worker is stuck or not running.
 BACKLOG_STUCK = timedelta(minutes=10)
 
@@ -83,7 +83,7 @@ def healthz() -> Response:
 def health_report(app: "App", state: ServiceState | None) -> tuple[dict[str, Any], bool]:
     """(the full health body, whether something needs a person)."""
     now = app.clock()
-    vault = _vault(app)
+    vault = judging_vault(app)
     body: dict[str, Any] = {"status": "ok", "db": "ok", "kakao": [], "shopify": [], "problems": [],
                             "webhooks": None, "scheduler": None, "version": bot.__version__}
     attention = False
@@ -104,7 +104,7 @@ def health_report(app: "App", state: ServiceState | None) -> tuple[dict[str, Any
         body["db"] = f"error: {_db_error(exc)}"
         attention = True
     attention = attention or any(login["status"] != "ok" for login in body["kakao"]) or any(
-        install["status"] in SHOPIFY_NEEDS_PERSON for install in body["shopify"])
+        install_needs_person(install["status"]) for install in body["shopify"])
     body["scheduler"], scheduler_down = _scheduler_health(app, state)
     backlog = body["webhooks"] or {}
     attention = attention or scheduler_down or bool(backlog.get("stuck"))
@@ -116,28 +116,22 @@ def health_report(app: "App", state: ServiceState | None) -> tuple[dict[str, Any
 # -- logins and installs ------------------------------------------------------------------------------
 
 
-def _vault(app: "App") -> Vault | None:
-    try:
-        return app.vault
-    except VaultError:
-        return None  # no key at all: `run` refuses to start without one
-
-
 def _kakao_health(row: KakaoLogin, vault: Vault | None, now: datetime) -> dict[str, Any]:
     health: dict[str, Any] = {"account": row.account, "status": "ok",
                               "refresh_expires_at": row.refresh_expires_at.isoformat()}
     reason = login_problem(row, vault, now)
     if reason is None:
         return health
-    health.update(status="needs_login", reason=f"{reason}; run `python -m bot kakao login --account {row.account}`")
+    health.update(status="needs_login", reason=f"{reason}; {login_fix(row.account)}")
     return health
 
 
 def _shopify_health(row: ShopifyInstall, vault: Vault | None) -> dict[str, Any]:
-    health: dict[str, Any] = {"shop": row.shop, "app": row.app, "status": row.status}
-    if install_unreadable(row, vault):
-        health.update(status="undecryptable", reason=UNDECRYPTABLE)
-    elif row.status != "active":
+    state = install_state(row, vault)
+    health: dict[str, Any] = {"shop": row.shop, "app": row.app, "status": state}
+    if state == UNDECRYPTABLE_STATE:
+        health["reason"] = UNDECRYPTABLE
+    elif state != "active":
         health["reason"] = row.status_reason or row.status
     return health
 

@@ -28,7 +28,6 @@ bytes are gone from the files as well.
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Callable
@@ -37,7 +36,7 @@ from sqlalchemy import and_, delete, or_, select, update
 
 from bot.delivery.alerts import AlertFailed, AlertSender
 from bot.util.background import Repeating
-from bot.store.deliveries import _pid_alive, instance_id
+from bot.store.claims import STALE_CLAIM, abandoned, instance_id, update_if_unchanged
 from bot.util.logs import redact
 from bot.store.models import WebhookEvent
 from bot.store.sqlite_scrub import scrub_files
@@ -53,7 +52,6 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 8
 RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)
-STALE_CLAIM = timedelta(minutes=15)  # a claim this old is another worker's crash, not its work
 POLL_INTERVAL = 5.0  # seconds between looks when nobody wakes the worker (retries, other instances)
 BATCH = 50  # failed/abandoned rows looked at per pass
 CLAIM_BATCH = 10  # pending rows claimed at once (one statement); the others stay free for other workers
@@ -169,11 +167,7 @@ class WebhookWorker:
             # Ours, yet nothing is in hand between batches: left by a pass that broke off (a
             # database error while recording an outcome). Taken again rather than stranded.
             return True
-        host, _, rest = (claimed_by or "").partition(":")
-        pid = rest.partition(":")[0]
-        if host == socket.gethostname() and pid.isdigit() and not _pid_alive(int(pid)):
-            return True
-        return claimed_at is None or now - claimed_at > self.stale_claim
+        return abandoned(claimed_by, claimed_at, now, stale_after=self.stale_claim)
 
     def _claim(self, candidate: tuple[int, str, int, str | None]) -> StoredEvent | None:
         """Take one row if it is still as read (status, attempts, claimer): one claimer wins."""
@@ -181,10 +175,8 @@ class WebhookWorker:
         now = self.app.clock()
         with self.app.db.write_session() as session:
             row = session.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id == row_id, WebhookEvent.status == status, WebhookEvent.attempts == attempts,
-                       WebhookEvent.claimed_by.is_(None) if claimed_by is None
-                       else WebhookEvent.claimed_by == claimed_by)
+                update_if_unchanged(WebhookEvent, row_id, status, claimed_by)
+                .where(WebhookEvent.attempts == attempts)
                 .values(status="processing", claimed_by=self.owner, claimed_at=now, attempts=attempts + 1,
                         next_attempt_at=None)
                 .returning(*_EVENT_COLUMNS)
@@ -203,9 +195,7 @@ class WebhookWorker:
         with self.app.db.write_session() as session:
             for event in events:
                 session.execute(
-                    update(WebhookEvent)
-                    .where(WebhookEvent.id == event.id, WebhookEvent.claimed_by == self.owner,
-                           WebhookEvent.status == "processing")
+                    update_if_unchanged(WebhookEvent, event.id, "processing", self.owner)
                     .values(status="pending", claimed_by=None, claimed_at=None, attempts=event.attempts - 1)
                     .execution_options(synchronize_session=False))
 
@@ -249,9 +239,7 @@ class WebhookWorker:
         now = self.app.clock()
         with self.app.db.write_session() as session:
             changed = session.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id == event.id, WebhookEvent.claimed_by == self.owner,
-                       WebhookEvent.status == "processing")
+                update_if_unchanged(WebhookEvent, event.id, "processing", self.owner)
                 .values(status=handled.status, result=handled.result[:2000], error=None, processed_at=now,
                         next_attempt_at=None, body="")
                 .execution_options(synchronize_session=False)
@@ -267,9 +255,7 @@ class WebhookWorker:
         retry_at = None if final else now + min(RETRY_BASE * 2 ** max(event.attempts - 1, 0), RETRY_MAX)
         with self.app.db.write_session() as session:
             session.execute(
-                update(WebhookEvent)
-                .where(WebhookEvent.id == event.id, WebhookEvent.claimed_by == self.owner,
-                       WebhookEvent.status == "processing")
+                update_if_unchanged(WebhookEvent, event.id, "processing", self.owner)
                 .values(status="failed", error=error[:2000], next_attempt_at=retry_at, processed_at=now)
                 .execution_options(synchronize_session=False))
         if final:
