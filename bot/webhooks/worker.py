@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from sqlalchemy import and_, delete, or_, select, update
 
@@ -40,12 +40,9 @@ from bot.store.claims import STALE_CLAIM, abandoned, instance_id, update_if_unch
 from bot.util.logs import redact
 from bot.store.models import WebhookEvent
 from bot.store.sqlite_scrub import scrub_files
-# Still importable from here, where they used to live.
-from bot.webhooks.order_snapshots import order_snapshot, snapshot_changes  # noqa: F401
 from bot.webhooks.topics import MUST_NAME_SHOP, Handled, StoredEvent, TopicHandlers
+from bot.app import App
 
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +64,7 @@ _EVENT_COLUMNS = (WebhookEvent.id, WebhookEvent.app, WebhookEvent.shop, WebhookE
 class WebhookWorker:
     """Drains the stored events of one App: `start()` runs it in a thread, `drain_once()` one pass."""
 
-    def __init__(self, app: "App", *, poll_interval: float = POLL_INTERVAL, max_attempts: int = MAX_ATTEMPTS,
+    def __init__(self, app: App, *, poll_interval: float = POLL_INTERVAL, max_attempts: int = MAX_ATTEMPTS,
                  stale_claim: timedelta = STALE_CLAIM, claim_batch: int = CLAIM_BATCH, owner: str | None = None,
                  alerts: AlertSender | None = None):
         self.app = app
@@ -277,7 +274,7 @@ class WebhookWorker:
                 .execution_options(synchronize_session=False)).rowcount
 
 
-def start_background(app: "App") -> list[WebhookWorker]:
+def start_background(app: App) -> list[WebhookWorker]:
     """Start the webhook worker (it has .stop(timeout)); it first drains what an earlier process left
     (stored and answered, but not processed). The order reconciliation is a scheduler job
     (bot.webhooks.reconcile.register_reconciliation)."""

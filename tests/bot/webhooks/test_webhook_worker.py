@@ -21,7 +21,8 @@ from bot.store.models import Delivery, JobMemory, OrderSnapshot, WebhookEvent
 from bot.webhooks.reconcile import state_key
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
-from bot.webhooks.worker import MAX_ATTEMPTS, WebhookWorker, order_snapshot, snapshot_changes
+from bot.webhooks.order_snapshots import order_snapshot, snapshot_changes
+from bot.webhooks.worker import MAX_ATTEMPTS, WebhookWorker
 from bot.webhooks.inbox import store_event
 from tokens.models import ShopifyInstall
 
