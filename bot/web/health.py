@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta, tzinfo
+from typing import Any, Protocol, Sequence
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import func, select, text
@@ -36,9 +36,8 @@ from bot.delivery.problems import query_open
 from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault
+from bot.app import App
 
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger("bot.server")
 
@@ -49,12 +48,47 @@ SERVICE_KEY = "bot.service"  # Flask extensions key of the ServiceState
 BACKLOG_STUCK = timedelta(minutes=10)
 
 
+class ScheduledJob(Protocol):
+    """One job as the scheduler tells it (bot.service.scheduler_text.JobSchedule)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def next_run(self) -> datetime | None: ...
+    @property
+    def next_summary(self) -> datetime | None: ...
+
+
+class LastRun(Protocol):
+    def as_json(self, zone: tzinfo) -> dict[str, Any]: ...
+
+
+class LastRunBook(Protocol):
+    def get(self, job: str) -> LastRun | None: ...
+
+
+class SchedulerView(Protocol):
+    """What /healthz reads of `run`'s scheduler (bot.service.scheduler.BotScheduler), which lives above it."""
+
+    @property
+    def running(self) -> bool: ...
+    @property
+    def last_runs(self) -> LastRunBook: ...
+    def next_runs(self) -> Sequence[ScheduledJob]: ...
+
+
+class Worker(Protocol):
+    def stop(self, timeout: float | None = None) -> bool: ...
+
+
 @dataclass
 class ServiceState:
-    """What `run` started, for /healthz: the scheduler (bot.service.scheduler.BotScheduler) and the workers."""
+    """What `run` started, for /healthz: the scheduler and the workers (each may say whether it is `alive()`)."""
 
-    scheduler: Any = None
-    workers: list[Any] = field(default_factory=list)
+    scheduler: SchedulerView | None = None
+    workers: list[Worker] = field(default_factory=list)
 
 
 def attach_service_state(flask_app: Flask, state: ServiceState) -> None:
@@ -80,7 +114,7 @@ def healthz() -> Response:
     return response
 
 
-def health_report(app: "App", state: ServiceState | None) -> tuple[dict[str, Any], bool]:
+def health_report(app: App, state: ServiceState | None) -> tuple[dict[str, Any], bool]:
     """(the full health body, whether something needs a person)."""
     now = app.clock()
     vault = judging_vault(app)
@@ -145,7 +179,7 @@ def _db_error(exc: Exception) -> str:
 # -- the scheduler and the webhook worker ---------------------------------------------------------------
 
 
-def _scheduler_health(app: "App", state: ServiceState | None) -> tuple[dict[str, Any], bool]:
+def _scheduler_health(app: App, state: ServiceState | None) -> tuple[dict[str, Any], bool]:
     """(its health, whether it is down while `run` needs it)."""
     zone = app.config.timezone
     scheduler = state.scheduler if state is not None else None
@@ -189,6 +223,6 @@ def _webhook_backlog(session: Any, state: ServiceState | None, now: datetime) ->
     return body
 
 
-def _alive(worker: Any) -> bool:
+def _alive(worker: Worker) -> bool:
     alive = getattr(worker, "alive", None)
     return bool(alive()) if callable(alive) else True
