@@ -6,23 +6,24 @@ The life cycle peers get wrong, done right:
   the old one dies) replaces the stored one, committed before the new access token is used;
   an answer without one keeps the old refresh token;
 - concurrent callers refresh once: a lock per login in this process, a row lock across
-  processes sharing the database;
+  processes sharing the database (tokens.minting);
 - a dead refresh token marks the login as needing a person, so nothing retries in a loop.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from bot.store.db import Database, utcnow
 from bot.kakao.client import KakaoAuth, TokenAnswer
 from bot.kakao.errors import KakaoLoginRequired, KakaoNoLogin
+from tokens.minting import DeadLogin, MintLocks
 from tokens.models import KakaoLogin
 from tokens.vault import Vault
 
@@ -56,8 +57,7 @@ class KakaoTokens:
                  clock: Callable[[], datetime] = utcnow, margin: timedelta = REFRESH_MARGIN):
         self.db, self.vault, self.auth = db, vault, auth
         self.clock, self.margin = clock, margin
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = MintLocks(db)
 
     # -- storing ---------------------------------------------------------------------
     def store_login(self, account: str, answer: TokenAnswer) -> LoginStatus:
@@ -93,31 +93,22 @@ class KakaoTokens:
         return BoundTokens(self, account)
 
     def _refresh(self, account: str, rejected: str | None) -> str:
-        with self._lock_for(account):
-            dead: KakaoLoginRequired | None = None
-            with self.db.session() as session:
-                # A no-op UPDATE takes the row's write lock on PostgreSQL and SQLite alike:
-                # a second process waits here, then sees the token the first one stored.
-                session.execute(update(KakaoLogin).where(KakaoLogin.account == account)
-                                .values(account=KakaoLogin.account))
-                row = self._row(session, account, populate_existing=True)
-                current = self.vault.decrypt(row.access_token_enc)
-                if self._fresh(row) and current != rejected:
-                    return current
-                try:
-                    answer = self._ask_kakao(row, account)
-                except KakaoLoginRequired as exc:
-                    # Kept short: it is wrapped in "Kakao login failed (…)" whenever it is reported.
-                    row.needs_login_reason = f"{exc.code or exc.error}: {exc.description or exc.error}"
-                    dead = exc
-                else:
-                    self._apply(row, answer)
-                    token = answer.access_token
-            # Committed (rotated refresh token included) before anyone uses the new access token.
-            if dead is not None:
-                log.error("Kakao login %r needs a person: %s", account, dead)
-                raise dead
-            return token
+        lock_row = update(KakaoLogin).where(KakaoLogin.account == account).values(account=KakaoLogin.account)
+        return self._locks.refresh(account, lock_row, lambda session: self._refresh_row(session, account, rejected))
+
+    def _refresh_row(self, session: Session, account: str, rejected: str | None) -> str | DeadLogin:
+        row = self._row(session, account, populate_existing=True)
+        current = self.vault.decrypt(row.access_token_enc)
+        if self._fresh(row) and current != rejected:
+            return current
+        try:
+            answer = self._ask_kakao(row, account)
+        except KakaoLoginRequired as exc:
+            # Kept short: it is wrapped in "Kakao login failed (…)" whenever it is reported.
+            row.needs_login_reason = f"{exc.code or exc.error}: {exc.description or exc.error}"
+            return DeadLogin(exc, log, "Kakao login %r needs a person: %s", (account, exc))
+        self._apply(row, answer)
+        return answer.access_token
 
     def _ask_kakao(self, row: KakaoLogin, account: str) -> TokenAnswer:
         if row.refresh_expires_at <= self.clock():
@@ -151,10 +142,6 @@ class KakaoTokens:
 
     def _fresh(self, row: KakaoLogin) -> bool:
         return row.access_expires_at - self.margin > self.clock()
-
-    def _lock_for(self, account: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(account, threading.Lock())
 
     # -- reporting -------------------------------------------------------------------
     def status(self, account: str) -> LoginStatus | None:

@@ -11,8 +11,8 @@ Three ways a shop gets connected, one minting rule each:
 - `client_credentials` (the merchant's own app): a 24 h token, asked for again near expiry.
 - `legacy` (an admin-created custom app's `shpat_…`): fixed, used as is.
 
-Like the Kakao minter (tokens.kakao): concurrent callers refresh once — a lock per install in
-this process, a no-op UPDATE as row lock across processes sharing the database; a dead grant
+Like the Kakao minter (tokens.kakao), under the same locks (tokens.minting): concurrent callers
+refresh once, per install, in this process and across processes sharing the database; a dead grant
 or refused credentials mark the install as needing a person, and later calls fail at once,
 without asking Shopify again. Messages name the shop, the app and the command to run; they
 never contain a token.
@@ -28,12 +28,14 @@ from typing import Callable
 
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
 
 from bot.store.db import Database, utcnow
 from bot.util.report_logging import IN_REPORT
 from bot.shopify.signing import normalize_shop
 from bot.shopify.client import ShopifyOAuth, ShopifyTokenAnswer
 from bot.shopify.errors import ShopifyBadCredentials, ShopifyReauthRequired, ShopNotConnected
+from tokens.minting import DeadLogin, MintLocks
 from tokens.models import ShopifyInstall
 from tokens.vault import Vault
 
@@ -100,8 +102,7 @@ class ShopifyTokens:
                  clock: Callable[[], datetime] = utcnow, margin: timedelta = REFRESH_MARGIN):
         self.db, self.vault, self.oauth_for = db, vault, oauth_for
         self.clock, self.margin = clock, margin
-        self._locks: dict[tuple[str, str], threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = MintLocks(db)
 
     # -- storing ---------------------------------------------------------------------
     def store(self, app: str, shop: str, mode: str, answer: ShopifyTokenAnswer) -> InstallStatus:
@@ -112,7 +113,7 @@ class ShopifyTokens:
         shop = normalize_shop(shop)
         for attempt in range(2):
             try:
-                with self._lock_for(app, shop), self.db.session() as session:
+                with self._locks.held((app, shop)), self.db.session() as session:
                     row = self._find(session, app, shop)
                     if row is None:
                         row = ShopifyInstall(app=app, shop=shop)
@@ -166,49 +167,40 @@ class ShopifyTokens:
 
     def _renew(self, app: str, shop: str, refused: str | None = None) -> str | None:
         """A renewed token when due (or when `refused` is the current one); None: `refused` cannot be renewed."""
-        with self._lock_for(app, shop):
-            dead: Exception | None = None
-            with self.db.session() as session:
-                # A no-op UPDATE takes the row's write lock on PostgreSQL and SQLite alike: a second
-                # process waits here, then reads the pair the first one stored. (updated_at is set to
-                # itself so that merely locking does not count as an update.)
-                session.execute(update(ShopifyInstall)
-                                .where(ShopifyInstall.app == app, ShopifyInstall.shop == shop)
-                                .values(app=ShopifyInstall.app, updated_at=ShopifyInstall.updated_at))
-                row = self._find(session, app, shop, populate_existing=True)
-                if row is None:
-                    raise not_connected(shop, app)
-                if row.status != ACTIVE:
-                    raise unusable(row)
-                if refused is None and not self._due(row):
-                    return self.vault.decrypt(row.access_token_enc)
-                if refused is not None:
-                    current = self.vault.decrypt(row.access_token_enc)
-                    if current != refused:
-                        return current  # renewed by another caller meanwhile
-                    if not self._renewable(row):
-                        return None
-                try:
-                    answer = self._ask_shopify(row)
-                except (ShopifyReauthRequired, ShopifyBadCredentials) as exc:
-                    row.status = "needs_reauth" if isinstance(exc, ShopifyReauthRequired) else "invalid"
-                    row.status_reason = self._dead_reason(row, exc)
-                    dead = exc
-                except _NeedsPerson as exc:
-                    row.status = "needs_reauth"
-                    row.status_reason = f"{exc}; {reconnect_hint(row.mode, shop, app)}"
-                    dead = ShopifyReauthRequired(f"{shop} (app {app!r}): {row.status_reason}", error="expired",
-                                                 shop=shop)
-                else:
-                    self._apply(row, answer, self.clock(), keep_scopes=True)
-                    token = answer.access_token
-                    log.info("Shopify %s (app %r): %s token renewed, valid until %s", shop, app, row.mode,
-                             f"{row.access_expires_at:%Y-%m-%d %H:%M} UTC" if row.access_expires_at else "no expiry")
-            # Committed here — the new refresh token included — before anyone uses the access token.
-            if dead is not None:
-                log.error("Shopify %s (app %r) needs a person: %s", shop, app, row.status_reason)
-                raise dead
-            return token
+        # updated_at is set to itself so that merely locking does not count as an update.
+        lock_row = (update(ShopifyInstall).where(ShopifyInstall.app == app, ShopifyInstall.shop == shop)
+                    .values(app=ShopifyInstall.app, updated_at=ShopifyInstall.updated_at))
+        return self._locks.refresh((app, shop), lock_row, lambda session: self._renew_row(session, app, shop, refused))
+
+    def _renew_row(self, session: Session, app: str, shop: str, refused: str | None) -> str | None | DeadLogin:
+        row = self._find(session, app, shop, populate_existing=True)
+        if row is None:
+            raise not_connected(shop, app)
+        if row.status != ACTIVE:
+            raise unusable(row)
+        if refused is None and not self._due(row):
+            return self.vault.decrypt(row.access_token_enc)
+        if refused is not None:
+            current = self.vault.decrypt(row.access_token_enc)
+            if current != refused:
+                return current  # renewed by another caller meanwhile
+            if not self._renewable(row):
+                return None
+        try:
+            answer = self._ask_shopify(row)
+        except (ShopifyReauthRequired, ShopifyBadCredentials) as exc:
+            row.status = "needs_reauth" if isinstance(exc, ShopifyReauthRequired) else "invalid"
+            row.status_reason = self._dead_reason(row, exc)
+            return _dead(row, exc)
+        except _NeedsPerson as exc:
+            row.status = "needs_reauth"
+            row.status_reason = f"{exc}; {reconnect_hint(row.mode, shop, app)}"
+            return _dead(row, ShopifyReauthRequired(f"{shop} (app {app!r}): {row.status_reason}", error="expired",
+                                                    shop=shop))
+        self._apply(row, answer, self.clock(), keep_scopes=True)
+        log.info("Shopify %s (app %r): %s token renewed, valid until %s", shop, app, row.mode,
+                 f"{row.access_expires_at:%Y-%m-%d %H:%M} UTC" if row.access_expires_at else "no expiry")
+        return answer.access_token
 
     @staticmethod
     def _renewable(row: ShopifyInstall) -> bool:
@@ -262,7 +254,7 @@ class ShopifyTokens:
         replaced — another caller renewed it — changes nothing.
         """
         shop = normalize_shop(shop)
-        with self._lock_for(app, shop), self.db.session() as session:
+        with self._locks.held((app, shop)), self.db.session() as session:
             row = self._find(session, app, shop)
             if row is None or row.status != ACTIVE:
                 return
@@ -277,7 +269,7 @@ class ShopifyTokens:
     def uninstalled(self, shop: str, app: str) -> None:
         """app/uninstalled: the tokens are dead — wipe them (not just mark them) and remember why."""
         shop = normalize_shop(shop)
-        with self._lock_for(app, shop):
+        with self._locks.held((app, shop)):
             with self.db.session() as session:
                 if self.db.is_sqlite:
                     # Zero the freed bytes of the old row instead of leaving them in the page.
@@ -330,10 +322,6 @@ class ShopifyTokens:
             raise unusable(rows[0])  # the latest install says best what to do
         raise not_connected(shop)
 
-    def _lock_for(self, app: str, shop: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault((app, shop), threading.Lock())
-
     # -- reporting -------------------------------------------------------------------
     def status(self, shop: str, app: str) -> InstallStatus | None:
         with self.db.session() as session:
@@ -348,6 +336,10 @@ class ShopifyTokens:
 
 class _NeedsPerson(Exception):
     """Renewal is impossible without asking Shopify anything (no usable refresh token)."""
+
+
+def _dead(row: ShopifyInstall, error: Exception) -> DeadLogin:
+    return DeadLogin(error, log, "Shopify %s (app %r) needs a person: %s", (row.shop, row.app, row.status_reason))
 
 
 def _status(row: ShopifyInstall) -> InstallStatus:

@@ -23,6 +23,8 @@ subject the account) and the Shopify install (e.g. `purpose="shopify:<app>"`, su
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable, NamedTuple
@@ -31,7 +33,6 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.store.db import Database, utcnow
-from bot.shopify.signing import new_state, state_hash
 from tokens.models import OAuthState
 
 DEFAULT_TTL = timedelta(minutes=10)
@@ -44,6 +45,16 @@ _REASONS = {
     "used": "the state was already used: start again",
     "expired": "the state expired: start again",
 }
+
+
+def new_state() -> str:
+    """32 random bytes, hex: URL-safe, so no encoding can change what is signed."""
+    return secrets.token_hex(32)
+
+
+def state_hash(state: str) -> str:
+    """What is stored of a state (the primary key of its row)."""
+    return hashlib.sha256(state.encode()).hexdigest()
 
 
 class StateInvalid(Exception):

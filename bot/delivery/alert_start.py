@@ -17,7 +17,6 @@ Order change alerts (`orders/updated`) are about a change made now and are not a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from datetime import datetime
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.store.db import insert_for
 from bot.store.models import JobMemory
+from bot.util.keys import MEMORY_NAME_MAX, fit_key
 from bot.util.times import parse_instant
 from jobs.shopify_order_alert import KIND
 
@@ -34,17 +34,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MEMORY_NAME_MAX = 100  # job_memory.job and job_memory.key
-
-
 def memory_name(shop: str) -> str:
     """The job-memory name under which a shop's alert starts are kept (hashed when too long)."""
-    name = f"alert-start:{shop}"
-    return name if len(name) <= MEMORY_NAME_MAX else "alert-start:#" + hashlib.sha256(shop.encode()).hexdigest()
+    return fit_key(shop, MEMORY_NAME_MAX, prefix="alert-start:")
 
 
 def _memory_key(job_name: str) -> str:
-    return job_name if len(job_name) <= MEMORY_NAME_MAX else "#" + hashlib.sha256(job_name.encode()).hexdigest()
+    return fit_key(job_name, MEMORY_NAME_MAX)
 
 
 def mark_jobs_seen(app: "App", now: datetime) -> None:

@@ -17,7 +17,6 @@ was held is never sent on its own afterwards, even when raised again after the w
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -37,6 +36,7 @@ from bot.kakao.templates import TEXT_LIMIT, text_template
 from bot.store.models import JobMemory
 from bot.store.order_names import remember as remember_order_name
 from bot.kakao.recipients import Friend, Target, resolve
+from bot.util.keys import MEMORY_NAME_MAX, SLOT_KEY_MAX, fit_key
 from bot.util.times import parse_instant, slot_instant
 from jobs import job_kind
 from jobs.base import Outcome
@@ -55,8 +55,6 @@ FRIENDS_TTL = 60.0
 # Held alerts already summarised are remembered this long, so that the reconciliation (which looks
 # back up to a day) or a late webhook raising one again does not send it on its own.
 QUIET_KEEP = timedelta(days=2)
-MEMORY_NAME_MAX = 100  # job_memory.job
-SLOT_KEY_MAX = 80  # deliveries.slot_key
 
 
 class AlertFailed(Exception):
@@ -264,18 +262,12 @@ class AlertSender:
 
 def quiet_memory_name(job_name: str) -> str:
     """The job-memory name holding a job's held alerts (hashed when it would not fit the column)."""
-    name = f"quiet:{job_name}"
-    if len(name) <= MEMORY_NAME_MAX:
-        return name
-    return "quiet:#" + hashlib.sha256(job_name.encode()).hexdigest()
+    return fit_key(job_name, MEMORY_NAME_MAX, prefix="quiet:")
 
 
 def quiet_slot_key(job_name: str, end: datetime) -> str:
     """`quiet:<job>:<window end ISO>`: the delivery key of one summary (hashed when too long)."""
-    key = f"quiet:{job_name}:{end.isoformat()}"
-    if len(key) <= SLOT_KEY_MAX:
-        return key
-    return key[:SLOT_KEY_MAX - 17] + "#" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    return fit_key(f"quiet:{job_name}:{end.isoformat()}", SLOT_KEY_MAX, digest_chars=16, keep_head=True)
 
 
 def quiet_window_end(quiet: QuietWindow, now: datetime, zone: Any) -> datetime:

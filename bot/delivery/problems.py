@@ -26,7 +26,6 @@ a scheduled run that never happened (a one-off: reported once, never reopened).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -42,6 +41,7 @@ from bot.kakao.templates import text_template
 from bot.util.logs import redact
 from bot.store.models import Problem
 from bot.kakao.recipients import Target
+from bot.util.keys import SLOT_KEY_MAX, fit_key
 from bot.util.times import duration_text
 from bot.delivery.health_rules import (UNDECRYPTABLE_STATE, install_needs_person, install_state, judging_vault,
                                        login_fix, refresh_expiring)
@@ -63,7 +63,6 @@ RETRY_EVERY = timedelta(hours=1)  # a message that could not be sent is tried ag
 CHECK_EVERY = 300  # seconds between `check_all` runs of the service
 FAILURES_KEY = "consecutive_failures"  # job memory key of the runner's failure count
 FAILURES_REPORTED = 2  # a job failing this many times in a row is a problem
-SLOT_KEY_MAX = 80  # deliveries.slot_key is a String(80)
 # The key prefixes `check_all` owns: an open problem of these that a check no longer finds is resolved.
 CHECKED_PREFIXES = ("kakao-login:", "kakao-refresh-expiring:", "shopify:")
 
@@ -108,12 +107,7 @@ def _open(row: Problem) -> OpenProblem:
 
 def alert_slot_key(key: str, episode: int) -> str:
     """The deliveries slot of one episode's message: "<key>#<episode>", shortened to fit its column."""
-    suffix = f"#{episode}"
-    slot = key + suffix
-    if len(slot) <= SLOT_KEY_MAX:
-        return slot
-    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-    return f"{key[:SLOT_KEY_MAX - len(suffix) - len(digest) - 1]}~{digest}{suffix}"
+    return fit_key(key, SLOT_KEY_MAX, suffix=f"#{episode}", mark="~", digest_chars=12, keep_head=True)
 
 
 class ProblemReporter:

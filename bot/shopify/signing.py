@@ -1,5 +1,5 @@
-"""Checks on everything Shopify sends us: shop domains, query-string HMACs, webhook HMACs,
-timestamps, and the single-use OAuth `state`.
+"""Checks on everything Shopify sends us: shop domains, query-string HMACs, webhook HMACs and
+timestamps. (The single-use OAuth `state` is bot.connect.oauth_states'.)
 
 Every comparison of a signature is constant-time; every parameter of a signed query
 counts (never a whitelist), except `hmac` and `signature` themselves.
@@ -11,7 +11,6 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
 from typing import Iterable, Sequence
 
 SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
@@ -93,12 +92,3 @@ def fresh_timestamp(timestamp: str | None, now: float, max_skew: int = MAX_CLOCK
         return abs(now - int(timestamp)) <= max_skew
     except (ValueError, OverflowError):
         return False
-
-
-def new_state() -> str:
-    """32 random bytes, hex: URL-safe, so no encoding can change what is signed."""
-    return secrets.token_hex(32)
-
-
-def state_hash(state: str) -> str:
-    return hashlib.sha256(state.encode()).hexdigest()

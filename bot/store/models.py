@@ -8,6 +8,7 @@ from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.store.db import Base, UTCDateTime, utcnow
+from bot.util.keys import MEMORY_NAME_MAX, SLOT_KEY_MAX
 
 
 class Delivery(Base):
@@ -23,7 +24,7 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     job: Mapped[str] = mapped_column(String(100))
-    slot_key: Mapped[str] = mapped_column(String(80))  # scheduled instant (ISO) or "run:<id>"
+    slot_key: Mapped[str] = mapped_column(String(SLOT_KEY_MAX))  # scheduled instant (ISO) or "run:<id>"
     recipient: Mapped[str] = mapped_column(String(200))  # "me", "uuid:…", or the configured spec
     label: Mapped[str] = mapped_column(String(200), default="")
     sender: Mapped[str] = mapped_column(String(64))
@@ -43,8 +44,8 @@ class JobMemory(Base):
 
     __tablename__ = "job_memory"
 
-    job: Mapped[str] = mapped_column(String(100), primary_key=True)
-    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    job: Mapped[str] = mapped_column(String(MEMORY_NAME_MAX), primary_key=True)
+    key: Mapped[str] = mapped_column(String(MEMORY_NAME_MAX), primary_key=True)
     value_json: Mapped[str] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

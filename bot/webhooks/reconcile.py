@@ -17,7 +17,6 @@ sighting) is never alerted: it is not new to anybody.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from datetime import datetime, timedelta
@@ -26,6 +25,7 @@ from typing import Any
 from bot.delivery.alert_start import alert_starts, jobs_for_new_order, mark_jobs_seen
 from bot.delivery.alerts import AlertSender, alert_jobs
 from bot.store.job_memory import StoredJobState
+from bot.util.keys import MEMORY_NAME_MAX, fit_key
 from bot.util.logs import redact
 from bot.webhooks.inbox import parse_time
 from bot.shopify.orders import order_gid
@@ -39,13 +39,11 @@ OVERLAP = timedelta(minutes=2)
 FIRST_WINDOW = timedelta(hours=1)
 MAX_WINDOW = timedelta(days=1)
 LINE_ITEMS = 25  # line items read per order (the alert names a few and counts them)
-STATE_KEY_MAX = 100  # job_memory.job
 
 
 def state_key(shop: str) -> str:
     """The job-memory name under which a shop's reconciliation remembers where it ended."""
-    key = f"reconcile:{shop}"
-    return key if len(key) <= STATE_KEY_MAX else "reconcile:" + hashlib.sha256(shop.encode()).hexdigest()
+    return fit_key(shop, MEMORY_NAME_MAX, prefix="reconcile:", mark="")
 
 
 def register_reconciliation(app: App, scheduler: Any, interval: float = INTERVAL) -> "Reconciler | None":

@@ -20,7 +20,6 @@ and every other handler is idempotent. A handler raises to have the event retrie
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from sqlalchemy import delete, select, update
 from bot.delivery.alert_start import alert_starts, jobs_for_new_order, memory_name
 from bot.delivery.alerts import AlertFailed, AlertSender, alert_jobs
 from bot.store.models import JobMemory, OrderSnapshot, WebhookEvent
+from bot.util.keys import SLOT_KEY_MAX, fit_key
 from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
 from bot.webhooks.reconcile import state_key
 from bot.webhooks.inbox import parse_time
@@ -42,7 +42,6 @@ from bot.config.model import JobConfig
 
 log = logging.getLogger(__name__)
 
-SLOT_KEY_MAX = 80  # deliveries.slot_key
 # Destructive topics act only on a body that names its shop: the HMAC covers the body, not the
 # headers, so a captured body resent under another shop's headers must not pass.
 MUST_NAME_SHOP = ("app/uninstalled", "shop/redact")
@@ -214,7 +213,5 @@ def _iso(moment: datetime | None) -> str:
 
 
 def _slot_key(key: str) -> str:
-    # Too long for the column: cut, with a digest of the whole so two long keys stay distinct.
-    if len(key) <= SLOT_KEY_MAX:
-        return key
-    return key[:SLOT_KEY_MAX - 17] + "#" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    # Cut, with a digest of the whole so that two long keys stay distinct.
+    return fit_key(key, SLOT_KEY_MAX, digest_chars=16, keep_head=True)

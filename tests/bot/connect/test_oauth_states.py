@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import timedelta
 from typing import Iterator
@@ -11,8 +12,7 @@ from sqlalchemy import select
 
 from bot.connect import oauth_states
 from bot.store.db import Database
-from bot.connect.oauth_states import StateInvalid, consume, consume_prefixed, issue, lookup
-from bot.shopify.signing import state_hash
+from bot.connect.oauth_states import StateInvalid, consume, consume_prefixed, issue, lookup, new_state, state_hash
 from tokens.models import OAuthState
 
 SHOP = "my-store.myshopify.com"
@@ -39,6 +39,12 @@ def test_only_the_hash_is_stored_and_the_state_is_long_and_url_safe(db, clock):
         (row,) = session.scalars(select(OAuthState))
         assert row.state_hash == state_hash(state) and state not in (row.state_hash, row.purpose, row.subject)
         assert row.expires_at == clock() + oauth_states.DEFAULT_TTL and row.used_at is None
+
+
+def test_states_are_32_random_bytes_hex_and_stored_only_hashed():
+    first, second = new_state(), new_state()
+    assert len(first) == 64 and int(first, 16) >= 0 and first != second
+    assert state_hash(first) == hashlib.sha256(first.encode()).hexdigest() and first not in state_hash(first)
 
 
 def test_a_state_is_consumed_once(db, clock):

@@ -1,5 +1,5 @@
 """Shopify request checks: the documented HMAC vector, tampering, every parameter counted,
-shop domains, webhook signatures with secret rotation, timestamps and states."""
+shop domains, webhook signatures with secret rotation and timestamps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import hmac
 import pytest
 
 from bot.shopify.signing import (
-    fresh_timestamp, is_valid_shop, new_state, normalize_shop, query_hmac, query_message, state_hash,
+    fresh_timestamp, is_valid_shop, normalize_shop, query_hmac, query_message,
     verify_query, verify_webhook, webhook_hmac,
 )
 
@@ -116,9 +116,3 @@ def test_webhook_signed_with_the_previous_secret_verifies_while_it_is_configured
                                            ("1301", False), ("", False), (None, False), ("12a", False)])
 def test_timestamps_within_five_minutes(timestamp, ok):
     assert fresh_timestamp(timestamp, now=1000.0) is ok
-
-
-def test_states_are_32_random_bytes_hex_and_stored_only_hashed():
-    first, second = new_state(), new_state()
-    assert len(first) == 64 and int(first, 16) >= 0 and first != second
-    assert state_hash(first) == hashlib.sha256(first.encode()).hexdigest() and first not in state_hash(first)
