@@ -39,7 +39,8 @@ def memory_name(shop: str) -> str:
     return fit_key(shop, MEMORY_NAME_MAX, prefix="alert-start:")
 
 
-def _memory_key(job_name: str) -> str:
+def first_seen_key(job_name: str) -> str:
+    """The job memory key under which a job's first sight of a shop is kept."""
     return fit_key(job_name, MEMORY_NAME_MAX)
 
 
@@ -79,7 +80,7 @@ def jobs_for_new_order(jobs: list["JobConfig"], starts: dict[str, datetime | Non
 
 
 def _first_seen(app: "App", job: "JobConfig", shop: str, *, record_at: datetime | None) -> datetime | None:
-    name, key = memory_name(shop), _memory_key(job.name)
+    name, key = memory_name(shop), first_seen_key(job.name)
     with app.db.session() as session:
         if record_at is not None:
             # Insert-if-absent: of two instances starting at once the first one's time stays.

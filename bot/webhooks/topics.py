@@ -128,7 +128,7 @@ class TopicHandlers:
         summary = "no change of address or items"
         if changes:
             stamp = _iso(updated_at or event.triggered_at) if (updated_at or event.triggered_at) else event.webhook_id
-            summary = self._alert(jobs, _slot_key(f"order-update:{gid}:{stamp}"), order, "updated", changes)
+            summary = self._alert(jobs, update_slot_key(f"order-update:{gid}:{stamp}"), order, "updated", changes)
         # Written after the alert: a crash in between re-compares and the deliveries table skips
         # whoever already got it; written before, the alert would be lost.
         write_snapshot(self.app, event.shop, gid, new, updated_at, event.triggered_at)
@@ -212,6 +212,6 @@ def _iso(moment: datetime | None) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z") if moment else "?"
 
 
-def _slot_key(key: str) -> str:
-    # Cut, with a digest of the whole so that two long keys stay distinct.
+def update_slot_key(key: str) -> str:
+    """An order update's delivery key, cut to the column with a digest of the whole (two long keys stay distinct)."""
     return fit_key(key, SLOT_KEY_MAX, digest_chars=16, keep_head=True)

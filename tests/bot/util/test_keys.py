@@ -11,11 +11,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from bot.delivery.alert_start import _memory_key, memory_name
+from bot.delivery.alert_start import first_seen_key, memory_name
 from bot.delivery.alerts import quiet_memory_name, quiet_slot_key
 from bot.delivery.problems import alert_slot_key
 from bot.webhooks.reconcile import state_key
-from bot.webhooks.topics import _slot_key
+from bot.webhooks.topics import update_slot_key
 
 END = datetime(2026, 12, 3, 21, 0, tzinfo=timezone(timedelta(hours=9)))
 # Inputs at, just under and just over each column's limit, far over it, in Korean, and with
@@ -236,7 +236,7 @@ def test_memory_name_is_pinned(shop, expected) -> None:
 
 @pytest.mark.parametrize("job_name, expected", MEMORY_KEY)
 def test_memory_key_is_pinned(job_name, expected) -> None:
-    assert _memory_key(job_name) == expected
+    assert first_seen_key(job_name) == expected
 
 
 @pytest.mark.parametrize("job_name, expected", QUIET_MEMORY_NAME)
@@ -256,4 +256,4 @@ def test_state_key_is_pinned(shop, expected) -> None:
 
 @pytest.mark.parametrize("key, expected", WEBHOOK_SLOT_KEY)
 def test_webhook_slot_key_is_pinned(key, expected) -> None:
-    assert _slot_key(key) == expected
+    assert update_slot_key(key) == expected
