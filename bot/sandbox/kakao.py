@@ -13,6 +13,7 @@ This is a test double: it keeps every token form and message in memory on purpos
 from __future__ import annotations
 
 import json
+import operator
 import secrets
 import threading
 import time
@@ -25,6 +26,10 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, Response, redirect, request
 from werkzeug.exceptions import HTTPException
+
+from bot.sandbox.faults import FaultPlan
+from bot.sandbox.recording import RequestLog
+from bot.sandbox.standin_app import Route, standin_app
 
 SEOUL = ZoneInfo("Asia/Seoul")
 APP_ID = 123456
@@ -134,7 +139,6 @@ class KakaoSandbox:
 
         # Introspection for tests.
         self.inbox: dict[str, list[dict[str, Any]]] = {}
-        self.calls: list[tuple[str, str]] = []
         self.token_requests: list[dict[str, str]] = []
         self.warnings: list[str] = []  # accepted-but-odd input, e.g. text Kakao would cut
 
@@ -145,8 +149,8 @@ class KakaoSandbox:
         self._access_issued: deque[float] = deque()
         self._refresh_issued: deque[float] = deque()
         self._sent: dict[tuple[Any, ...], int] = {}  # (day, kind, uuid?) -> messages
-        self._fails: dict[str, deque[tuple[int, dict[str, Any]]]] = {}
-        self._hangs: dict[str, deque[float]] = {}
+        self._requests = RequestLog()
+        self._faults = FaultPlan(matches=operator.eq)  # Kakao paths are scripted whole
         self._lock = threading.RLock()
         self.app = self._build_app()
 
@@ -177,9 +181,13 @@ class KakaoSandbox:
         with self._lock:
             return list(self.inbox.get(key, []))
 
+    @property
+    def calls(self) -> list[tuple[str, str]]:
+        """(method, path) of every request received, oldest first."""
+        return self._requests.calls
+
     def count(self, path_suffix: str) -> int:
-        with self._lock:
-            return sum(1 for _, path in self.calls if path.endswith(path_suffix))
+        return self._requests.count(path_suffix)
 
     def issue_code(self, redirect_uri: str, scope: str = DEFAULT_SCOPE) -> str:
         """An authorization code as if the owner had just consented."""
@@ -201,22 +209,20 @@ class KakaoSandbox:
 
     def fail_next(self, path: str, status: int, body: dict[str, Any], times: int = 1) -> None:
         """The next `times` requests to `path` answer status/body instead of the real thing."""
-        with self._lock:
-            self._fails.setdefault(path, deque()).extend([(status, body)] * times)
+        self._faults.fail_next(path, status, body, times)
 
     def hang_next(self, path: str, seconds: float) -> None:
         """The next request to `path` sleeps `seconds` before answering (client timeouts)."""
-        with self._lock:
-            self._hangs.setdefault(path, deque()).append(seconds)
+        self._faults.hang_next(path, seconds)
+
+    def clear_faults(self) -> None:
+        """Forget scripted failures and delays not yet played: Kakao is back."""
+        self._faults.clear()
 
     # ---- plumbing ------------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
-        app = Flask(__name__)
-        app.before_request(self._before)
-        app.register_error_handler(_Reply, lambda e: _json(e.status, e.body))
-        app.register_error_handler(HTTPException, _http_error)
-        routes = [
+        routes: list[Route] = [
             ("/oauth/authorize", "GET", self._authorize),
             ("/oauth/token", "POST", self._token),
             ("/v1/user/access_token_info", "GET", self._token_info),
@@ -224,21 +230,11 @@ class KakaoSandbox:
             ("/v2/api/talk/memo/default/send", "POST", self._send_me),
             ("/v1/api/talk/friends/message/default/send", "POST", self._send_friends),
         ]
-        for path, method, view in routes:
-            app.add_url_rule(path, view.__name__, view, methods=[method])
+        app = standin_app(__name__, routes, self._requests, self._faults,
+                          latency=lambda: self.latency, answer=lambda fault: _json(fault.status, fault.body))
+        app.register_error_handler(_Reply, lambda e: _json(e.status, e.body))
+        app.register_error_handler(HTTPException, _http_error)
         return app
-
-    def _before(self) -> Response | None:
-        """Every request passes here: record it, simulate latency, play scripted failures."""
-        path = request.path
-        with self._lock:
-            self.calls.append((request.method, path))
-            hang = self._hangs[path].popleft() if self._hangs.get(path) else 0.0
-            fail = self._fails[path].popleft() if self._fails.get(path) else None
-        delay = self.latency + hang
-        if delay > 0:
-            time.sleep(delay)  # outside the lock: slow requests must not serialise others
-        return _json(*fail) if fail else None
 
     def _today(self) -> date:
         return datetime.fromtimestamp(self.clock(), SEOUL).date()

@@ -23,7 +23,6 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
@@ -33,9 +32,12 @@ import requests
 from flask import Flask, Response, redirect, request
 from werkzeug.exceptions import HTTPException
 
+from bot.sandbox.faults import FaultPlan
+from bot.sandbox.recording import RequestLog
 from bot.sandbox.shopify_graphql import MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse
 from bot.sandbox.shopify_oauth import DEFAULT_SCOPE, Grant, OAuthError, TokenAuthority
 from bot.sandbox.shopify_orders import apply_fields, aware, new_order, public, rest_order, set_statuses
+from bot.sandbox.standin_app import Route, standin_app
 from bot.shopify.signing import is_valid_shop, webhook_hmac
 
 JSON_TYPE = "application/json; charset=utf-8"
@@ -102,7 +104,6 @@ class ShopifySandbox:
         self.orders_window_days: int | None = None  # e.g. 60: read_orders sees only recent orders
 
         # Introspection for tests.
-        self.calls: list[tuple[str, str]] = []
         self.token_requests: list[dict[str, Any]] = []
         self.graphql_requests: list[dict[str, Any]] = []
         self.subscriptions: dict[str, list[dict[str, Any]]] = {}
@@ -114,8 +115,8 @@ class ShopifySandbox:
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._subscription_owner: dict[str, str] = {}
         self._ids = 6_100_000_000_000  # Shopify ids are large: never assume small ints
-        self._fails: dict[str, deque[tuple[int, Any, dict[str, str]]]] = {}
-        self._hangs: dict[str, deque[float]] = {}
+        self._requests = RequestLog()
+        self._faults = FaultPlan(matches=str.endswith)  # scripted by path suffix: any shop, any version
         self._lock = threading.RLock()
         self.app = self._build_app()
 
@@ -227,20 +228,26 @@ class ShopifySandbox:
 
     # ---- test helpers: introspection and scripting -------------------------------------
 
+    @property
+    def calls(self) -> list[tuple[str, str]]:
+        """(method, path) of every request received, oldest first."""
+        return self._requests.calls
+
     def count(self, path_suffix: str) -> int:
-        with self._lock:
-            return sum(1 for _, path in self.calls if path.endswith(path_suffix))
+        return self._requests.count(path_suffix)
 
     def fail_next(self, path_suffix: str, status: int, body: Any, times: int = 1,
                   headers: dict[str, str] | None = None) -> None:
         """The next `times` requests to a path ending with `path_suffix` answer status/body instead."""
-        with self._lock:
-            self._fails.setdefault(path_suffix, deque()).extend([(status, body, headers or {})] * times)
+        self._faults.fail_next(path_suffix, status, body, times, headers)
 
     def hang_next(self, path_suffix: str, seconds: float) -> None:
         """The next request to a path ending with `path_suffix` sleeps first (client timeouts)."""
-        with self._lock:
-            self._hangs.setdefault(path_suffix, deque()).append(seconds)
+        self._faults.hang_next(path_suffix, seconds)
+
+    def clear_faults(self) -> None:
+        """Forget scripted failures and delays not yet played."""
+        self._faults.clear()
 
     def send_webhook(self, url: str, *, topic: str, shop: str, payload: dict[str, Any], secret: str,
                      webhook_id: str | None = None, event_id: str | None = None,
@@ -271,31 +278,17 @@ class ShopifySandbox:
     # ---- plumbing ----------------------------------------------------------------------
 
     def _build_app(self) -> Flask:
-        app = Flask(__name__)
-        app.before_request(self._before)
-        app.register_error_handler(_Reply, lambda e: _json(e.status, e.body, e.headers))
-        app.register_error_handler(OAuthError, lambda e: _json(400, e.body))
-        app.register_error_handler(HTTPException, lambda e: _json(e.code or 500, {"errors": e.name}))
-        routes = [
+        routes: list[Route] = [
             ("/<shop>/admin/oauth/authorize", "GET", self._authorize),
             ("/<shop>/admin/oauth/access_token", "POST", self._access_token),
             ("/<shop>/admin/api/<version>/graphql.json", "POST", self._graphql),
         ]
-        for path, method, view in routes:
-            app.add_url_rule(path, view.__name__, view, methods=[method])
+        app = standin_app(__name__, routes, self._requests, self._faults, latency=lambda: self.latency,
+                          answer=lambda fault: _json(fault.status, fault.body, fault.headers))
+        app.register_error_handler(_Reply, lambda e: _json(e.status, e.body, e.headers))
+        app.register_error_handler(OAuthError, lambda e: _json(400, e.body))
+        app.register_error_handler(HTTPException, lambda e: _json(e.code or 500, {"errors": e.name}))
         return app
-
-    def _before(self) -> Response | None:
-        """Every request passes here: record it, simulate latency, play scripted failures."""
-        path = request.path
-        with self._lock:
-            self.calls.append((request.method, path))
-            hang = _pop_matching(self._hangs, path) or 0.0
-            fail = _pop_matching(self._fails, path)
-        delay = self.latency + hang
-        if delay > 0:
-            time.sleep(delay)  # outside the lock: slow requests must not serialise others
-        return _json(*fail) if fail else None
 
     def _shop(self, shop: str) -> _Shop:
         found = self._shops.get(shop)
@@ -450,13 +443,6 @@ class ShopifySandbox:
 
 
 # ---- helpers ------------------------------------------------------------------------------
-
-
-def _pop_matching(queues: dict[str, deque[Any]], path: str) -> Any:
-    for suffix, queue in queues.items():
-        if queue and path.endswith(suffix):
-            return queue.popleft()
-    return None
 
 
 def _max_cost_message(cost: int) -> str:

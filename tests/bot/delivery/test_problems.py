@@ -218,7 +218,7 @@ def test_a_failed_send_is_retried_at_most_once_an_hour(app, reporter, sandbox, c
         clock.advance(minutes=5)
         reporter.check_all()
     assert sandbox.count(MEMO_PATH) == attempts  # 55 minutes: not tried again
-    sandbox._fails.clear()  # Kakao is back
+    sandbox.clear_faults()  # Kakao is back
     clock.advance(minutes=5)
     reporter.check_all()
     assert len(alerts(sandbox)) == 1
