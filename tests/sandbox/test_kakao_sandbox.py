@@ -20,6 +20,8 @@ import requests
 from bot.sandbox.kakao import MAINTENANCE, TEMPORARY_ERROR, KakaoSandbox
 from bot.sandbox.server import serve
 
+from epoch_clock import EpochClock
+
 from upstream_fixtures import load_fixture, shape
 
 REDIRECT = "http://localhost:8080/kakao/callback"
@@ -35,22 +37,11 @@ def fixture(name: str) -> Any:
     return load_fixture(f"kakao/{name}")
 
 
-class FakeClock:
-    def __init__(self, now: float = NOON):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass
 class Env:
     sb: KakaoSandbox
     url: str
-    clock: FakeClock
+    clock: EpochClock
 
     def token(self, **form: str) -> requests.Response:
         data = {"client_id": self.sb.rest_api_key, "client_secret": self.sb.client_secret or "", **form}
@@ -85,7 +76,7 @@ class Env:
 
 
 def start(request: pytest.FixtureRequest, **kwargs: Any) -> Env:
-    clock = kwargs.pop("clock", None) or FakeClock()
+    clock = kwargs.pop("clock", None) or EpochClock(NOON)
     sb = KakaoSandbox(clock=clock, **kwargs)
     server = serve(sb.app)
     request.addfinalizer(server.close)
@@ -363,7 +354,7 @@ def test_single_receiver_failure_is_a_plain_error(env: Env) -> None:
 def test_pair_quota_is_20_per_seoul_day(request: pytest.FixtureRequest) -> None:
     # 23:59:30 in Seoul is 14:59:30 UTC: a UTC day would not roll over a minute later.
     late = datetime(2026, 11, 22, 23, 59, 30, tzinfo=ZoneInfo("Asia/Seoul")).timestamp()
-    env = start(request, clock=FakeClock(late))
+    env = start(request, clock=EpochClock(late))
     access = env.login()["access_token"]
     a = env.sb.add_friend("김민지")
     for _ in range(20):

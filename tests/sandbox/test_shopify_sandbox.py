@@ -25,6 +25,8 @@ from bot.sandbox.shopify import INTERNAL_ERROR, ShopifySandbox
 from bot.sandbox.shopify_graphql import UNSUPPORTED
 from bot.shopify.signing import verify_query, verify_webhook
 
+from epoch_clock import EpochClock
+
 from upstream_fixtures import load_fixture, shape
 
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -63,23 +65,12 @@ def fixture(name: str) -> Any:
     return load_fixture(f"shopify/{name}")
 
 
-class FakeClock:
-    def __init__(self, now: float):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @dataclass
 class Env:
     sb: ShopifySandbox
     url: str
-    clock: FakeClock
-    wall: FakeClock
+    clock: EpochClock
+    wall: EpochClock
 
     def token(self, shop: str = SHOP, as_json: bool = False, **form: Any) -> requests.Response:
         body = {"client_id": KEY, "client_secret": SECRET, **form}
@@ -112,7 +103,7 @@ class Env:
 
 
 def start(request: pytest.FixtureRequest, **kwargs: Any) -> Env:
-    clock, wall = FakeClock(1000.0), FakeClock(NOW)
+    clock, wall = EpochClock(1000.0), EpochClock(NOW)
     sb = ShopifySandbox(clock=clock, wall_clock=wall, **kwargs)
     sb.register_app(KEY, SECRET, own_shops=[SHOP])
     sb.add_shop(SHOP, name="김치 상회")
