@@ -21,7 +21,6 @@ from bot.sandbox.kakao import MAINTENANCE, TEMPORARY_ERROR, KakaoSandbox
 from bot.sandbox.server import serve
 
 from epoch_clock import EpochClock
-
 from upstream_fixtures import load_fixture, shape
 
 REDIRECT = "http://localhost:8080/kakao/callback"
