@@ -13,7 +13,6 @@ tokens, and this side polls the database until the login has been stored.
 from __future__ import annotations
 
 import errno
-import hmac
 import secrets
 import socket
 import threading
@@ -29,6 +28,7 @@ import requests
 from bot.connect import oauth_states
 from bot.app import App
 from bot.kakao.errors import KakaoOAuthError
+from bot.util.compare import constant_time_equal
 from tokens.kakao import LoginStatus
 
 KAKAO_STATE_PREFIX = "kakao:"  # oauth_states purpose of a Kakao login: "kakao:<account>"
@@ -79,7 +79,7 @@ def kakao_login(app: App, account: str, *, code: str | None = None, out: Callabl
             return _login_via_server(app, account, out, timeout, on_listening)
         if redirect.error:
             raise LoginFailed(_denied_message(redirect))
-        if not redirect.state or not hmac.compare_digest(redirect.state, state):
+        if not redirect.state or not constant_time_equal(state, redirect.state):
             raise LoginFailed("the redirect's state does not match this login: ignored (possible forgery); try again")
         code = redirect.code
     if not code:

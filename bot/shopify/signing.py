@@ -13,6 +13,8 @@ import hmac
 import re
 from typing import Iterable, Sequence
 
+from bot.util.compare import constant_time_equal
+
 SHOP_DOMAIN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9-]*\.myshopify\.com$")
 MAX_CLOCK_SKEW = 300  # seconds a signed timestamp may differ from our clock
 
@@ -62,7 +64,7 @@ def verify_query(pairs: Sequence[tuple[str, str]], app_secrets: Sequence[str]) -
     given = [value for key, value in pairs if key == "hmac"]
     if len(given) != 1 or not given[0]:
         return False
-    return any(signatures_match(query_hmac(pairs, secret), given[0].lower()) for secret in app_secrets if secret)
+    return any(constant_time_equal(query_hmac(pairs, secret), given[0].lower()) for secret in app_secrets if secret)
 
 
 def webhook_hmac(body: bytes, secret: str) -> str:
@@ -73,14 +75,7 @@ def verify_webhook(body: bytes, header: str | None, app_secrets: Sequence[str]) 
     """`X-Shopify-Hmac-Sha256` is the base64 HMAC-SHA256 of the raw body (current or previous secret)."""
     if not header:
         return False
-    return any(signatures_match(webhook_hmac(body, secret), header.strip()) for secret in app_secrets if secret)
-
-
-def signatures_match(expected: str, given: str) -> bool:
-    """Constant-time equality that never raises: `hmac.compare_digest` refuses non-ASCII text with a
-    TypeError (an unauthenticated 500), so both sides are compared as UTF-8 bytes."""
-    return hmac.compare_digest(expected.encode("utf-8", "surrogatepass"),
-                               given.encode("utf-8", "surrogatepass"))
+    return any(constant_time_equal(webhook_hmac(body, secret), header.strip()) for secret in app_secrets if secret)
 
 
 def fresh_timestamp(timestamp: str | None, now: float, max_skew: int = MAX_CLOCK_SKEW) -> bool:

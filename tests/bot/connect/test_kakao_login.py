@@ -186,6 +186,21 @@ def test_listener_rejects_a_redirect_whose_state_does_not_match(login_app, sandb
     assert stored_tokens(app, "default") is None
 
 
+def test_listener_rejects_a_non_ascii_state_as_a_mismatch_not_a_crash(login_app, sandbox):
+    app = login_app()
+    code = sandbox.issue_code(app.config.kakao.redirect_uri)
+    browser = Browser()
+
+    def forged(_authorize_url: str) -> None:
+        browser.visit(f"{app.config.kakao.redirect_uri}?code={code}&state=%ED%95%9C{'0' * 29}")
+
+    with pytest.raises(LoginFailed) as caught:
+        kakao_login(app, "default", out=lambda _l: None, timeout=20, on_listening=forged)
+    assert "state does not match" in str(caught.value)
+    assert token_exchanges(sandbox) == []
+    assert stored_tokens(app, "default") is None
+
+
 def test_listener_rejects_a_redirect_without_state(login_app, sandbox):
     app = login_app()
     code = sandbox.issue_code(app.config.kakao.redirect_uri)
