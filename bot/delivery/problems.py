@@ -36,7 +36,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.store.db import Database
-from bot.delivery.fanout import Fanout
+from bot.delivery.audience import app_fanout
 from bot.store.job_memory import StoredJobState
 from bot.kakao.templates import text_template
 from bot.util.logs import redact
@@ -335,9 +335,8 @@ class ProblemReporter:
         web_domain = self.app.config.kakao.web_domain
         try:
             template = text_template(f"⚠️ 확인이 필요합니다\n{problem.summary}", link=web_domain, web_domain=web_domain)
-            fanout = Fanout(self.app.deliveries, self.app.kakao_api(sender), self.db.session, ALERT_JOB,
-                            alert_slot_key(problem.key, problem.episode), sender, now, alert=True,
-                            reserve=self.app.config.quota_reserve)
+            fanout = app_fanout(self.app, sender, ALERT_JOB, alert_slot_key(problem.key, problem.episode), now,
+                                alert=True)
             report = fanout.deliver([Target("me", "me")], [], lambda _target: template)
         except Exception as exc:  # noqa: BLE001 — a problem report must never take its caller down
             return "failed", redact(f"{type(exc).__name__}: {exc}")
