@@ -42,7 +42,7 @@ from bot.kakao.templates import text_template
 from bot.util.logs import redact
 from bot.store.models import Problem
 from bot.kakao.recipients import Target
-from bot.util.times import duration_text
+from bot.util.times import duration_text, local_time
 from tokens.login_health import UNDECRYPTABLE, install_unreadable, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault, VaultError
@@ -168,10 +168,9 @@ class ProblemReporter:
         """A scheduled run of `job_name` at `instant` did not happen (and is past its grace): reported
         once, however often it is called for the same (job, instant). True if told just now."""
         utc = instant.astimezone(timezone.utc)
-        local = instant.astimezone(self.app.config.timezone)
         why = f": {reason}" if reason else " (the bot was not running)"
         return self.raise_(f"missed-slot:{job_name}:{utc:%Y-%m-%dT%H:%MZ}",
-                           f"{job_name}: the run of {local:%Y-%m-%d %H:%M %Z} was missed{why}",
+                           f"{job_name}: the run of {local_time(instant, self.app.config.timezone)} was missed{why}",
                            severity=EVENT, now=now)
 
     def job_outcome(self, job_name: str, *, failed: bool, error: str | None = None) -> None:
@@ -225,7 +224,8 @@ class ProblemReporter:
                     f"Kakao login {row.account!r} needs a person ({dead}): {fix}", NEEDS_PERSON)
             elif row.refresh_expires_at - now <= REFRESH_WARNING:
                 found[f"kakao-refresh-expiring:{row.account}"] = (
-                    f"Kakao login {row.account!r}: the refresh token expires at {self._local(row.refresh_expires_at)}: "
+                    f"Kakao login {row.account!r}: the refresh token expires at "
+                    f"{local_time(row.refresh_expires_at, self.app.config.timezone)}: "
                     f"{fix} before then", INFO)
         users: dict[str, list[str]] = {}
         for job in self.app.config.jobs:
@@ -356,9 +356,6 @@ class ProblemReporter:
             return self.app.vault
         except VaultError:
             return None  # no key at all: reported where a token is needed, not as a login problem
-
-    def _local(self, instant: datetime) -> str:
-        return instant.astimezone(self.app.config.timezone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 # -- hooks for the runner and the service ---------------------------------------------------------

@@ -25,7 +25,7 @@ from bot.store.models import Delivery, Problem
 from bot.delivery.fanout import RecipientResult
 from bot.delivery.problems import INFO, NEEDS_PERSON, ProblemReporter, open_problems
 from bot.kakao.recipients import REFUSES_MESSAGES
-from bot.util.times import parse_instant
+from bot.util.times import local_time, parse_instant
 
 if TYPE_CHECKING:
     from bot.app import App
@@ -64,7 +64,7 @@ def unknown_summary(app: "App", row: Delivery) -> str:
     """One line naming the job, the recipient and the slot, and what a person can do."""
     who = row.label or row.recipient
     instant = parse_instant(row.slot_key)
-    slot = (f"the slot of {instant.astimezone(app.config.timezone):%Y-%m-%d %H:%M %Z}" if instant is not None
+    slot = (f"the slot of {local_time(instant, app.config.timezone)}" if instant is not None
             else f"{row.slot_key}")
     return (f"{row.job}: the message to {who} for {slot} may or may not have been delivered (outcome unknown), "
             f"and it is not sent again: ask {who} whether it arrived")

@@ -53,7 +53,7 @@ from bot.service.last_runs import LastRuns
 from bot.store.models import Delivery
 from bot.delivery.problems import ProblemReporter
 from bot.kakao.quota import quota_day
-from bot.util.times import duration_text, parse_instant
+from bot.util.times import duration_text, local_time, parse_instant
 from bot.delivery.slot_retries import SlotRetries
 from bot.service.scheduler_text import JobSchedule, log_report, schedule_text
 from bot.delivery.triggers import TICK, WallClockTrigger, job_trigger, to_utc
@@ -311,7 +311,7 @@ class BotScheduler:
                 key, label = ("me", "me") if recipient.kind == "me" else (str(recipient), recipient.value)
                 self.app.deliveries.skip(job=job.name, slot_key=slot_key, recipient=key, label=label,
                                          sender=job.sender, quota_day=quota_day(now), reason=reason)
-            log.warning("%s: slot %s %s; not sent", job.name, local.strftime("%Y-%m-%d %H:%M %Z"), reason)
+            log.warning("%s: slot %s %s; not sent", job.name, local_time(instant, self.zone), reason)
             self.last_runs.missed(job.name, instant, now, reason)
             self._report_missed(job, instant, now)
         self._mark(job, done=instant)
