@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import uuid
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING
 
 import click
 
@@ -26,10 +25,8 @@ from bot.util.redaction import scrub_output
 from bot.util.report_logging import printed_reports
 from bot.util.times import slot_instant
 from bot.shopify.versions import warn_if_ending
+from bot.delivery.run_report import RunReport
 from bot.delivery.slot_time import SlotNotYet, due_occurrence
-
-if TYPE_CHECKING:
-    from bot.delivery.runner import RunReport
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

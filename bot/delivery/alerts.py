@@ -20,12 +20,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import delete, select, update
 
+from bot.app import App
 from bot.config.model import JobConfig
 from bot.store.db import insert_for
 from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
@@ -40,9 +41,6 @@ from bot.util.times import parse_instant, slot_instant
 from jobs.base import Outcome
 from jobs.render import won
 from jobs.shopify_order_alert import KIND, QuietWindow, alert_outcome
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +58,14 @@ class AlertFailed(Exception):
     """Some recipient's alert failed (and may succeed later: those rows are retaken on a retry)."""
 
 
-def alert_jobs(app: "App", shop: str | None = None) -> list[JobConfig]:
+def alert_jobs(app: App, shop: str | None = None) -> list[JobConfig]:
     """The configured `shopify-order-alert` jobs (of `shop`, when given)."""
     return [job for job in app.config.jobs
             if job.kind == KIND and (shop is None or job.params.shop == shop)]
 
 
 class AlertSender:
-    def __init__(self, app: "App", *, friends_ttl: float = FRIENDS_TTL):
+    def __init__(self, app: App, *, friends_ttl: float = FRIENDS_TTL):
         self.app = app
         self._friends = FriendsLookup(app, ttl=friends_ttl)
 
@@ -245,7 +243,7 @@ def quiet_slot_key(job_name: str, end: datetime) -> str:
     return key[:SLOT_KEY_MAX - 17] + "#" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def quiet_window_end(quiet: QuietWindow, now: datetime, zone: Any) -> datetime:
+def quiet_window_end(quiet: QuietWindow, now: datetime, zone: tzinfo) -> datetime:
     """When the window holding `now` ends: the first local `quiet.end` after `now` (DST-safe)."""
     local = now.astimezone(zone)
     for offset in (0, 1, 2):

@@ -17,7 +17,7 @@ When the message cannot be sent:
 - anything else (Kakao down, quota used up, …): logged, and tried again at most once per
   RETRY_EVERY (the next `check_all` after that).
 
-`check_all(now)` (every 5 minutes, `register_checks`) looks at the stored Kakao logins and
+`check_all(now)` (every 5 minutes, `run_health_checks`) looks at the stored Kakao logins and
 Shopify installs, raises what is wrong, resolves what is gone, and retries messages still owed.
 Job outcomes (`record_job_outcome`, called by the runner) raise "job-failing:<job>" at the
 second failure in a row and resolve it at the next success; `missed_slot(job, instant)` reports
@@ -30,13 +30,16 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from bot.app import App
 from bot.store.db import Database
 from bot.delivery.audience import app_fanout
+from bot.delivery.run_report import RunReport
 from bot.store.job_memory import StoredJobState
 from bot.kakao.templates import text_template
 from bot.util.logs import redact
@@ -46,9 +49,6 @@ from bot.util.times import duration_text, local_time
 from tokens.login_health import UNDECRYPTABLE, install_unreadable, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault, VaultError
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def open_problems(db: Database) -> list[OpenProblem]:
         return query_open(session)
 
 
-def query_open(session: Any) -> list[OpenProblem]:
+def query_open(session: Session) -> list[OpenProblem]:
     """The open problems, oldest first, read in the caller's session."""
     rows = session.scalars(select(Problem).where(Problem.resolved_at.is_(None))
                            .order_by(Problem.first_seen, Problem.id))
@@ -118,7 +118,7 @@ def alert_slot_key(key: str, episode: int) -> str:
 
 
 class ProblemReporter:
-    def __init__(self, app: "App", *, retry_every: timedelta = RETRY_EVERY):
+    def __init__(self, app: App, *, retry_every: timedelta = RETRY_EVERY):
         self.app = app
         self.retry_every = retry_every
 
@@ -361,7 +361,7 @@ class ProblemReporter:
 # -- hooks for the runner and the service ---------------------------------------------------------
 
 
-def record_job_outcome(app: "App", job_name: str, report: Any) -> None:
+def record_job_outcome(app: App, job_name: str, report: RunReport) -> None:
     """After a real (not dry) run: a run that failed, or delivered to nobody because every send
     failed, counts as a failure; anything else resets the count (a run cut short by the service
     stopping counts as neither). Never raises."""
@@ -379,17 +379,10 @@ def record_job_outcome(app: "App", job_name: str, report: Any) -> None:
         log.exception("%s: could not record the run's outcome", job_name)
 
 
-def register_checks(app: "App", scheduler: Any) -> ProblemReporter:
-    """Run `check_all` at once and then every CHECK_EVERY seconds on the service's scheduler
-    (bot.service.scheduler.BotScheduler.every)."""
-    reporter = ProblemReporter(app)
-
-    def health_checks() -> None:
-        try:
-            reporter.check_all(app.clock())
-        except Exception:  # noqa: BLE001 — the next round tries again
-            log.exception("health checks failed")
-
-    # run_now: /healthz lists the problems from the start; a restart re-tells nothing (once per episode).
-    scheduler.every("health-checks", CHECK_EVERY, health_checks, run_now=True)
-    return reporter
+def run_health_checks(reporter: ProblemReporter) -> None:
+    """One round of `check_all`, as the service runs it every CHECK_EVERY seconds (bot.service.run):
+    a failing round is logged, and the next one tries again."""
+    try:
+        reporter.check_all(reporter.app.clock())
+    except Exception:  # noqa: BLE001 — the next round tries again
+        log.exception("health checks failed")

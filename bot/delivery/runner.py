@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +16,8 @@ from bot.config.model import ConfigError, JobConfig
 from bot.delivery.audience import FriendsLookup, app_fanout, audience_messages
 from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
 from bot.delivery.fanout import Fanout, FanoutReport
+from bot.delivery.problems import record_job_outcome
+from bot.delivery.run_report import RunReport
 from bot.store.job_memory import StoredJobState
 from bot.kakao.errors import KakaoError, KakaoLoginRequired
 from bot.kakao.templates import TemplateError, text_template
@@ -33,30 +34,6 @@ from tokens.vault import VaultError
 log = logging.getLogger(__name__)
 
 LAST_FAILED_KEY = "last_failed_slot"  # job memory: the slot key of the latest failed run
-
-
-@dataclass
-class RunReport:
-    job: str
-    slot_key: str
-    status: str  # delivered | nothing | failed | dry-run
-    error: str | None = None
-    fanout: FanoutReport | None = None
-    previews: list[tuple[str, dict]] = field(default_factory=list)  # (recipient label, template)
-    retryable: bool = False  # the job, or the friends list, failed for a reason that can pass (bot.util.retry)
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed" or bool(self.fanout and self.fanout.failed)
-
-    @property
-    def can_pass(self) -> bool:
-        """It failed, the job or some recipient, for a reason that can pass: another run of the same
-        slot may succeed (and sends only to whom it did not reach: the deliveries table)."""
-        if self.fanout is not None and self.fanout.stopped:
-            return False  # the service is stopping: the next start's catch-up takes the rest over
-        return self.retryable or bool(self.fanout and any(r.status == "failed" and r.retryable
-                                                          for r in self.fanout.results))
 
 
 class _DryRunState:
@@ -95,8 +72,6 @@ class Runner:
             report = self._failed(job, slot_key, redact(f"{type(exc).__name__}: {exc}"), retryable=can_pass(exc))
         if not dry_run and self._counts(job, report):
             # Failing twice in a row is a problem told to "me" once (bot.delivery.problems); a success ends it.
-            from bot.delivery.problems import record_job_outcome
-
             record_job_outcome(self.app, job.name, report)
         return report
 

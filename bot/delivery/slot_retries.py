@@ -17,21 +17,19 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Callable
 
 from sqlalchemy import func, select
 
+from bot.app import App
 from bot.config.model import JobConfig
 from bot.store.models import Delivery
 from bot.delivery.problems import ProblemReporter
+from bot.delivery.run_report import RunReport
 from bot.kakao.quota import quota_day
 from bot.util.retry import can_pass
 from bot.util.times import local_time
 from bot.delivery.triggers import to_utc
-
-if TYPE_CHECKING:
-    from bot.app import App
-    from bot.delivery.runner import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +42,8 @@ WHY_MAX = 200  # characters of the last error kept in the skipped rows' reason
 class SlotRetries:
     """Decides, after each run of a slot, whether and when it runs again (see the module doc)."""
 
-    def __init__(self, app: "App", grace: timedelta, *, fire: Callable[[str, datetime], Any],
-                 schedule: Callable[[str, datetime, Callable[[], Any]], None]):
+    def __init__(self, app: App, grace: timedelta, *, fire: Callable[[str, datetime], object],
+                 schedule: Callable[[str, datetime, Callable[[], object]], None]):
         self.app, self.grace = app, grace
         self.fire = fire  # fire(job name, slot instant): one more run of that slot
         self.schedule = schedule  # schedule(name, at, fn): fn() once at `at` (BotScheduler.once)
