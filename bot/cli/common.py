@@ -8,7 +8,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
@@ -80,10 +79,6 @@ def missing_config_message(path: Path, explicit: bool) -> str:
     source = "--config" if explicit else "$BOT_CONFIG" if os.environ.get("BOT_CONFIG") else "the default path"
     return (f"config file not found: {path.absolute()} (from {source}); create it with "
             f"`cp config.example.toml {path}` and edit it, or name another with --config PATH")
-
-
-def local_time(app: App, instant: datetime) -> str:
-    return instant.astimezone(app.config.timezone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def display_width(text: str) -> int:

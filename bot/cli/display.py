@@ -11,6 +11,8 @@ import re
 from datetime import datetime, tzinfo
 from typing import Mapping
 
+from bot.util.times import local_time
+
 _RUN = re.compile(r"^run:(\d{8}T\d{6})-([0-9a-f]+)$")
 _GID = re.compile(r"gid://shopify/(\w+)/(\d+)")
 
@@ -23,12 +25,12 @@ def delivery_label(slot_key: str, zone: tzinfo, order_names: Mapping[str, str] |
     forced = " (forced)" if suffix.startswith("force-") else ""
     instant = _instant(key)
     if instant is not None:
-        return local_minute(instant, zone) + forced
+        return local_time(instant, zone) + forced
     run = _RUN.match(slot_key)
     if run:
         # send-now stamps its runs in the configured zone (bot.cli.main): read them back in it.
         started = datetime.strptime(run.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=zone)
-        return f"send-now {local_minute(started, zone)} #{run.group(2)[:4]}"
+        return f"send-now {local_time(started, zone)} #{run.group(2)[:4]}"
     kind, _, rest = slot_key.partition(":")
     if kind in ("order", "order-update"):
         gid = _GID.search(rest)
@@ -39,13 +41,8 @@ def delivery_label(slot_key: str, zone: tzinfo, order_names: Mapping[str, str] |
         stamp = re.search(r"\d{4}-\d\d-\d\dT\S+$", rest)
         end = _instant(stamp.group(0)) if stamp else None
         if end is not None:
-            return f"quiet-hours summary {local_minute(end, zone)}"
+            return f"quiet-hours summary {local_time(end, zone)}"
     return slot_key
-
-
-def local_minute(instant: datetime, zone: tzinfo) -> str:
-    """`2026-12-03 12:00 KST`: the instant in `zone`, to the minute, with the zone's abbreviation."""
-    return instant.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
 def _instant(text: str) -> datetime | None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import click
 
-from bot.cli.common import CliState, Failed, errors_to_exit_codes, local_time, pass_state, table_lines
+from bot.cli.common import CliState, Failed, errors_to_exit_codes, pass_state, table_lines
 from bot.app import App
 from bot.connect.kakao_login import LoginFailed, kakao_login
 from tokens.login_health import login_problems
 from bot.delivery.health_rules import login_fix, refresh_expiring
+from bot.util.times import local_time
 
 
 @click.group()
@@ -35,7 +36,7 @@ def kakao_login_command(state: CliState, code: str | None, account: str, timeout
     except LoginFailed as exc:
         raise Failed(str(exc)) from None
     click.echo(f"Logged in as {account!r}: scopes {' '.join(status.scopes) or '?'}; "
-               f"refresh token valid until {local_time(app, status.refresh_expires_at)}")
+               f"refresh token valid until {local_time(status.refresh_expires_at, app.config.timezone)}")
 
 
 @kakao.command("friends")
@@ -65,7 +66,7 @@ def kakao_status(state: CliState, as_json: bool) -> None:
     logins = app.kakao_tokens.all_status()
     now = app.clock()
 
-    dead = login_problems(app.db, app.vault, now, show=lambda instant: local_time(app, instant))
+    dead = login_problems(app.db, app.vault, now, show=lambda instant: local_time(instant, app.config.timezone))
     health = [_login_health(app, status, now, dead.get(status.account)) for status in logins]
     if as_json:
         import json
@@ -83,7 +84,8 @@ def kakao_status(state: CliState, as_json: bool) -> None:
     else:
         labels = {"ok": "ok", "expiring": "EXPIRES SOON", "needs_login": "NEEDS LOGIN"}
         header = ("ACCOUNT", "STATUS", "ACCESS TOKEN EXPIRES", "REFRESH TOKEN EXPIRES", "SCOPES")
-        rows = [(s.account, labels[code], local_time(app, s.access_expires_at), local_time(app, s.refresh_expires_at),
+        zone = app.config.timezone
+        rows = [(s.account, labels[code], local_time(s.access_expires_at, zone), local_time(s.refresh_expires_at, zone),
                  " ".join(s.scopes) or "?") for s, (code, _, _) in zip(logins, health)]
         for line in table_lines(header, rows):
             click.echo(line)
@@ -101,6 +103,6 @@ def _login_health(app: App, status: Any, now: datetime, dead: str | None) -> tup
     if dead:
         return "needs_login", dead, action
     if refresh_expiring(status.refresh_expires_at, now):
-        return ("expiring", f"the refresh token expires at {local_time(app, status.refresh_expires_at)}",
-                f"{action} before then")
+        expires = local_time(status.refresh_expires_at, app.config.timezone)
+        return "expiring", f"the refresh token expires at {expires}", f"{action} before then"
     return "ok", None, None

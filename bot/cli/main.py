@@ -25,8 +25,8 @@ from bot.util.redaction import scrub_output
 from bot.util.report_logging import printed_reports
 from bot.util.times import slot_instant
 from bot.shopify.versions import warn_if_ending
+from bot.delivery.run_report import RunReport
 from bot.delivery.slot_time import SlotNotYet, due_occurrence
-from bot.delivery.runner import RunReport
 from bot.delivery.runner import Runner
 from jobs import job_kind
 from bot.delivery.triggers import job_trigger

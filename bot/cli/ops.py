@@ -6,9 +6,10 @@ from datetime import datetime
 
 import click
 
-from bot.cli.common import CliState, UsageProblem, errors_to_exit_codes, local_time, pass_state, table_lines
+from bot.cli.common import CliState, UsageProblem, errors_to_exit_codes, pass_state, table_lines
 from bot.cli.display import delivery_label
 from bot.store.order_names import names_for as order_names
+from bot.util.times import local_time
 
 
 @click.command()
@@ -42,7 +43,7 @@ def history(state: CliState, job: str | None, limit: int, as_json: bool) -> None
     for row in rows:
         extra = " ".join(part for part in (f"[{row.code}]" if row.code is not None else "", row.reason or "") if part)
         slot = delivery_label(row.slot_key, app.config.timezone, names)
-        table.append((local_time(app, row.created_at), row.job, slot, row.label or row.recipient,
+        table.append((local_time(row.created_at, app.config.timezone), row.job, slot, row.label or row.recipient,
                       row.status + (" (late)" if row.late else ""), extra))
     for line in table_lines(header, table):
         click.echo(line)
@@ -67,7 +68,7 @@ def jobs_command(state: CliState, as_json: bool) -> None:
         click.echo(json.dumps([{"name": s.name, "kind": s.kind, "at": list(s.at),
                                 "trigger": "schedule" if s.at else "webhooks",
                                 "next_run": instant(s.next_run),
-                                "next_run_local": local_time(app, s.next_run) if s.next_run else None,
+                                "next_run_local": local_time(s.next_run, app.config.timezone) if s.next_run else None,
                                 "recipients": s.recipients, "quiet": s.quiet,
                                 "next_summary": instant(s.next_summary), "timezone": str(app.config.timezone)}
                                for s in schedules], indent=2, ensure_ascii=False))
@@ -78,10 +79,10 @@ def jobs_command(state: CliState, as_json: bool) -> None:
     rows = []
     for s in schedules:
         if s.at:
-            at, next_run = ", ".join(s.at), local_time(app, s.next_run) if s.next_run else "never"
+            at, next_run = ", ".join(s.at), local_time(s.next_run, app.config.timezone) if s.next_run else "never"
         else:
             at = "on new orders (webhooks)" + (f"; quiet {s.quiet}" if s.quiet else "")
-            next_run = f"summary {local_time(app, s.next_summary)}" if s.next_summary else "-"
+            next_run = f"summary {local_time(s.next_summary, app.config.timezone)}" if s.next_summary else "-"
         rows.append((s.name, s.kind, at, next_run, str(s.recipients)))
     for line in table_lines(("NAME", "KIND", "AT", "NEXT RUN", "TO"), rows):
         click.echo(line)

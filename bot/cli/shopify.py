@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes, local_time, pass_state
+from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes, pass_state
 from bot.util.report_logging import printed_reports
 from bot.shopify.errors import ShopifyError
 from bot.app import App
@@ -21,6 +21,7 @@ from bot.connect.shopify_install import shop_graphql
 from bot.shopify.subscriptions import subscribe, webhook_uri
 from bot.shopify.subscriptions import app_toml
 from tokens.shopify import reconnect_hint
+from bot.util.times import local_time
 
 
 @click.group()
@@ -90,7 +91,7 @@ def shopify_connect(state: CliState, shop: str, app_name: str | None) -> None:
     answer = app.shopify_oauth(name).client_credentials(shop)
     status = app.shopify_tokens.store(name, shop, "client_credentials", answer)
     _warn_missing_scopes(name, required_scopes_missing(shopify_app, answer))
-    expiry = local_time(app, status.access_expires_at) if status.access_expires_at else "never"
+    expiry = local_time(status.access_expires_at, app.config.timezone) if status.access_expires_at else "never"
     click.echo(f"Connected {shop} with app {name!r} (client credentials).\n"
                f"  scopes  {', '.join(status.scopes) or '(none reported)'}\n"
                f"  token expires {expiry} (renewed automatically)")
@@ -217,7 +218,7 @@ def shopify_shops(state: CliState, as_json: bool) -> None:
         return
     header = ("SHOP", "APP", "MODE", "STATUS", "SCOPES", "TOKEN EXPIRES")
     rows = [(s.shop, s.app, s.mode, s.status, ",".join(s.scopes) or "-",
-             local_time(app, s.access_expires_at) if s.access_expires_at else
+             local_time(s.access_expires_at, app.config.timezone) if s.access_expires_at else
              ("-" if s.status == "uninstalled" else "never")) for s in installs]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     click.echo("  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip())

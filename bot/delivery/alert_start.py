@@ -20,17 +20,15 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bot.app import App
+from bot.config.model import JobConfig
 from bot.store.db import insert_for
 from bot.store.models import JobMemory
 from bot.util.keys import MEMORY_NAME_MAX, fit_key
 from bot.util.times import parse_instant
 from jobs.shopify_order_alert import KIND
-
-if TYPE_CHECKING:
-    from bot.app import App
-    from bot.config.model import JobConfig
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +42,14 @@ def first_seen_key(job_name: str) -> str:
     return fit_key(job_name, MEMORY_NAME_MAX)
 
 
-def mark_jobs_seen(app: "App", now: datetime) -> None:
+def mark_jobs_seen(app: App, now: datetime) -> None:
     """Record `now` as the first-seen time of every alert job not recorded yet (at `run`'s start)."""
     for job in app.config.jobs:
         if job.kind == KIND:
             _first_seen(app, job, job.params.shop, record_at=now)
 
 
-def alerting_since(app: "App", job: "JobConfig", shop: str, *, seen_at: datetime | None = None) -> datetime | None:
+def alerting_since(app: App, job: JobConfig, shop: str, *, seen_at: datetime | None = None) -> datetime | None:
     """The start of `job`'s alerts for `shop` (whole seconds: Shopify's `createdAt` has no fraction);
     None when neither a connection nor a first sighting is known. `seen_at`: record it as the
     first-seen time if none is recorded yet."""
@@ -67,19 +65,19 @@ def created_before(order: dict[str, Any], since: datetime | None) -> bool:
     return since is not None and created is not None and created < since
 
 
-def alert_starts(app: "App", jobs: list["JobConfig"], shop: str, *,
+def alert_starts(app: App, jobs: list[JobConfig], shop: str, *,
                  seen_at: datetime | None = None) -> dict[str, datetime | None]:
     """`alerting_since` of each of `jobs` (by job name), read once for a batch of orders."""
     return {job.name: alerting_since(app, job, shop, seen_at=seen_at) for job in jobs}
 
 
-def jobs_for_new_order(jobs: list["JobConfig"], starts: dict[str, datetime | None],
-                       order: dict[str, Any]) -> list["JobConfig"]:
+def jobs_for_new_order(jobs: list[JobConfig], starts: dict[str, datetime | None],
+                       order: dict[str, Any]) -> list[JobConfig]:
     """Those of `jobs` whose alerting (`starts`, from `alert_starts`) had started when `order` was created."""
     return [job for job in jobs if not created_before(order, starts.get(job.name))]
 
 
-def _first_seen(app: "App", job: "JobConfig", shop: str, *, record_at: datetime | None) -> datetime | None:
+def _first_seen(app: App, job: JobConfig, shop: str, *, record_at: datetime | None) -> datetime | None:
     name, key = memory_name(shop), first_seen_key(job.name)
     with app.db.session() as session:
         if record_at is not None:
@@ -91,7 +89,7 @@ def _first_seen(app: "App", job: "JobConfig", shop: str, *, record_at: datetime 
         return parse_instant(json.loads(row.value_json)) if row else None
 
 
-def _connected_at(app: "App", shop: str) -> datetime | None:
+def _connected_at(app: App, shop: str) -> datetime | None:
     active = [status.installed_at for status in app.shopify_tokens.all_status()
               if status.shop == shop and status.active and status.installed_at is not None]
     return min(active) if active else None

@@ -19,33 +19,29 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import delete, select, update
 
+from bot.app import App
 from bot.config.model import JobConfig
 from bot.store.db import insert_for
 from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
-from bot.delivery.fanout import Fanout, FanoutReport, RecipientResult
-from bot.kakao.errors import KakaoError, KakaoLoginRequired
+from bot.delivery.audience import FriendsLookup, app_fanout, audience_messages
+from bot.delivery.fanout import FanoutReport, RecipientResult
+from bot.kakao.errors import KakaoLoginRequired
 from bot.kakao.templates import TEXT_LIMIT, text_template
 from bot.store.models import JobMemory
 from bot.store.order_names import remember as remember_order_name
-from bot.kakao.recipients import Friend, Target, resolve
+from bot.kakao.recipients import Target, resolve
 from bot.util.keys import MEMORY_NAME_MAX, SLOT_KEY_MAX, fit_key
 from bot.util.times import parse_instant, slot_instant
-from jobs import job_kind
 from jobs.base import Outcome
 from jobs.render import won
 from bot.util.quiet_hours import QuietWindow
 from jobs.shopify_order_alert import KIND, alert_outcome
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +57,16 @@ class AlertFailed(Exception):
     """Some recipient's alert failed (and may succeed later: those rows are retaken on a retry)."""
 
 
-def alert_jobs(app: "App", shop: str | None = None) -> list[JobConfig]:
+def alert_jobs(app: App, shop: str | None = None) -> list[JobConfig]:
     """The configured `shopify-order-alert` jobs (of `shop`, when given)."""
     return [job for job in app.config.jobs
             if job.kind == KIND and (shop is None or job.params.shop == shop)]
 
 
 class AlertSender:
-    def __init__(self, app: "App", *, friends_ttl: float = FRIENDS_TTL):
+    def __init__(self, app: App, *, friends_ttl: float = FRIENDS_TTL):
         self.app = app
-        self.friends_ttl = friends_ttl
-        self._friends: dict[str, tuple[float, list[Friend]]] = {}
-        self._lock = threading.Lock()
+        self._friends = FriendsLookup(app, ttl=friends_ttl)
 
     def alert_order(self, jobs: list[JobConfig], slot_key: str, order: dict[str, Any], *, event: str = "new",
                     changes: Iterable[str] = ()) -> tuple[int, list[str]]:
@@ -97,7 +91,6 @@ class AlertSender:
 
         Inside the job's quiet hours the alert is held for the summary instead (status "held").
         """
-        kind = job_kind(job.kind)
         now = self.app.clock().astimezone(self.app.config.timezone)
         quiet: QuietWindow | None = getattr(job.params, "quiet", None)
         if quiet is not None:
@@ -111,24 +104,16 @@ class AlertSender:
                 return self._held_report(job, slot_key, "held in quiet hours: in the summary at "
                                          + (f"{until.astimezone(self.app.config.timezone):%H:%M}" if until else "?"))
         web_domain = self.app.config.kakao.web_domain
-
-        def messages_for(targets: list[Target]) -> Callable[[Target], dict]:
-            messages = {audience: kind.render(job, outcome, audience=audience, web_domain=web_domain,
-                                              default_link=web_domain)
-                        for audience in dict.fromkeys("me" if t.uuid is None else "friend" for t in targets)}
-            return lambda target: messages["me" if target.uuid is None else "friend"]
-
-        return self._send(job, slot_key, now, messages_for)
+        return self._send(job, slot_key, now, lambda targets: audience_messages(job, outcome, targets, web_domain))
 
     def _send(self, job: JobConfig, slot_key: str, now: datetime,
               messages_for: Callable[[list[Target]], Callable[[Target], dict]], what: str = "") -> FanoutReport:
         """Fan out to the job's recipients under `slot_key`. The messages are made once the recipients
         are known and before anything is claimed: a template that fails leaves no half-made delivery.
         A Kakao login needing a person fails every recipient, naming why."""
-        fanout = Fanout(self.app.deliveries, self.app.kakao_api(job.sender), self.app.db.session, job.name,
-                        slot_key, job.sender, now, reserve=self.app.config.quota_reserve)
+        fanout = app_fanout(self.app, job.sender, job.name, slot_key, now)
         try:
-            targets, unreachable = resolve(job.to, self._friends_for(job))
+            targets, unreachable = resolve(job.to, self._friends.for_job(job))
         except KakaoLoginRequired as exc:
             log.error("%s: %s%s", job.name, what, exc)
             return fanout.fail_all(job.to, str(exc))
@@ -140,25 +125,6 @@ class AlertSender:
         except Exception:  # noqa: BLE001 — bookkeeping: the alert's own outcome is recorded already
             log.exception("%s: could not report the alert's problems", job.name)
         return report
-
-    def _friends_for(self, job: JobConfig) -> list[Friend] | None:
-        if all(recipient.kind == "me" for recipient in job.to):
-            return []
-        with self._lock:
-            cached = self._friends.get(job.sender)
-            if cached and time.monotonic() - cached[0] < self.friends_ttl:
-                return cached[1]
-        try:
-            friends = self.app.kakao_api(job.sender).friends()
-        except KakaoLoginRequired:
-            raise
-        except KakaoError as exc:
-            log.error("%s: cannot fetch the friends list of %r: %s", job.name, job.sender, exc)
-            return None
-        with self._lock:
-            self._friends[job.sender] = (time.monotonic(), friends)
-        return friends
-
 
     # -- quiet hours -----------------------------------------------------------------------
     def _hold(self, job: JobConfig, slot_key: str, outcome: Outcome, now: datetime,
@@ -270,7 +236,7 @@ def quiet_slot_key(job_name: str, end: datetime) -> str:
     return fit_key(f"quiet:{job_name}:{end.isoformat()}", SLOT_KEY_MAX, digest_chars=16, keep_head=True)
 
 
-def quiet_window_end(quiet: QuietWindow, now: datetime, zone: Any) -> datetime:
+def quiet_window_end(quiet: QuietWindow, now: datetime, zone: tzinfo) -> datetime:
     """When the window holding `now` ends: the first local `quiet.end` after `now` (DST-safe)."""
     local = now.astimezone(zone)
     for offset in (0, 1, 2):

@@ -17,7 +17,7 @@ When the message cannot be sent:
 - anything else (Kakao down, quota used up, …): logged, and tried again at most once per
   RETRY_EVERY (the next `check_all` after that).
 
-`check_all(now)` (every 5 minutes, `register_checks`) looks at the stored Kakao logins and
+`check_all(now)` (every 5 minutes, `run_health_checks`) looks at the stored Kakao logins and
 Shopify installs, raises what is wrong, resolves what is gone, and retries messages still owed.
 Job outcomes (`record_job_outcome`, called by the runner) raise "job-failing:<job>" at the
 second failure in a row and resolve it at the next success; `missed_slot(job, instant)` reports
@@ -29,27 +29,27 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import Any, Iterable
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from bot.app import App
 from bot.store.db import Database
-from bot.delivery.fanout import Fanout
+from bot.delivery.audience import app_fanout
+from bot.delivery.run_report import RunReport
 from bot.store.job_memory import StoredJobState
 from bot.kakao.templates import text_template
 from bot.util.logs import redact
 from bot.store.models import Problem
 from bot.kakao.recipients import Target
 from bot.util.keys import SLOT_KEY_MAX, fit_key
-from bot.util.times import duration_text
+from bot.util.times import duration_text, local_time
 from bot.delivery.health_rules import (UNDECRYPTABLE_STATE, install_needs_person, install_state, judging_vault,
                                        login_fix, refresh_expiring)
 from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def open_problems(db: Database) -> list[OpenProblem]:
         return query_open(session)
 
 
-def query_open(session: Any) -> list[OpenProblem]:
+def query_open(session: Session) -> list[OpenProblem]:
     """The open problems, oldest first, read in the caller's session."""
     rows = session.scalars(select(Problem).where(Problem.resolved_at.is_(None))
                            .order_by(Problem.first_seen, Problem.id))
@@ -111,7 +111,7 @@ def alert_slot_key(key: str, episode: int) -> str:
 
 
 class ProblemReporter:
-    def __init__(self, app: "App", *, retry_every: timedelta = RETRY_EVERY):
+    def __init__(self, app: App, *, retry_every: timedelta = RETRY_EVERY):
         self.app = app
         self.retry_every = retry_every
 
@@ -161,10 +161,9 @@ class ProblemReporter:
         """A scheduled run of `job_name` at `instant` did not happen (and is past its grace): reported
         once, however often it is called for the same (job, instant). True if told just now."""
         utc = instant.astimezone(timezone.utc)
-        local = instant.astimezone(self.app.config.timezone)
         why = f": {reason}" if reason else " (the bot was not running)"
         return self.raise_(f"missed-slot:{job_name}:{utc:%Y-%m-%dT%H:%MZ}",
-                           f"{job_name}: the run of {local:%Y-%m-%d %H:%M %Z} was missed{why}",
+                           f"{job_name}: the run of {local_time(instant, self.app.config.timezone)} was missed{why}",
                            severity=EVENT, now=now)
 
     def job_outcome(self, job_name: str, *, failed: bool, error: str | None = None) -> None:
@@ -218,7 +217,8 @@ class ProblemReporter:
                     f"Kakao login {row.account!r} needs a person ({dead}): {fix}", NEEDS_PERSON)
             elif refresh_expiring(row.refresh_expires_at, now):
                 found[f"kakao-refresh-expiring:{row.account}"] = (
-                    f"Kakao login {row.account!r}: the refresh token expires at {self._local(row.refresh_expires_at)}: "
+                    f"Kakao login {row.account!r}: the refresh token expires at "
+                    f"{local_time(row.refresh_expires_at, self.app.config.timezone)}: "
                     f"{fix} before then", INFO)
         users: dict[str, list[str]] = {}
         for job in self.app.config.jobs:
@@ -328,9 +328,8 @@ class ProblemReporter:
         web_domain = self.app.config.kakao.web_domain
         try:
             template = text_template(f"⚠️ 확인이 필요합니다\n{problem.summary}", link=web_domain, web_domain=web_domain)
-            fanout = Fanout(self.app.deliveries, self.app.kakao_api(sender), self.db.session, ALERT_JOB,
-                            alert_slot_key(problem.key, problem.episode), sender, now, alert=True,
-                            reserve=self.app.config.quota_reserve)
+            fanout = app_fanout(self.app, sender, ALERT_JOB, alert_slot_key(problem.key, problem.episode), now,
+                                alert=True)
             report = fanout.deliver([Target("me", "me")], [], lambda _target: template)
         except Exception as exc:  # noqa: BLE001 — a problem report must never take its caller down
             return "failed", redact(f"{type(exc).__name__}: {exc}")
@@ -347,14 +346,11 @@ class ProblemReporter:
                 return f"no Kakao login named {sender!r} is stored"
             return login_problem(row, judging_vault(self.app), now)
 
-    def _local(self, instant: datetime) -> str:
-        return instant.astimezone(self.app.config.timezone).strftime("%Y-%m-%d %H:%M %Z")
-
 
 # -- hooks for the runner and the service ---------------------------------------------------------
 
 
-def record_job_outcome(app: "App", job_name: str, report: Any) -> None:
+def record_job_outcome(app: App, job_name: str, report: RunReport) -> None:
     """After a real (not dry) run: a run that failed, or delivered to nobody because every send
     failed, counts as a failure; anything else resets the count (a run cut short by the service
     stopping counts as neither). Never raises."""
@@ -372,17 +368,10 @@ def record_job_outcome(app: "App", job_name: str, report: Any) -> None:
         log.exception("%s: could not record the run's outcome", job_name)
 
 
-def register_checks(app: "App", scheduler: Any) -> ProblemReporter:
-    """Run `check_all` at once and then every CHECK_EVERY seconds on the service's scheduler
-    (bot.service.scheduler.BotScheduler.every)."""
-    reporter = ProblemReporter(app)
-
-    def health_checks() -> None:
-        try:
-            reporter.check_all(app.clock())
-        except Exception:  # noqa: BLE001 — the next round tries again
-            log.exception("health checks failed")
-
-    # run_now: /healthz lists the problems from the start; a restart re-tells nothing (once per episode).
-    scheduler.every("health-checks", CHECK_EVERY, health_checks, run_now=True)
-    return reporter
+def run_health_checks(reporter: ProblemReporter) -> None:
+    """One round of `check_all`, as the service runs it every CHECK_EVERY seconds (bot.service.run):
+    a failing round is logged, and the next one tries again."""
+    try:
+        reporter.check_all(reporter.app.clock())
+    except Exception:  # noqa: BLE001 — the next round tries again
+        log.exception("health checks failed")

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bot.app import App
 from bot.config.model import ConfigError, JobConfig
+from bot.delivery.audience import FriendsLookup, app_fanout, audience_messages
 from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
 from bot.delivery.fanout import Fanout, FanoutReport
+from bot.delivery.problems import record_job_outcome
+from bot.delivery.run_report import RunReport
 from bot.store.job_memory import StoredJobState
 from bot.kakao.errors import KakaoError, KakaoLoginRequired
 from bot.kakao.templates import TemplateError, text_template
 from bot.util.logs import redact
 from bot.util.progress import QUIET, Progress
-from bot.kakao.recipients import Friend, Target, resolve
+from bot.kakao.recipients import Target, resolve
 from bot.util.report_logging import IN_REPORT
 from bot.util.retry import can_pass
 from bot.config.secrets import MissingSecret
@@ -32,30 +34,6 @@ from tokens.vault import VaultError
 log = logging.getLogger(__name__)
 
 LAST_FAILED_KEY = "last_failed_slot"  # job memory: the slot key of the latest failed run
-
-
-@dataclass
-class RunReport:
-    job: str
-    slot_key: str
-    status: str  # delivered | nothing | failed | dry-run
-    error: str | None = None
-    fanout: FanoutReport | None = None
-    previews: list[tuple[str, dict]] = field(default_factory=list)  # (recipient label, template)
-    retryable: bool = False  # the job, or the friends list, failed for a reason that can pass (bot.util.retry)
-
-    @property
-    def failed(self) -> bool:
-        return self.status == "failed" or bool(self.fanout and self.fanout.failed)
-
-    @property
-    def can_pass(self) -> bool:
-        """It failed, the job or some recipient, for a reason that can pass: another run of the same
-        slot may succeed (and sends only to whom it did not reach: the deliveries table)."""
-        if self.fanout is not None and self.fanout.stopped:
-            return False  # the service is stopping: the next start's catch-up takes the rest over
-        return self.retryable or bool(self.fanout and any(r.status == "failed" and r.retryable
-                                                          for r in self.fanout.results))
 
 
 class _DryRunState:
@@ -81,8 +59,7 @@ class Runner:
         self.progress = progress  # handed to the Shopify client and the fan-out (bot.util.progress)
         # Set by `run` on SIGTERM: a fan-out finishes its Kakao call in flight and leaves the rest (Fanout).
         self.stopping = stopping
-        self._friends: dict[str, list[Friend]] = {}  # per sender, for this run only (Kakao policy)
-        self._friends_passing: set[str] = set()  # senders whose friends list failed for a passing reason
+        self._friends = FriendsLookup(app)  # per sender, for this run only (Kakao policy)
 
     def run(self, job: JobConfig, slot_key: str, *, dry_run: bool = False, late: bool = False,
             since: datetime | None = None, until: datetime | None = None) -> RunReport:
@@ -95,8 +72,6 @@ class Runner:
             report = self._failed(job, slot_key, redact(f"{type(exc).__name__}: {exc}"), retryable=can_pass(exc))
         if not dry_run and self._counts(job, report):
             # Failing twice in a row is a problem told to "me" once (bot.delivery.problems); a success ends it.
-            from bot.delivery.problems import record_job_outcome
-
             record_job_outcome(self.app, job.name, report)
         return report
 
@@ -130,26 +105,16 @@ class Runner:
             log.info("%s: nothing to report", job.name)
             return RunReport(job.name, slot_key, "nothing")
         try:
-            targets, unreachable = resolve(job.to, self._friends_for(job))
+            targets, unreachable = resolve(job.to, self._friends.for_job(job))
         except KakaoLoginRequired as exc:
             if dry_run:
                 return self._failed(job, slot_key, str(exc))
             return self._login_dead(job, slot_key, now, late, exc)
 
-        # Rendered once per audience, before anything is claimed: a template that fails
-        # fails the job, and leaves no half-made delivery behind.
-        messages: dict[str, dict] = {}
         try:
-            for audience in dict.fromkeys("me" if t.uuid is None else "friend" for t in targets):
-                messages[audience] = kind.render(job, outcome, audience=audience,
-                                                 web_domain=self.app.config.kakao.web_domain,
-                                                 default_link=self.app.config.kakao.web_domain)
+            message_for = audience_messages(job, outcome, targets, self.app.config.kakao.web_domain)
         except (JobFailed, TemplateError) as exc:
             return self._failed(job, slot_key, f"{job.name}: cannot render the message: {exc}")
-
-        def message_for(target: Target) -> dict:
-            return messages["me" if target.uuid is None else "friend"]
-
         if dry_run:
             previews = [(target.label, message_for(target)) for target in targets]
             previews += [(f"{problem.label} (skipped: {problem.reason})", {}) for problem in unreachable]
@@ -161,7 +126,7 @@ class Runner:
             self._remember(stored, outcome)
         self._report_problems(job, slot_key, report, now)
         return RunReport(job.name, slot_key, "delivered", fanout=report,
-                         retryable=job.sender in self._friends_passing)
+                         retryable=job.sender in self._friends.passing)
 
     def _login_dead(self, job: JobConfig, slot_key: str, now: datetime, late: bool,
                     exc: KakaoLoginRequired) -> RunReport:
@@ -170,25 +135,10 @@ class Runner:
         log.error("%s failed: %s", job.name, exc, extra=IN_REPORT)
         return RunReport(job.name, slot_key, "failed", error=str(exc), fanout=report)
 
-    def _fanout(self, job_name: str, slot_key: str, sender: str, now: datetime, **options: bool) -> Fanout:
-        return Fanout(self.app.deliveries, self.app.kakao_api(sender), self.app.db.session, job_name, slot_key,
-                      sender, now, reserve=self.app.config.quota_reserve, stopping=self.stopping,
-                      progress=self.progress, **options)
-
-    def _friends_for(self, job: JobConfig) -> list[Friend] | None:
-        if all(recipient.kind == "me" for recipient in job.to):
-            return []
-        if job.sender not in self._friends:
-            try:
-                self._friends[job.sender] = self.app.kakao_api(job.sender).friends()
-            except KakaoLoginRequired:
-                raise
-            except KakaoError as exc:
-                log.error("%s: cannot fetch the friends list of %r: %s", job.name, job.sender, exc)
-                if exc.retryable:
-                    self._friends_passing.add(job.sender)
-                return None
-        return self._friends[job.sender]
+    def _fanout(self, job_name: str, slot_key: str, sender: str, now: datetime, *, late: bool = False,
+                alert: bool = False) -> Fanout:
+        return app_fanout(self.app, sender, job_name, slot_key, now, late=late, alert=alert,
+                          stopping=self.stopping, progress=self.progress)
 
     def _remember(self, stored: StoredJobState, outcome: Outcome) -> None:
         for key, value in outcome.on_delivered:

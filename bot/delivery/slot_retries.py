@@ -17,20 +17,19 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Callable
 
 from sqlalchemy import func, select
 
+from bot.app import App
 from bot.config.model import JobConfig
 from bot.store.models import Delivery
 from bot.delivery.problems import ProblemReporter
+from bot.delivery.run_report import RunReport
 from bot.kakao.quota import quota_day
 from bot.util.retry import can_pass
+from bot.util.times import local_time
 from bot.delivery.triggers import to_utc
-
-if TYPE_CHECKING:
-    from bot.app import App
-    from bot.delivery.runner import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +42,8 @@ WHY_MAX = 200  # characters of the last error kept in the skipped rows' reason
 class SlotRetries:
     """Decides, after each run of a slot, whether and when it runs again (see the module doc)."""
 
-    def __init__(self, app: "App", grace: timedelta, *, fire: Callable[[str, datetime], Any],
-                 schedule: Callable[[str, datetime, Callable[[], Any]], None]):
+    def __init__(self, app: App, grace: timedelta, *, fire: Callable[[str, datetime], object],
+                 schedule: Callable[[str, datetime, Callable[[], object]], None]):
         self.app, self.grace = app, grace
         self.fire = fire  # fire(job name, slot instant): one more run of that slot
         self.schedule = schedule  # schedule(name, at, fn): fn() once at `at` (BotScheduler.once)
@@ -78,14 +77,16 @@ class SlotRetries:
             self._give_up(job, instant, now, _why(outcome))
             return
         log.warning("%s: the run for the slot at %s failed for a reason that can pass (%s); attempt %d at %s",
-                    job.name, _local(self.app, instant), _why(outcome), attempt + 1, _local(self.app, at))
+                    job.name, local_time(instant, self.app.config.timezone, seconds=True), _why(outcome), attempt + 1,
+                    local_time(at, self.app.config.timezone, seconds=True))
         self.schedule(f"retry:{job.name}", at, lambda: self.fire(job.name, instant))
 
     def _give_up(self, job: JobConfig, instant: datetime, now: datetime, why: str) -> None:
         """Past the grace: skipped rows for a slot that recorded none, and a person told."""
         slot_key = instant.isoformat()
         reason = f"not sent: the run kept failing ({why[:WHY_MAX]}) until the slot was more than the grace late"
-        log.error("%s: the slot at %s %s", job.name, _local(self.app, instant), reason)
+        log.error("%s: the slot at %s %s", job.name, local_time(instant, self.app.config.timezone, seconds=True),
+                  reason)
         with self.app.db.session() as session:
             started = session.scalar(select(func.count()).where(Delivery.job == job.name,
                                                                 Delivery.slot_key == slot_key)) or 0
@@ -103,7 +104,3 @@ def _why(outcome: RunReport | BaseException) -> str:
     results = outcome.fanout.results if outcome.fanout is not None else []
     failed = [r for r in results if r.status == "failed" and r.retryable]
     return outcome.error or (f"{failed[0].label}: {failed[0].reason}" if failed else "failed")
-
-
-def _local(app: "App", moment: datetime) -> str:
-    return moment.astimezone(app.config.timezone).strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, time as wall_time, timedelta, tzinfo
 from typing import Callable
 
-from bot.util.times import slot_instant
+from bot.util.times import local_time, slot_instant
 from bot.delivery.triggers import to_utc
 
 EARLY_TOLERANCE = timedelta(minutes=2)  # a slot at most this far ahead is waited for, not refused
@@ -38,15 +38,12 @@ def due_occurrence(name: str, slot: wall_time, clock: Callable[[], datetime], zo
     ahead = to_utc(instant) - to_utc(now)
     if ahead > EARLY_TOLERANCE:
         latest = slot_instant(slot, today - timedelta(days=1), zone)
-        raise SlotNotYet(f"slot {name!r} has not come yet: it comes at {_local(instant)}; its latest occurrence "
-                         f"was {_local(latest)} — run `send-now --slot {name}` at or after {_local(instant)}")
+        comes, was = local_time(instant, zone, offset=True), local_time(latest, zone, offset=True)
+        raise SlotNotYet(f"slot {name!r} has not come yet: it comes at {comes}; its latest occurrence "
+                         f"was {was} — run `send-now --slot {name}` at or after {comes}")
     for _ in range(MAX_WAITS):
         left = (to_utc(instant) - to_utc(clock())).total_seconds()
         if left <= 0:
             break
         pause(left)
     return instant
-
-
-def _local(moment: datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M %Z (UTC%z)")

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
 
+from bot.app import App
 from bot.delivery.unknown_sends import report_unknown_sends
-
-if TYPE_CHECKING:
-    from bot.app import App
 
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 60  # seconds
 
 
-def sweep(app: "App", now: datetime | None = None) -> list[int]:
+def sweep(app: App, now: datetime | None = None) -> list[int]:
     """One round: resolve the stuck `sending` rows, report the unknown sends; the ids resolved now."""
     resolved = app.deliveries.resolve_stuck()
     if resolved:
@@ -31,9 +28,3 @@ def sweep(app: "App", now: datetime | None = None) -> list[int]:
                     "delivered): ids %s", len(resolved), ", ".join(map(str, resolved)))
     report_unknown_sends(app, now)
     return resolved
-
-
-def register_delivery_sweep(app: "App", scheduler: Any) -> None:
-    """`sweep` at once and every SWEEP_EVERY seconds on the service's scheduler (BotScheduler.every),
-    which logs a failing round (database still down) and tries again at the next."""
-    scheduler.every("delivery-sweep", SWEEP_EVERY, lambda: sweep(app), run_now=True)

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from sqlalchemy import select
 
+from bot.app import App
 from bot.store.models import Delivery, Problem
 from bot.delivery.fanout import RecipientResult
 from bot.delivery.problems import INFO, NEEDS_PERSON, ProblemReporter, open_problems
 from bot.kakao.recipients import REFUSES_MESSAGES
-from bot.util.times import parse_instant
-
-if TYPE_CHECKING:
-    from bot.app import App
+from bot.util.times import local_time, parse_instant
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +36,7 @@ REFUSED_CODE = -530  # Kakao: the receiver refuses messages (bot.kakao.errors.Ka
 UNKNOWN_LASTS = timedelta(hours=24)  # an unknown send stays a problem (503) this long, then resolves itself
 
 
-def report_unknown_sends(app: "App", now: datetime | None = None) -> int:
+def report_unknown_sends(app: App, now: datetime | None = None) -> int:
     """Raise a problem for each `unknown` delivery of the last UNKNOWN_LASTS not raised yet, resolve the
     ones raised longer ago; returns how many were raised now. Problem messages ("…!…" jobs) are left out:
     a report about a report would never end."""
@@ -60,11 +58,11 @@ def report_unknown_sends(app: "App", now: datetime | None = None) -> int:
     return len(new)
 
 
-def unknown_summary(app: "App", row: Delivery) -> str:
+def unknown_summary(app: App, row: Delivery) -> str:
     """One line naming the job, the recipient and the slot, and what a person can do."""
     who = row.label or row.recipient
     instant = parse_instant(row.slot_key)
-    slot = (f"the slot of {instant.astimezone(app.config.timezone):%Y-%m-%d %H:%M %Z}" if instant is not None
+    slot = (f"the slot of {local_time(instant, app.config.timezone)}" if instant is not None
             else f"{row.slot_key}")
     return (f"{row.job}: the message to {who} for {slot} may or may not have been delivered (outcome unknown), "
             f"and it is not sent again: ask {who} whether it arrived")
@@ -76,7 +74,7 @@ def refuses_messages(result: RecipientResult) -> bool:
         result.status == "skipped" and result.reason == REFUSES_MESSAGES)
 
 
-def report_refusals(app: "App", job: str, sender: str, results: Sequence[RecipientResult],
+def report_refusals(app: App, job: str, sender: str, results: Sequence[RecipientResult],
                     now: datetime | None = None) -> list[RecipientResult]:
     """Raise "kakao-refused:<sender>:<recipient>" for each friend refusing messages (told once while it
     lasts), resolve it for each friend sent to; returns the other problems, for the slot's own report."""

@@ -10,10 +10,9 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bot.delivery.runner import RunReport
+from bot.delivery.run_report import RunReport
 
 REASON_MAX = 200  # a short reason: the full text is in the log and in `history`
 
@@ -44,7 +43,7 @@ class LastRuns:
         self._lock = threading.Lock()
 
     def record(self, job: str, slot: datetime, ran_at: datetime, report: RunReport) -> None:
-        """After a run: a RunReport (bot.delivery.runner) or None (nothing ran)."""
+        """After a run: a RunReport (bot.delivery.run_report) or None (nothing ran)."""
         outcome, reason = _judge(report)
         self._put(LastRun(job, slot, ran_at, outcome, reason))
 

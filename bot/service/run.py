@@ -21,20 +21,26 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable
+from types import FrameType
+from typing import Callable
 
 import waitress
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
-from waitress.server import BaseWSGIServer
+from waitress.server import BaseWSGIServer, MultiSocketServer
 from waitress.trigger import trigger as Trigger
 
 from bot.app import App
+from bot.delivery.problems import CHECK_EVERY, ProblemReporter, run_health_checks
+from bot.delivery.sweep import SWEEP_EVERY, sweep
+from bot.service.scheduler import BotScheduler
 from bot.web.health import ServiceState, attach_service_state
 from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_options
 from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.shopify.versions import warn_if_ending
 from bot.service.systemd import Notifier
+from bot.webhooks.reconcile import register_reconciliation
+from bot.webhooks.worker import WebhookWorker, start_background
 
 log = logging.getLogger("bot.service")
 
@@ -74,12 +80,10 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     guard(server)
     loop = _Loop(server)
     loop.start()
-    workers: list[Any] = []
-    scheduler: Any = None
+    workers: list[WebhookWorker] = []
+    scheduler: BotScheduler | None = None
     restore = _install_signal_handlers(stop)
     try:
-        from bot.webhooks.worker import start_background
-
         workers = state.workers = list(start_background(app) or [])
         # Catches up on slots missed while down, then schedules; a SIGTERM meanwhile cuts a fan-out short.
         scheduler = state.scheduler = _start_scheduler(app, stopping=stop)
@@ -120,7 +124,7 @@ def _report_unreadable_tokens(app: App) -> None:
         log.error("%s needs a person: %s", what, UNDECRYPTABLE)
 
 
-def _tell_systemd(notifier: Notifier, scheduler: Any) -> None:
+def _tell_systemd(notifier: Notifier, scheduler: BotScheduler) -> None:
     """READY=1 (migrated, listening, workers and scheduler running) with the next slot as STATUS=; then
     WATCHDOG=1 and a fresh STATUS= from scheduler jobs, so that a wedged scheduler stops the pings."""
     if not notifier.enabled:
@@ -139,16 +143,11 @@ def _tell_systemd(notifier: Notifier, scheduler: Any) -> None:
     scheduler.every("systemd-status", STATUS_EVERY, lambda: notifier.status(status()))
 
 
-def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> Any:
+def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> BotScheduler:
     """The job scheduler (bot.service.scheduler.BotScheduler) with the housekeeping jobs on it — health checks
     (bot.delivery.problems) and the order reconciliation (bot.webhooks.reconcile) — started. `stopping`: set at SIGTERM, it
     cuts a fan-out in progress short (the Kakao call in flight finishes and is recorded; the rest is left
     for a re-run)."""
-    from bot.delivery.sweep import register_delivery_sweep
-    from bot.delivery.problems import register_checks
-    from bot.webhooks.reconcile import register_reconciliation
-    from bot.service.scheduler import BotScheduler
-
     scheduler = BotScheduler(app, stopping=stopping)
     for register in (register_checks, register_reconciliation, register_delivery_sweep):
         try:
@@ -159,7 +158,20 @@ def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> An
     return scheduler
 
 
-def next_slot_text(scheduler: Any) -> str:
+def register_checks(app: App, scheduler: BotScheduler) -> None:
+    """The health checks (bot.delivery.problems) at once and then every CHECK_EVERY seconds."""
+    reporter = ProblemReporter(app)
+    # run_now: /healthz lists the problems from the start; a restart re-tells nothing (once per episode).
+    scheduler.every("health-checks", CHECK_EVERY, lambda: run_health_checks(reporter), run_now=True)
+
+
+def register_delivery_sweep(app: App, scheduler: BotScheduler) -> None:
+    """The deliveries sweep (bot.delivery.sweep) at once and every SWEEP_EVERY seconds; the scheduler
+    (BotScheduler.every) logs a failing round (database still down) and tries again at the next."""
+    scheduler.every("delivery-sweep", SWEEP_EVERY, lambda: sweep(app), run_now=True)
+
+
+def next_slot_text(scheduler: BotScheduler) -> str:
     """The soonest scheduled run, for systemd STATUS=: "next: orders at 2026-11-23 08:00 KST"."""
     runs = [item for item in scheduler.next_runs() if item.next_run is not None]
     if not runs:
@@ -169,7 +181,7 @@ def next_slot_text(scheduler: Any) -> str:
     return f"next: {', '.join(together)} at {soonest.next_run:%Y-%m-%d %H:%M %Z}"
 
 
-def _listen_text(server: Any, fallback: str) -> str:
+def _listen_text(server: BaseWSGIServer | MultiSocketServer, fallback: str) -> str:
     listening = getattr(server, "effective_listen", None)
     if listening is None and hasattr(server, "effective_port"):
         listening = [(server.effective_host, server.effective_port)]
@@ -181,7 +193,7 @@ def _listen_text(server: Any, fallback: str) -> str:
 class _Loop:
     """waitress's event loop in a thread of its own, with a stop that drains instead of dropping."""
 
-    def __init__(self, server: Any):
+    def __init__(self, server: BaseWSGIServer | MultiSocketServer):
         self.server = server
         self.map: dict = server.map if hasattr(server, "map") else server._map
         self.dispatcher = server.task_dispatcher
@@ -253,7 +265,7 @@ def _install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
     signals = [signal.SIGTERM, signal.SIGINT]
     previous = {signum: signal.getsignal(signum) for signum in signals}
 
-    def handle(signum: int, _frame: Any) -> None:
+    def handle(signum: int, _frame: FrameType | None) -> None:
         if stop.is_set():
             os.write(2, f"second {signal.Signals(signum).name}: exiting at once\n".encode())
             os._exit(128 + signum)

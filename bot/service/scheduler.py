@@ -36,7 +36,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -46,24 +46,22 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
+from bot.app import App
 from bot.delivery.alerts import AlertSender
+from bot.delivery.fanout import FanoutReport
+from bot.delivery.run_report import RunReport
 from bot.config.model import JobConfig
 from bot.store.job_memory import StoredJobState
 from bot.service.last_runs import LastRuns
 from bot.store.models import Delivery
 from bot.delivery.problems import ProblemReporter
 from bot.kakao.quota import quota_day
-from bot.util.times import duration_text, parse_instant
+from bot.util.times import duration_text, local_time, parse_instant
 from bot.delivery.slot_retries import SlotRetries
 from bot.service.scheduler_text import JobSchedule, log_report, schedule_text
 from bot.delivery.triggers import TICK, WallClockTrigger, job_trigger, to_utc
 from jobs import job_kind
 from jobs.shopify_order_alert import KIND as ALERT_KIND
-
-if TYPE_CHECKING:
-    from bot.app import App
-    from bot.delivery.fanout import FanoutReport
-    from bot.delivery.runner import RunReport
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +97,7 @@ class _Entry:
 class BotScheduler:
     """The configured jobs on APScheduler; `start()`, `stop(timeout)`, `next_runs()`, `every()`."""
 
-    def __init__(self, app: "App", *, clock: Callable[[], datetime] | None = None,
+    def __init__(self, app: App, *, clock: Callable[[], datetime] | None = None,
                  stopping: threading.Event | None = None):
         self.app = app
         # Set by `stop()` (and by `run` at SIGTERM, when it passes its event): a fan-out in progress
@@ -178,7 +176,7 @@ class BotScheduler:
     def shutdown(self, wait: bool = True) -> bool:
         return self.stop(None if wait else 0)
 
-    def every(self, name: str, seconds: float, fn: Callable[[], Any], *, run_now: bool = False) -> None:
+    def every(self, name: str, seconds: float, fn: Callable[[], object], *, run_now: bool = False) -> None:
         """Run `fn()` every `seconds` (housekeeping: health checks, watchdog pings); errors are logged."""
         if seconds <= 0:
             raise ValueError("seconds must be positive")
@@ -194,7 +192,7 @@ class BotScheduler:
                                 id=f"every:{name}", name=f"every:{name}", replace_existing=True,
                                 misfire_grace_time=max(1, int(seconds)), **options)
 
-    def once(self, name: str, at: datetime, fn: Callable[[], Any]) -> None:
+    def once(self, name: str, at: datetime, fn: Callable[[], object]) -> None:
         """Run `fn()` once at `at` (a slot's retry: bot.delivery.slot_retries); replaces a pending one of that name."""
         self._scheduler.add_job(self._guarded(fn), trigger="date", run_date=at, id=f"once:{name}", name=f"once:{name}",
                                 replace_existing=True, misfire_grace_time=None)
@@ -254,7 +252,7 @@ class BotScheduler:
         self.fire_at(job_name, instant, now)
 
     def fire_at(self, job_name: str, instant: datetime, now: datetime | None = None
-                ) -> "RunReport | FanoutReport | None":
+                ) -> RunReport | FanoutReport | None:
         """Run `job_name` for its slot at `instant`, as it happens at `now`; never raises."""
         now = now or self.clock()
         entry = self._entries[job_name]
@@ -281,7 +279,7 @@ class BotScheduler:
         except Exception:  # noqa: BLE001 — never in APScheduler's way
             log.exception("%s: could not record the missed run at %s", entry.job.name, event.scheduled_run_time)
 
-    def _run(self, job: JobConfig, instant: datetime, now: datetime) -> "RunReport":
+    def _run(self, job: JobConfig, instant: datetime, now: datetime) -> RunReport:
         from bot.delivery.runner import Runner  # late: the runner pulls in every job kind's dependencies
 
         late = now.astimezone(UTC) - instant.astimezone(UTC) > LATE_AFTER
@@ -311,7 +309,7 @@ class BotScheduler:
                 key, label = ("me", "me") if recipient.kind == "me" else (str(recipient), recipient.value)
                 self.app.deliveries.skip(job=job.name, slot_key=slot_key, recipient=key, label=label,
                                          sender=job.sender, quota_day=quota_day(now), reason=reason)
-            log.warning("%s: slot %s %s; not sent", job.name, local.strftime("%Y-%m-%d %H:%M %Z"), reason)
+            log.warning("%s: slot %s %s; not sent", job.name, local_time(instant, self.zone), reason)
             self.last_runs.missed(job.name, instant, now, reason)
             self._report_missed(job, instant, now)
         self._mark(job, done=instant)

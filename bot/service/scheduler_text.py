@@ -6,10 +6,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bot.delivery.runner import RunReport
+from bot.delivery.run_report import RunReport
 
 log = logging.getLogger("bot.scheduler")  # the scheduler's own lines, whichever module words them
 
@@ -27,7 +25,7 @@ class JobSchedule:
     next_summary: datetime | None = None  # alert jobs with quiet hours: when the held alerts are sent
 
 
-def log_report(report: "RunReport", late: bool) -> None:
+def log_report(report: RunReport, late: bool) -> None:
     """One log line per run: failed, nothing to report, or the count of each outcome."""
     when = f"{report.job} [{report.slot_key}]{' (late)' if late else ''}"
     if report.status == "failed":

@@ -1,4 +1,4 @@
-"""When jobs run: slot times, cron expressions with weekday names, durations, and stored instants.
+"""When jobs run: slot times, cron expressions with weekday names, durations, stored instants, local times.
 
 Cron weekdays are accepted only as names (`mon-fri`): numbers mean Sunday=0 in cron but
 Monday=0 in APScheduler, so a number would silently shift every weekday by one. For the
@@ -79,3 +79,11 @@ def slot_instant(slot_time: time, day: date, zone: tzinfo) -> datetime:
     """
     local = datetime.combine(day, slot_time, tzinfo=zone)
     return local.astimezone(timezone.utc).astimezone(zone)
+
+
+def local_time(instant: datetime, zone: tzinfo, *, seconds: bool = False, offset: bool = False) -> str:
+    """An instant as a person in `zone` reads it: `2026-12-03 12:00 KST`; with `seconds`
+    `2026-12-03 12:00:05 KST`, with `offset` `2026-12-03 12:00 KST (UTC+0900)`."""
+    local = instant.astimezone(zone)
+    text = f"{local:%Y-%m-%d %H:%M:%S %Z}" if seconds else f"{local:%Y-%m-%d %H:%M %Z}"
+    return f"{text} (UTC{local:%z})" if offset else text

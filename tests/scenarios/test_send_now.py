@@ -160,7 +160,7 @@ def test_slot_twice_sends_once_and_force_sends_again(setup, web, sandbox, run_cl
 
 def test_slot_covers_the_window_run_would_give_that_slot(setup, web, run_cli, monkeypatch, clock):
     import bot.delivery.runner
-    from bot.delivery.runner import RunReport
+    from bot.delivery.run_report import RunReport
 
     windows: list[dict] = []
 

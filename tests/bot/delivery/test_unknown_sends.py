@@ -17,12 +17,13 @@ from sqlalchemy.exc import OperationalError
 from bot.app import App
 from bot.store.deliveries import DeliveryLog
 from bot.delivery.unknown_sends import report_unknown_sends
-from bot.delivery.sweep import register_delivery_sweep, sweep
+from bot.delivery.sweep import sweep
 from bot.kakao.client import KakaoApi
 from bot.kakao.errors import KakaoSendUnknown
 from bot.store.models import Delivery
 from bot.delivery.problems import open_problems
 from bot.delivery.runner import Runner
+from bot.service.run import register_delivery_sweep
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.web.server import create_app
@@ -198,7 +199,6 @@ def test_a_dead_processs_sending_row_is_resolved_by_the_sweep(app, sandbox):
 
 
 def test_the_service_sweeps_every_minute(app, monkeypatch):
-    import bot.delivery.sweep
     import bot.service.run
 
     registered: list[tuple[str, float, bool]] = []
@@ -210,7 +210,7 @@ def test_the_service_sweeps_every_minute(app, monkeypatch):
     register_delivery_sweep(app, Scheduler())
     assert registered == [("delivery-sweep", 60, True)]
     wired: list[object] = []
-    monkeypatch.setattr(bot.delivery.sweep, "register_delivery_sweep", lambda _app, scheduler: wired.append(scheduler))
+    monkeypatch.setattr(bot.service.run, "register_delivery_sweep", lambda _app, scheduler: wired.append(scheduler))
     scheduler = bot.service.run._start_scheduler(app)
     try:
         assert wired == [scheduler]

@@ -26,7 +26,7 @@ from bot.cli.main import cli
 from bot.config.model import ConfigError
 from bot.app import load_config
 from bot.store.models import Delivery
-from bot.delivery.runner import RunReport
+from bot.delivery.run_report import RunReport
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.util.times import slot_instant

@@ -141,8 +141,6 @@ def test_a_request_in_flight_when_stopping_still_gets_its_answer(service_app, mo
 
 
 def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(service_app, monkeypatch):
-    import bot.webhooks.worker
-
     events: list[Any] = []
 
     class Worker:
@@ -160,7 +158,7 @@ def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(s
         events.append("started")
         return [Worker("webhooks"), Worker("another")]
 
-    monkeypatch.setattr(bot.webhooks.worker, "start_background", start_background)
+    monkeypatch.setattr(bot.service.run, "start_background", start_background)
     stop = threading.Event()
     running = Running(service_app, stop)
     running.thread.start()
@@ -174,17 +172,14 @@ def test_background_workers_start_with_the_server_and_are_stopped_with_a_bound(s
 
 
 def test_the_scheduler_carries_the_health_checks_and_the_order_reconciliation(service_app, monkeypatch, caplog):
-    import bot.delivery.problems
-    import bot.webhooks.reconcile
-
     registered: list[tuple[str, Any]] = []
 
     def reconciliation(app: App, scheduler: Any) -> None:
         registered.append(("reconciliation", scheduler))
         raise RuntimeError("cannot")
 
-    monkeypatch.setattr(bot.delivery.problems, "register_checks", lambda app, scheduler: registered.append(("checks", scheduler)))
-    monkeypatch.setattr(bot.webhooks.reconcile, "register_reconciliation", reconciliation)
+    monkeypatch.setattr(bot.service.run, "register_checks", lambda app, scheduler: registered.append(("checks", scheduler)))
+    monkeypatch.setattr(bot.service.run, "register_reconciliation", reconciliation)
     with caplog.at_level(logging.ERROR):
         scheduler = bot.service.run._start_scheduler(service_app)
     try:

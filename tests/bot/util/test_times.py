@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.util.times import duration_text, parse_cron, parse_duration, slot_instant
+from bot.util.times import duration_text, local_time, parse_cron, parse_duration, slot_instant
 
 UTC = timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")
@@ -176,3 +176,10 @@ def test_slot_instant_is_aware_and_in_the_zone():
 ])
 def test_duration_text_reads_as_a_person_says_it(delta, text):
     assert duration_text(delta) == text
+
+
+def test_local_time_shows_an_instant_in_the_zone_to_the_minute_or_second_with_or_without_its_offset():
+    instant = datetime(2026, 12, 3, 3, 0, 5, tzinfo=UTC)
+    assert local_time(instant, SEOUL) == "2026-12-03 12:00 KST"
+    assert local_time(instant, SEOUL, seconds=True) == "2026-12-03 12:00:05 KST"
+    assert local_time(instant, SEOUL, offset=True) == "2026-12-03 12:00 KST (UTC+0900)"
