@@ -38,7 +38,7 @@ class JobContext:
     # (a plain `send-now`): now.
     until: datetime | None = None
     link_url: str = "https://example.com"  # default link of messages (a registered Kakao web domain)
-    shopify: Callable[[str], Any] | None = None  # shop domain → its Admin GraphQL client (bot.shopify.graphql)
+    shopify: Callable[[str], ShopifyGraphQL] | None = None  # shop domain → its Admin GraphQL client
 
 
 @dataclass

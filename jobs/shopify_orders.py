@@ -54,6 +54,7 @@ from bot.shopify.shapes import ShopifyBadAnswer
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
 from bot.config.model import ConfigError, JobConfig
+from bot.shopify.orders_query import fetch_orders
 
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,6 @@ def _fetch(name: str, params: ShopifyOrdersParams, ctx: JobContext, start: datet
            end: datetime) -> list[dict[str, Any]]:
     if ctx.shopify is None:
         raise JobFailed(f"{name}: no Shopify access in this run")
-    from bot.shopify.orders_query import fetch_orders  # late: the GraphQL client is only needed here
 
     shop = params.shop
     try:

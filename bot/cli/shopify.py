@@ -14,7 +14,7 @@ from bot.app import App
 from bot.shopify.signing import normalize_shop
 from urllib.parse import quote
 from bot.shopify.client import required_scopes_missing
-from bot.shopify.client import ShopifyTokenAnswer, required_scopes_missing
+from bot.shopify.client import ShopifyTokenAnswer
 from bot.shopify.errors import ShopifyAuthError
 from bot.shopify.graphql import ShopifyGraphQL
 from bot.connect.shopify_install import shop_graphql

@@ -12,21 +12,19 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 from tokens.login_health import install_unreadable
 from tokens.models import ShopifyInstall
 from tokens.vault import Vault, VaultError
+from bot.app import App
 
-if TYPE_CHECKING:
-    from bot.app import App
 
 REFRESH_WARNING = timedelta(days=7)  # a Kakao refresh token expiring within this is reported
 UNDECRYPTABLE_STATE = "undecryptable"
 SHOPIFY_NEEDS_PERSON = ("invalid", "needs_reauth", UNDECRYPTABLE_STATE)
 
 
-def judging_vault(app: "App") -> Vault | None:
+def judging_vault(app: App) -> Vault | None:
     """The vault tokens are judged with; None when there is no key at all (reported where a token is
     needed — `run` refuses to start without one — not as a login or install problem)."""
     try:

@@ -50,6 +50,7 @@ from bot.delivery.health_rules import (UNDECRYPTABLE_STATE, install_needs_person
                                        login_fix, refresh_expiring)
 from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
+from tokens.shopify import unusable
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,6 @@ class ProblemReporter:
         return found
 
     def _shopify_problems(self, installs: Iterable[ShopifyInstall]) -> dict[str, tuple[str, str]]:
-        from tokens.shopify import unusable
 
         found: dict[str, tuple[str, str]] = {}
         for row in installs:

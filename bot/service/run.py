@@ -32,6 +32,8 @@ from waitress.trigger import trigger as Trigger
 
 from bot.app import App
 from bot.delivery.problems import CHECK_EVERY, ProblemReporter, run_health_checks
+from bot.delivery.alert_start import mark_jobs_seen
+from bot.delivery.alerts import alert_jobs
 from bot.delivery.sweep import SWEEP_EVERY, sweep
 from bot.service.scheduler import BotScheduler
 from bot.web.health import ServiceState, attach_service_state
@@ -39,8 +41,9 @@ from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_op
 from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.shopify.versions import warn_if_ending
 from bot.service.systemd import Notifier
-from bot.webhooks.reconcile import register_reconciliation
+from bot.webhooks.reconcile import INTERVAL as RECONCILE_EVERY, Reconciler
 from bot.webhooks.worker import WebhookWorker, start_background
+from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
 
 log = logging.getLogger("bot.service")
 
@@ -118,7 +121,6 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
 def _report_unreadable_tokens(app: App) -> None:
     """A valid BOT_SECRET_KEY that did not encrypt the stored tokens: said at start, by name (every send
     with them would fail); the service still runs for the others, and /healthz answers 503 meanwhile."""
-    from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
 
     for what in unreadable_tokens(app.db, app.vault):
         log.error("%s needs a person: %s", what, UNDECRYPTABLE)
@@ -163,6 +165,19 @@ def register_checks(app: App, scheduler: BotScheduler) -> None:
     reporter = ProblemReporter(app)
     # run_now: /healthz lists the problems from the start; a restart re-tells nothing (once per episode).
     scheduler.every("health-checks", CHECK_EVERY, lambda: run_health_checks(reporter), run_now=True)
+
+
+def register_reconciliation(app: App, scheduler: BotScheduler,
+                            interval: float = RECONCILE_EVERY) -> Reconciler | None:
+    """The order reconciliation (bot.webhooks.reconcile) at once and then every `interval` seconds (one pass
+    at a time, errors logged, waited for at stop); None, and nothing scheduled, when no `shopify-order-alert`
+    job is configured."""
+    if not alert_jobs(app):
+        return None
+    mark_jobs_seen(app, app.clock())  # before the first pass and before any webhook is handled
+    reconciler = Reconciler(app, stopping=scheduler.stopping)
+    scheduler.every("order-reconciliation", interval, reconciler.run_once, run_now=True)
+    return reconciler
 
 
 def register_delivery_sweep(app: App, scheduler: BotScheduler) -> None:

@@ -62,6 +62,7 @@ from bot.service.scheduler_text import JobSchedule, log_report, schedule_text
 from bot.delivery.triggers import TICK, WallClockTrigger, job_trigger, to_utc
 from jobs import job_kind
 from jobs.shopify_order_alert import KIND as ALERT_KIND
+from bot.delivery.runner import Runner
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +281,6 @@ class BotScheduler:
             log.exception("%s: could not record the missed run at %s", entry.job.name, event.scheduled_run_time)
 
     def _run(self, job: JobConfig, instant: datetime, now: datetime) -> RunReport:
-        from bot.delivery.runner import Runner  # late: the runner pulls in every job kind's dependencies
 
         late = now.astimezone(UTC) - instant.astimezone(UTC) > LATE_AFTER
         since = self.previous_slot(job.name, instant)

@@ -22,7 +22,7 @@ import time
 from typing import Any, Callable, Iterable
 from urllib.parse import quote
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bot.app import App

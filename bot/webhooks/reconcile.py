@@ -1,7 +1,7 @@
 """Reconciliation: the order alerts a lost webhook would have raised.
 
 Shopify does not guarantee webhook delivery. Every INTERVAL seconds (a job on the service's scheduler,
-`register_reconciliation`; the first pass at start-up), for each shop with a
+bot.service.run.register_reconciliation; the first pass at start-up), for each shop with a
 `shopify-order-alert` job, the orders created since the previous pass (minus `overlap`, for
 orders that reach Shopify's search a little late) are queried through the Admin GraphQL API,
 and each is alerted exactly as `orders/create` would: same job, same slot key
@@ -22,13 +22,14 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot.delivery.alert_start import alert_starts, jobs_for_new_order, mark_jobs_seen
+from bot.delivery.alert_start import alert_starts, jobs_for_new_order
 from bot.delivery.alerts import AlertSender, alert_jobs
 from bot.store.job_memory import StoredJobState
 from bot.util.keys import MEMORY_NAME_MAX, fit_key
 from bot.util.logs import redact
 from bot.webhooks.inbox import parse_time
 from bot.shopify.orders import order_gid
+from bot.shopify.orders_query import fetch_orders
 from bot.app import App
 
 
@@ -44,18 +45,6 @@ LINE_ITEMS = 25  # line items read per order (the alert names a few and counts t
 def state_key(shop: str) -> str:
     """The job-memory name under which a shop's reconciliation remembers where it ended."""
     return fit_key(shop, MEMORY_NAME_MAX, prefix="reconcile:", mark="")
-
-
-def register_reconciliation(app: App, scheduler: Any, interval: float = INTERVAL) -> "Reconciler | None":
-    """Schedule a pass at once and then every `interval` seconds on the service's scheduler
-    (bot.service.scheduler.BotScheduler.every: one pass at a time, errors logged, waited for at stop);
-    None, and nothing scheduled, when no `shopify-order-alert` job is configured."""
-    if not alert_jobs(app):
-        return None
-    mark_jobs_seen(app, app.clock())  # before the first pass and before any webhook is handled
-    reconciler = Reconciler(app, stopping=scheduler.stopping)
-    scheduler.every("order-reconciliation", interval, reconciler.run_once, run_now=True)
-    return reconciler
 
 
 class Reconciler:
@@ -83,8 +72,7 @@ class Reconciler:
         return raised
 
     def _shop(self, shop: str, now: datetime) -> int:
-        from bot.shopify.orders_query import fetch_orders  # late: only needed here
-
+    
         state = StoredJobState(self.app.db, state_key(shop))
         since = parse_time(state.get("since")) or now - self.first_window
         since = max(since, now - self.max_window)

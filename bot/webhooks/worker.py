@@ -277,5 +277,5 @@ class WebhookWorker:
 def start_background(app: App) -> list[WebhookWorker]:
     """Start the webhook worker (it has .stop(timeout)); it first drains what an earlier process left
     (stored and answered, but not processed). The order reconciliation is a scheduler job
-    (bot.webhooks.reconcile.register_reconciliation)."""
+    (bot.service.run.register_reconciliation)."""
     return [WebhookWorker(app).start()]

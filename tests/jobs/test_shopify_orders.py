@@ -12,7 +12,6 @@ import pytest
 import requests
 import responses
 
-from bot.shopify import orders_query as shopify_orders_query
 from bot.config.model import ConfigError, JobConfig
 from bot.app import load_config
 from bot.util.retry import NO_RETRY
@@ -100,7 +99,7 @@ class FakeShopify:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeShopify:
     stub = FakeShopify()
-    monkeypatch.setattr(shopify_orders_query, "fetch_orders", stub.fetch_orders)
+    monkeypatch.setattr(shopify_orders, "fetch_orders", stub.fetch_orders)
     return stub
 
 

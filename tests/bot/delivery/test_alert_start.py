@@ -12,7 +12,8 @@ import pytest
 from bot.delivery.alert_start import alerting_since, mark_jobs_seen
 from bot.app import App
 from bot.store.job_memory import StoredJobState
-from bot.webhooks.reconcile import Reconciler, register_reconciliation, state_key
+from bot.service.run import register_reconciliation
+from bot.webhooks.reconcile import Reconciler, state_key
 from bot.service.scheduler import BotScheduler
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox

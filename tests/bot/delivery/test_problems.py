@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from flask import Flask, Response
@@ -20,7 +20,6 @@ from bot.kakao.quota import quota_day
 from bot.store.quota_counts import load_quota_book
 from bot.kakao.recipients import Target
 from bot.delivery.runner import Runner
-from bot.service.run import register_checks
 from bot.sandbox.kakao import MAINTENANCE
 from bot.sandbox.server import RunningServer, serve
 from bot.web.server import create_app
@@ -391,40 +390,6 @@ def test_healthz_lists_open_problems_and_is_503_only_for_those_needing_a_person(
         assert secret not in body
     reporter.check_all()
     assert client.get("/healthz").status_code == 200
-
-
-def test_register_checks_runs_check_all_every_five_minutes(app, sandbox):
-    class Scheduler:
-        def __init__(self) -> None:
-            self.jobs: list[tuple[str, float, Callable[[], Any], bool]] = []
-
-        def every(self, name: str, seconds: float, fn: Callable[[], Any], *, run_now: bool = False) -> None:
-            self.jobs.append((name, seconds, fn, run_now))
-
-    scheduler = Scheduler()
-    register_checks(app, scheduler)
-    ((name, seconds, fn, run_now),) = scheduler.jobs
-    assert (name, seconds, run_now) == ("health-checks", 300, True)
-    set_login(app, "default", refresh_expires_at=app.clock() + timedelta(days=3))
-    fn()
-    fn()
-    assert len(alerts(sandbox)) == 1
-
-
-def test_a_failing_check_is_logged_not_raised(app, caplog):
-    class Scheduler:
-        fn: Callable[[], Any]
-
-        def every(self, name: str, seconds: float, fn: Callable[[], Any], *, run_now: bool = False) -> None:
-            self.fn = fn
-
-    scheduler = Scheduler()
-    register_checks(app, scheduler)
-    with app.db.session() as session:
-        session.execute(text("DROP TABLE problems"))
-    with caplog.at_level(logging.ERROR):
-        scheduler.fn()
-    assert "health checks failed" in caplog.text
 
 
 def test_long_keys_still_fit_the_deliveries_slot_column():

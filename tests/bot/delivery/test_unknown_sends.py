@@ -23,7 +23,6 @@ from bot.kakao.errors import KakaoSendUnknown
 from bot.store.models import Delivery
 from bot.delivery.problems import open_problems
 from bot.delivery.runner import Runner
-from bot.service.run import register_delivery_sweep
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.web.server import create_app
@@ -196,26 +195,6 @@ def test_a_dead_processs_sending_row_is_resolved_by_the_sweep(app, sandbox):
     assert state["me"].status == "unknown" and "stopped during the request" in state["me"].reason
     assert state["uuid:uuid-friend-01"].status == "sending"  # a live instance's request: left to it
     assert [p.key for p in open_problems(app.db)] == [f"unknown-send:{state['me'].id}"]
-
-
-def test_the_service_sweeps_every_minute(app, monkeypatch):
-    import bot.service.run
-
-    registered: list[tuple[str, float, bool]] = []
-
-    class Scheduler:
-        def every(self, name: str, seconds: float, fn, *, run_now: bool = False) -> None:  # noqa: ANN001
-            registered.append((name, seconds, run_now))
-
-    register_delivery_sweep(app, Scheduler())
-    assert registered == [("delivery-sweep", 60, True)]
-    wired: list[object] = []
-    monkeypatch.setattr(bot.service.run, "register_delivery_sweep", lambda _app, scheduler: wired.append(scheduler))
-    scheduler = bot.service.run._start_scheduler(app)
-    try:
-        assert wired == [scheduler]
-    finally:
-        assert scheduler.stop(10)
 
 
 # -- item 6: a friend refusing messages is a lasting condition, told once -------------------------------

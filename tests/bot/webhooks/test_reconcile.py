@@ -13,7 +13,8 @@ from sqlalchemy import select
 from bot.app import App
 from bot.store.job_memory import StoredJobState
 from bot.store.models import Delivery
-from bot.webhooks.reconcile import Reconciler, register_reconciliation, state_key
+from bot.service.run import register_reconciliation
+from bot.webhooks.reconcile import Reconciler, state_key
 from bot.service.scheduler import BotScheduler
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
