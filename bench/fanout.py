@@ -19,13 +19,12 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from bot.app import App
-from bot.app import load_config
+from bot.app import App, load_config
+from bot.config.secrets import Secrets
 from bot.delivery.runner import Runner
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import serve
 from bot.sandbox.web import DEMO_MENU_HTML, create_web_app
-from bot.config.secrets import Secrets
 
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 FRIENDS_PATH = "/v1/api/talk/friends"

@@ -94,13 +94,12 @@ def free_port() -> int:
 
 
 def child(config_path: str, runs: int) -> int:
-    from bot.app import App
-    from bot.app import load_config
-    from bot.store.db import utcnow
-    from bot.service.scheduler import BotScheduler
+    from bot.app import App, load_config
     from bot.config.secrets import Secrets
     from bot.service.run import run_service
+    from bot.service.scheduler import BotScheduler
     from bot.service.systemd import Notifier
+    from bot.store.db import utcnow
 
     config = load_config(Path(config_path))
     offset = [timedelta(0)]  # the simulated calendar: the app's clock is the real one plus this
@@ -198,12 +197,11 @@ def main() -> int:
 
     from cryptography.fernet import Fernet
 
-    from bot.app import App
-    from bot.app import load_config
+    from bot.app import App, load_config
+    from bot.config.secrets import Secrets
     from bot.sandbox.kakao import KakaoSandbox
     from bot.sandbox.server import serve
     from bot.sandbox.web import DEMO_MENU_HTML, create_web_app
-    from bot.config.secrets import Secrets
 
     sandbox = KakaoSandbox()
     sandbox.sender_daily = sandbox.recipient_daily = sandbox.pair_daily = 10**9  # the bot's QuotaBook is what binds

@@ -22,13 +22,13 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from bot.util.retry import RetryPolicy
 from bot.sandbox.server import serve
 from bot.sandbox.shopify import ShopifySandbox
 from bot.shopify.client import ShopifyHttp
-from bot.util.http import new_session
 from bot.shopify.graphql import ShopifyGraphQL
 from bot.shopify.orders_query import fetch_orders
+from bot.util.http import new_session
+from bot.util.retry import RetryPolicy
 
 SHOP = "bench-shop.myshopify.com"
 KST = timezone(timedelta(hours=9))

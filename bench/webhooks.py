@@ -45,11 +45,10 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import func, select
 
-from bot.app import App
-from bot.app import load_config
-from bot.store.models import WebhookEvent
+from bot.app import App, load_config
 from bot.config.secrets import Secrets
 from bot.shopify.signing import webhook_hmac
+from bot.store.models import WebhookEvent
 
 SHOP = "bench-shop.myshopify.com"
 SECRET = "bench-webhook-secret"

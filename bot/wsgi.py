@@ -16,12 +16,11 @@ import logging
 
 from flask import Flask
 
-from bot.app import App
+from bot.app import App, load_config
 from bot.config.model import default_config_path
-from bot.app import load_config
+from bot.config.secrets import Secrets
 from bot.util.logs import setup_logging
 from bot.util.redaction import Redactor
-from bot.config.secrets import Secrets
 from bot.web.server import create_app
 
 

@@ -16,11 +16,10 @@ from typing import Any
 
 from jinja2 import ChainableUndefined, Template, TemplateSyntaxError, Undefined
 
+from bot.config.model import JobConfig
 from bot.kakao.templates import text_template, trim_text
 from jobs.base import JobFailed, Outcome
 from jobs.template_limits import BoundedEnvironment, TemplateTooCostly, bounded_output, render_budget
-from bot.config.model import JobConfig
-
 
 DETAILS_BUTTON = "자세히 보기"
 

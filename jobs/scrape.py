@@ -17,10 +17,9 @@ from urllib.parse import urlsplit
 import requests
 from urllib3.exceptions import ReadTimeoutError
 
+from bot.config.model import ConfigError, JobConfig
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
-from bot.config.model import ConfigError, JobConfig
-
 
 KIND = "scrape"
 SCHEDULED = True

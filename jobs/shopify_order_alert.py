@@ -27,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
+from bot.config.model import ConfigError, JobConfig
 from bot.shopify.orders import order_gid
 from bot.util.quiet_hours import QuietWindow, parse_quiet
 from bot.util.times import parse_instant
@@ -34,8 +35,6 @@ from bot.util.urls import same_origin
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
 from jobs.shopify_orders import parse_shop
-from bot.config.model import ConfigError, JobConfig
-
 
 KIND = "shopify-order-alert"
 SCHEDULED = False

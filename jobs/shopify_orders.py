@@ -44,18 +44,21 @@ from typing import Any, Callable, Iterable
 
 import requests
 
+from bot.config.model import ConfigError, JobConfig
+from bot.shopify.errors import (
+    ShopifyAuthError,
+    ShopifyBadCredentials,
+    ShopifyError,
+    ShopifyReauthRequired,
+    ShopNotConnected,
+)
+from bot.shopify.orders_query import fetch_orders
+from bot.shopify.shapes import ShopifyBadAnswer
+from bot.shopify.signing import normalize_shop
 from bot.util.retry import can_pass
 from bot.util.urls import same_origin
-from bot.shopify.signing import normalize_shop
-from bot.shopify.errors import (
-    ShopifyAuthError, ShopifyBadCredentials, ShopifyError, ShopifyReauthRequired, ShopNotConnected,
-)
-from bot.shopify.shapes import ShopifyBadAnswer
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.render import message_for
-from bot.config.model import ConfigError, JobConfig
-from bot.shopify.orders_query import fetch_orders
-
 
 log = logging.getLogger(__name__)
 

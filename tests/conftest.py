@@ -25,9 +25,19 @@ from bot.sandbox.shopify import ShopifySandbox
 from bot.util.retry import RetryPolicy
 from bot.web.server import create_app
 from bot.webhooks.worker import WebhookWorker
+
 from scratch_postgres import postgres_server_url, scratch_database
 from webhook_helpers import (
-    ALERT_JOB, API_KEY, API_SECRET, CLIENT_SECRET, OLD_SECRET, OTHER_SHOP, REST_KEY, SHOP, Hooks, shopify_config,
+    ALERT_JOB,
+    API_KEY,
+    API_SECRET,
+    CLIENT_SECRET,
+    OLD_SECRET,
+    OTHER_SHOP,
+    REST_KEY,
+    SHOP,
+    Hooks,
+    shopify_config,
 )
 
 

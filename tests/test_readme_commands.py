@@ -5,8 +5,9 @@ Python version it needs is stated before them, matching pyproject's requires-pyt
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from bot.store.db import Database
+
 from scratch_postgres import PREFIX, postgres_server_url, scratch_database
 
 pytestmark = pytest.mark.postgres

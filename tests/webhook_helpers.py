@@ -10,8 +10,8 @@ import requests
 from sqlalchemy import select
 
 from bot.app import App
-from bot.store.models import WebhookEvent
 from bot.sandbox.shopify import ShopifySandbox
+from bot.store.models import WebhookEvent
 
 REST_KEY = "sandbox-rest-key"  # the Kakao stand-in's
 CLIENT_SECRET = "sandbox-client-secret"

@@ -20,9 +20,9 @@ from typing import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.store.db import Database, utcnow
 from bot.kakao.client import KakaoAuth, TokenAnswer
 from bot.kakao.errors import KakaoLoginRequired, KakaoNoLogin
+from bot.store.db import Database, utcnow
 from tokens.minting import DeadLogin, MintLocks
 from tokens.models import KakaoLogin
 from tokens.vault import Vault

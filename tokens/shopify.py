@@ -30,11 +30,11 @@ from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from bot.store.db import Database, utcnow
-from bot.util.report_logging import IN_REPORT
-from bot.shopify.signing import normalize_shop
 from bot.shopify.client import ShopifyOAuth, ShopifyTokenAnswer
 from bot.shopify.errors import ShopifyBadCredentials, ShopifyReauthRequired, ShopNotConnected
+from bot.shopify.signing import normalize_shop
+from bot.store.db import Database, utcnow
+from bot.util.report_logging import IN_REPORT
 from tokens.minting import DeadLogin, MintLocks
 from tokens.models import ShopifyInstall
 from tokens.vault import Vault

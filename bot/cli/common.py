@@ -13,14 +13,13 @@ from typing import Any, Callable
 
 import click
 
-from bot.app import App
+from bot.app import App, load_config
 from bot.config.model import Config, ConfigError, default_config_path
-from bot.app import load_config
-from bot.store.db import DatabaseUnavailable
-from bot.kakao.errors import KakaoError
-from bot.util.redaction import Redactor
 from bot.config.secrets import MissingSecret, Secrets
+from bot.kakao.errors import KakaoError
 from bot.shopify.errors import ShopifyError
+from bot.store.db import DatabaseUnavailable
+from bot.util.redaction import Redactor
 from tokens.vault import VaultError
 
 log = logging.getLogger("bot")

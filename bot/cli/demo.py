@@ -19,16 +19,15 @@ from typing import Callable, Iterator
 import requests
 from cryptography.fernet import Fernet
 
+from bot.app import App, load_config
 from bot.cli import demo_shopify
-from bot.app import App
-from bot.app import load_config
-from bot.connect.kakao_login import kakao_login
 from bot.cli.preview import preview
+from bot.config.secrets import Secrets
+from bot.connect.kakao_login import kakao_login
 from bot.delivery.runner import Runner
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import serve
 from bot.sandbox.web import DEMO_MENU_HTML, create_web_app
-from bot.config.secrets import Secrets
 
 FRIENDS = ("김민지", "이준호")
 

@@ -18,8 +18,8 @@ from bot.delivery.runner import Runner
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.web.server import create_app
 from bot.shopify.subscriptions import subscribe, webhook_uri
+from bot.web.server import create_app
 from bot.webhooks.worker import WebhookWorker
 
 SHOP = "demo-store.myshopify.com"

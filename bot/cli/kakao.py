@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from bot.cli.common import CliState, Failed, errors_to_exit_codes, pass_state, table_lines
 from bot.app import App
+from bot.cli.common import CliState, Failed, errors_to_exit_codes, pass_state, table_lines
 from bot.connect.kakao_login import LoginFailed, kakao_login
-from tokens.login_health import login_problems
 from bot.delivery.health_rules import login_fix, refresh_expiring
 from bot.util.times import local_time
+from tokens.login_health import login_problems
 
 
 @click.group()

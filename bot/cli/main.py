@@ -15,22 +15,22 @@ import click
 
 from bot.app import App
 from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes, pass_state
+from bot.cli.display import delivery_label
 from bot.cli.kakao import kakao
 from bot.cli.ops import history, jobs_command
+from bot.cli.preview import preview
 from bot.cli.shopify import shopify
 from bot.config.model import Config, JobConfig
-from bot.cli.display import delivery_label
+from bot.delivery.run_report import RunReport
+from bot.delivery.runner import Runner
+from bot.delivery.slot_time import SlotNotYet, due_occurrence
+from bot.delivery.triggers import job_trigger
+from bot.shopify.versions import warn_if_ending
 from bot.util.logs import setup_logging
 from bot.util.redaction import scrub_output
 from bot.util.report_logging import printed_reports
 from bot.util.times import slot_instant
-from bot.shopify.versions import warn_if_ending
-from bot.delivery.run_report import RunReport
-from bot.delivery.slot_time import SlotNotYet, due_occurrence
-from bot.delivery.runner import Runner
 from jobs import job_kind
-from bot.delivery.triggers import job_trigger
-from bot.cli.preview import preview
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from typing import IO, Iterator
 
 from rich.console import Console
-from rich.progress import Progress as RichProgress, SpinnerColumn, TaskID, TextColumn
+from rich.progress import Progress as RichProgress
+from rich.progress import SpinnerColumn, TaskID, TextColumn
 
 from bot.util.progress import QUIET, Progress
 

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import click
 
-from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes, pass_state
-from bot.util.report_logging import printed_reports
-from bot.shopify.errors import ShopifyError
 from bot.app import App
-from bot.shopify.signing import normalize_shop
-from urllib.parse import quote
-from bot.shopify.client import required_scopes_missing
-from bot.shopify.client import ShopifyTokenAnswer
-from bot.shopify.errors import ShopifyAuthError
-from bot.shopify.graphql import ShopifyGraphQL
+from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes, pass_state
 from bot.connect.shopify_install import shop_graphql
-from bot.shopify.subscriptions import subscribe, webhook_uri
-from bot.shopify.subscriptions import app_toml
-from tokens.shopify import reconnect_hint
+from bot.shopify.client import ShopifyTokenAnswer, required_scopes_missing
+from bot.shopify.errors import ShopifyAuthError, ShopifyError
+from bot.shopify.graphql import ShopifyGraphQL
+from bot.shopify.signing import normalize_shop
+from bot.shopify.subscriptions import app_toml, subscribe, webhook_uri
+from bot.util.report_logging import printed_reports
 from bot.util.times import local_time
+from tokens.shopify import reconnect_hint
 
 
 @click.group()

@@ -7,19 +7,27 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from datetime import time
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import tomllib
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.config.model import (
-    Config, ConfigError, DatabaseConfig, JobCatalog, JobConfig, JobKind, KakaoConfig, ServerConfig,
-    ShopifyAppConfig, ShopifyConfig,
+    Config,
+    ConfigError,
+    DatabaseConfig,
+    JobCatalog,
+    JobConfig,
+    JobKind,
+    KakaoConfig,
+    ServerConfig,
+    ShopifyAppConfig,
+    ShopifyConfig,
 )
 from bot.config.plan import plan_warnings
 from bot.kakao.recipients import parse_recipient

@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
+from bot.config.model import Config
 from bot.kakao.quota import PAIR_DAILY, RECIPIENT_DAILY, SENDER_DAILY
 from bot.util.times import parse_cron
-from bot.config.model import Config
 
 
 def plan_warnings(config: Config) -> list[str]:

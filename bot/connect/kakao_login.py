@@ -25,8 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from bot.connect import oauth_states
 from bot.app import App
+from bot.connect import oauth_states
 from bot.kakao.errors import KakaoOAuthError
 from bot.util.compare import constant_time_equal
 from tokens.kakao import LoginStatus

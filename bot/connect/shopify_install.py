@@ -21,15 +21,20 @@ from dataclasses import dataclass, field
 from typing import Sequence
 from urllib.parse import urlencode
 
-from bot.connect import oauth_states
 from bot.app import App
 from bot.config.secrets import MissingSecret
-from bot.shopify.signing import fresh_timestamp, is_valid_shop, normalize_shop, verify_query
+from bot.connect import oauth_states
 from bot.shopify.client import ShopifyApp, required_scopes_missing
 from bot.shopify.errors import (
-    ShopifyAuthError, ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifyReauthRequired, ShopNotConnected,
+    ShopifyAuthError,
+    ShopifyBadCredentials,
+    ShopifyError,
+    ShopifyOAuthError,
+    ShopifyReauthRequired,
+    ShopNotConnected,
 )
 from bot.shopify.graphql import ShopifyGraphQL
+from bot.shopify.signing import fresh_timestamp, is_valid_shop, normalize_shop, verify_query
 from bot.shopify.subscriptions import subscribe, webhook_uri
 from tokens.shopify import InstallStatus
 

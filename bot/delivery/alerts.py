@@ -27,20 +27,20 @@ from sqlalchemy import delete, select, update
 
 from bot.app import App
 from bot.config.model import JobConfig
-from bot.store.db import insert_for
-from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
 from bot.delivery.audience import FriendsLookup, app_fanout, audience_messages
 from bot.delivery.fanout import FanoutReport, RecipientResult
+from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
 from bot.kakao.errors import KakaoLoginRequired
+from bot.kakao.recipients import Target, resolve
 from bot.kakao.templates import TEXT_LIMIT, text_template
+from bot.store.db import insert_for
 from bot.store.models import JobMemory
 from bot.store.order_names import remember as remember_order_name
-from bot.kakao.recipients import Target, resolve
 from bot.util.keys import MEMORY_NAME_MAX, SLOT_KEY_MAX, fit_key
+from bot.util.quiet_hours import QuietWindow
 from bot.util.times import parse_instant, slot_instant
 from jobs.base import Outcome
 from jobs.render import won
-from bot.util.quiet_hours import QuietWindow
 from jobs.shopify_order_alert import KIND, alert_outcome
 
 log = logging.getLogger(__name__)

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Sequence
 
-from bot.store.deliveries import Claim, DeliveryLog
 from bot.kakao.client import MAX_RECEIVERS, KakaoApi
 from bot.kakao.errors import KakaoError, KakaoOAuthError, KakaoSendUnknown
-from bot.util.progress import QUIET, Progress
 from bot.kakao.quota import ME_RESERVE, quota_day
-from bot.store.quota_counts import load_quota_book
 from bot.kakao.recipients import Recipient, Target, Unreachable
+from bot.store.deliveries import Claim, DeliveryLog
+from bot.store.quota_counts import load_quota_book
+from bot.util.progress import QUIET, Progress
 from bot.util.report_logging import IN_REPORT
 
 log = logging.getLogger(__name__)

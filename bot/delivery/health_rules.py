@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.app import App
 from tokens.login_health import install_unreadable
 from tokens.models import ShopifyInstall
 from tokens.vault import Vault, VaultError
-from bot.app import App
-
 
 REFRESH_WARNING = timedelta(days=7)  # a Kakao refresh token expiring within this is reported
 UNDECRYPTABLE_STATE = "undecryptable"

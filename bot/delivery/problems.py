@@ -36,18 +36,24 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.app import App
-from bot.store.db import Database
 from bot.delivery.audience import app_fanout
+from bot.delivery.health_rules import (
+    UNDECRYPTABLE_STATE,
+    install_needs_person,
+    install_state,
+    judging_vault,
+    login_fix,
+    refresh_expiring,
+)
 from bot.delivery.run_report import RunReport
-from bot.store.job_memory import StoredJobState
-from bot.kakao.templates import text_template
-from bot.util.logs import redact
-from bot.store.models import Problem
 from bot.kakao.recipients import Target
+from bot.kakao.templates import text_template
+from bot.store.db import Database
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Problem
 from bot.util.keys import SLOT_KEY_MAX, fit_key
+from bot.util.logs import redact
 from bot.util.times import duration_text, local_time
-from bot.delivery.health_rules import (UNDECRYPTABLE_STATE, install_needs_person, install_state, judging_vault,
-                                       login_fix, refresh_expiring)
 from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.shopify import unusable

@@ -13,20 +13,20 @@ from typing import Any
 
 from bot.app import App
 from bot.config.model import ConfigError, JobConfig
+from bot.config.secrets import MissingSecret
 from bot.delivery.audience import FriendsLookup, app_fanout, audience_messages
-from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
 from bot.delivery.fanout import Fanout, FanoutReport
 from bot.delivery.problems import record_job_outcome
 from bot.delivery.run_report import RunReport
-from bot.store.job_memory import StoredJobState
+from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
 from bot.kakao.errors import KakaoError, KakaoLoginRequired
+from bot.kakao.recipients import Target, resolve
 from bot.kakao.templates import TemplateError, text_template
+from bot.store.job_memory import StoredJobState
 from bot.util.logs import redact
 from bot.util.progress import QUIET, Progress
-from bot.kakao.recipients import Target, resolve
 from bot.util.report_logging import IN_REPORT
 from bot.util.retry import can_pass
-from bot.config.secrets import MissingSecret
 from jobs import job_kind
 from jobs.base import JobContext, JobFailed, JobState, Outcome
 from tokens.vault import VaultError

@@ -23,13 +23,13 @@ from sqlalchemy import func, select
 
 from bot.app import App
 from bot.config.model import JobConfig
-from bot.store.models import Delivery
 from bot.delivery.problems import ProblemReporter
 from bot.delivery.run_report import RunReport
+from bot.delivery.triggers import to_utc
 from bot.kakao.quota import quota_day
+from bot.store.models import Delivery
 from bot.util.retry import can_pass
 from bot.util.times import local_time
-from bot.delivery.triggers import to_utc
 
 log = logging.getLogger(__name__)
 

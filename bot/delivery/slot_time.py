@@ -10,11 +10,12 @@ the latest — except within EARLY_TOLERANCE: a cron or a systemd timer may fire
 from __future__ import annotations
 
 import time
-from datetime import datetime, time as wall_time, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
+from datetime import time as wall_time
 from typing import Callable
 
-from bot.util.times import local_time, slot_instant
 from bot.delivery.triggers import to_utc
+from bot.util.times import local_time, slot_instant
 
 EARLY_TOLERANCE = timedelta(minutes=2)  # a slot at most this far ahead is waited for, not refused
 MAX_WAITS = 1000  # a bound on the waiting loop, whatever a clock does

@@ -22,10 +22,10 @@ from typing import Sequence
 from sqlalchemy import select
 
 from bot.app import App
-from bot.store.models import Delivery, Problem
 from bot.delivery.fanout import RecipientResult
 from bot.delivery.problems import INFO, NEEDS_PERSON, ProblemReporter, open_problems
 from bot.kakao.recipients import REFUSES_MESSAGES
+from bot.store.models import Delivery, Problem
 from bot.util.times import local_time, parse_instant
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,13 @@ import requests
 from urllib3.exceptions import NewConnectionError
 
 from bot.kakao.errors import (
-    KakaoAuthError, KakaoError, KakaoOAuthError, KakaoSendUnknown, KakaoUnavailable, KakaoUnreachable, api_error,
+    KakaoAuthError,
+    KakaoError,
+    KakaoOAuthError,
+    KakaoSendUnknown,
+    KakaoUnavailable,
+    KakaoUnreachable,
+    api_error,
     oauth_error,
 )
 from bot.kakao.recipients import Friend

@@ -31,17 +31,18 @@ from waitress.server import BaseWSGIServer, MultiSocketServer
 from waitress.trigger import trigger as Trigger
 
 from bot.app import App
-from bot.delivery.problems import CHECK_EVERY, ProblemReporter, run_health_checks
 from bot.delivery.alert_start import mark_jobs_seen
 from bot.delivery.alerts import alert_jobs
+from bot.delivery.problems import CHECK_EVERY, ProblemReporter, run_health_checks
 from bot.delivery.sweep import SWEEP_EVERY, sweep
 from bot.service.scheduler import BotScheduler
+from bot.service.systemd import Notifier
+from bot.shopify.versions import warn_if_ending
 from bot.web.health import ServiceState, attach_service_state
 from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_options
 from bot.web.server import MAX_BODY_BYTES, create_app
-from bot.shopify.versions import warn_if_ending
-from bot.service.systemd import Notifier
-from bot.webhooks.reconcile import INTERVAL as RECONCILE_EVERY, Reconciler
+from bot.webhooks.reconcile import INTERVAL as RECONCILE_EVERY
+from bot.webhooks.reconcile import Reconciler
 from bot.webhooks.worker import WebhookWorker, start_background
 from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
 

@@ -47,22 +47,22 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import func, select
 
 from bot.app import App
+from bot.config.model import JobConfig
 from bot.delivery.alerts import AlertSender
 from bot.delivery.fanout import FanoutReport
-from bot.delivery.run_report import RunReport
-from bot.config.model import JobConfig
-from bot.store.job_memory import StoredJobState
-from bot.service.last_runs import LastRuns
-from bot.store.models import Delivery
 from bot.delivery.problems import ProblemReporter
-from bot.kakao.quota import quota_day
-from bot.util.times import duration_text, local_time, parse_instant
+from bot.delivery.run_report import RunReport
+from bot.delivery.runner import Runner
 from bot.delivery.slot_retries import SlotRetries
-from bot.service.scheduler_text import JobSchedule, log_report, schedule_text
 from bot.delivery.triggers import TICK, WallClockTrigger, job_trigger, to_utc
+from bot.kakao.quota import quota_day
+from bot.service.last_runs import LastRuns
+from bot.service.scheduler_text import JobSchedule, log_report, schedule_text
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery
+from bot.util.times import duration_text, local_time, parse_instant
 from jobs import job_kind
 from jobs.shopify_order_alert import KIND as ALERT_KIND
-from bot.delivery.runner import Runner
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,15 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
+from bot.shopify.errors import (
+    ShopifyBadCredentials,
+    ShopifyError,
+    ShopifyOAuthError,
+    ShopifyReauthRequired,
+    ShopifyUnavailable,
+)
 from bot.util.http import new_session
 from bot.util.retry import RetryPolicy
-from bot.shopify.errors import (
-    ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifyReauthRequired, ShopifyUnavailable,
-)
 from bot.util.urls import host_port
 
 log = logging.getLogger(__name__)

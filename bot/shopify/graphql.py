@@ -33,13 +33,17 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import requests
 
-from bot.util.progress import QUIET, Progress
 from bot.shopify.client import ShopifyHttp, shop_url
 from bot.shopify.cost import FIRST_PAGE_GUESS, MAX_PAGE_SIZE, MAX_QUERY_COST, Pager, ThrottleState
 from bot.shopify.errors import (
-    ShopifyAuthError, ShopifyError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable,
+    ShopifyAuthError,
+    ShopifyError,
+    ShopifyGraphQLError,
+    ShopifyThrottled,
+    ShopifyUnavailable,
 )
 from bot.shopify.shapes import connection_page
+from bot.util.progress import QUIET, Progress
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any, Sequence
 
-from bot.util.times import parse_instant
 from bot.shopify.errors import ShopifyError
 from bot.shopify.orders import ORDER_GID
+from bot.util.times import parse_instant
 
 __all__ = ["ConnectionPage", "ShopifyBadAnswer", "check_order", "connection_page"]
 

@@ -18,9 +18,9 @@ import json
 import logging
 from typing import Any, Iterable
 
-from bot.util.report_logging import IN_REPORT
 from bot.shopify.errors import ShopifyError
 from bot.shopify.graphql import ShopifyGraphQL
+from bot.util.report_logging import IN_REPORT
 
 log = logging.getLogger(__name__)
 

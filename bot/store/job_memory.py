@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-
 from bot.store.db import Database, insert_for, utcnow
 from bot.store.models import JobMemory
 

@@ -13,8 +13,8 @@ PostgreSQL keeps dead tuples until VACUUM: that is the database administrator's 
 from __future__ import annotations
 
 import logging
-from bot.store.db import Database
 
+from bot.store.db import Database
 
 log = logging.getLogger(__name__)
 

@@ -27,17 +27,15 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from sqlalchemy import func, select, text
 
 import bot
-from bot.web.health_access import HEALTH_TOKEN, may_see_details, summary
-from bot.util.logs import redact
-from bot.store.models import WebhookEvent
-from bot.delivery.health_rules import (UNDECRYPTABLE_STATE, install_needs_person, install_state, judging_vault,
-                                       login_fix)
+from bot.app import App
+from bot.delivery.health_rules import UNDECRYPTABLE_STATE, install_needs_person, install_state, judging_vault, login_fix
 from bot.delivery.problems import query_open
+from bot.store.models import WebhookEvent
+from bot.util.logs import redact
+from bot.web.health_access import HEALTH_TOKEN, may_see_details, summary
 from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault
-from bot.app import App
-
 
 log = logging.getLogger("bot.server")
 

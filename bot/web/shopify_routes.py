@@ -18,11 +18,16 @@ from datetime import datetime
 
 from flask import Blueprint, Response, current_app, redirect, request
 
-from bot.web.rate_limit import RateLimiter, client_address, retry_after
-from bot.web.context import bot_app, error_response
 from bot.connect.shopify_install import (
-    AppUrlState, Installed, InstallRefused, app_url_state, finish_install, start_install,
+    AppUrlState,
+    Installed,
+    InstallRefused,
+    app_url_state,
+    finish_install,
+    start_install,
 )
+from bot.web.context import bot_app, error_response
+from bot.web.rate_limit import RateLimiter, client_address, retry_after
 
 blueprint = Blueprint("shopify", __name__)
 

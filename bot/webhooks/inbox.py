@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from functools import lru_cache
 
+from bot.app import App
 from bot.store.db import insert_for
 from bot.store.models import WebhookEvent
 from bot.util.times import parse_instant
-from bot.app import App
 
 
 def store_event(bot: App, *, app: str, shop: str, topic: str, webhook_id: str, body: str,

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, false, or_, select, true, update
 
+from bot.app import App
 from bot.store.db import insert_for
 from bot.store.models import OrderSnapshot
-from bot.app import App
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement

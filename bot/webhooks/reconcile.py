@@ -22,16 +22,15 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.app import App
 from bot.delivery.alert_start import alert_starts, jobs_for_new_order
 from bot.delivery.alerts import AlertSender, alert_jobs
+from bot.shopify.orders import order_gid
+from bot.shopify.orders_query import fetch_orders
 from bot.store.job_memory import StoredJobState
 from bot.util.keys import MEMORY_NAME_MAX, fit_key
 from bot.util.logs import redact
 from bot.webhooks.inbox import parse_time
-from bot.shopify.orders import order_gid
-from bot.shopify.orders_query import fetch_orders
-from bot.app import App
-
 
 log = logging.getLogger(__name__)
 

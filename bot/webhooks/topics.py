@@ -28,17 +28,16 @@ from typing import Any, Callable
 
 from sqlalchemy import delete, select, update
 
-from bot.delivery.alert_start import alert_starts, jobs_for_new_order, memory_name
-from bot.delivery.alerts import AlertFailed, AlertSender, alert_jobs
-from bot.store.models import JobMemory, OrderSnapshot, WebhookEvent
-from bot.util.keys import SLOT_KEY_MAX, fit_key
-from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
-from bot.webhooks.reconcile import state_key
-from bot.webhooks.inbox import parse_time
-from bot.shopify.orders import order_gid
 from bot.app import App
 from bot.config.model import JobConfig
-
+from bot.delivery.alert_start import alert_starts, jobs_for_new_order, memory_name
+from bot.delivery.alerts import AlertFailed, AlertSender, alert_jobs
+from bot.shopify.orders import order_gid
+from bot.store.models import JobMemory, OrderSnapshot, WebhookEvent
+from bot.util.keys import SLOT_KEY_MAX, fit_key
+from bot.webhooks.inbox import parse_time
+from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
+from bot.webhooks.reconcile import state_key
 
 log = logging.getLogger(__name__)
 

@@ -34,15 +34,14 @@ from typing import Callable
 
 from sqlalchemy import and_, delete, or_, select, update
 
+from bot.app import App
 from bot.delivery.alerts import AlertFailed, AlertSender
-from bot.util.background import Repeating
 from bot.store.claims import STALE_CLAIM, abandoned, instance_id, update_if_unchanged
-from bot.util.logs import redact
 from bot.store.models import WebhookEvent
 from bot.store.sqlite_scrub import scrub_files
+from bot.util.background import Repeating
+from bot.util.logs import redact
 from bot.webhooks.topics import MUST_NAME_SHOP, Handled, StoredEvent, TopicHandlers
-from bot.app import App
-
 
 log = logging.getLogger(__name__)
 

@@ -10,13 +10,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.delivery.alerts import AlertSender, quiet_summary_text, quiet_window_end
-from bot.app import App
+from bot.app import App, load_config
 from bot.config.model import ConfigError
-from bot.app import load_config
+from bot.delivery.alerts import AlertSender, quiet_summary_text, quiet_window_end
 from bot.kakao.templates import TEXT_LIMIT
-from bot.store.models import Delivery
 from bot.service.scheduler import BotScheduler, CatchUp
+from bot.store.models import Delivery
 from bot.util.quiet_hours import QuietWindow, parse_quiet
 from jobs.shopify_order_alert import alert_outcome
 

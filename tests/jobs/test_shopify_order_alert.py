@@ -10,9 +10,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from bot.app import load_config
 from bot.cli.main import _select_jobs
 from bot.config.model import ConfigError, JobConfig
-from bot.app import load_config
 from bot.kakao.recipients import Recipient
 from bot.shopify.orders import order_gid
 from jobs import job_kind, known_kinds

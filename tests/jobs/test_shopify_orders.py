@@ -12,16 +12,20 @@ import pytest
 import requests
 import responses
 
-from bot.config.model import ConfigError, JobConfig
 from bot.app import load_config
-from bot.util.retry import NO_RETRY
+from bot.config.model import ConfigError, JobConfig
 from bot.delivery.runner import Runner
 from bot.shopify.client import ShopifyHttp
 from bot.shopify.errors import (
-    ShopifyAuthError, ShopifyGraphQLError, ShopifyReauthRequired, ShopifyThrottled, ShopifyUnavailable,
+    ShopifyAuthError,
+    ShopifyGraphQLError,
+    ShopifyReauthRequired,
+    ShopifyThrottled,
+    ShopifyUnavailable,
     ShopNotConnected,
 )
 from bot.shopify.graphql import ShopifyGraphQL
+from bot.util.retry import NO_RETRY
 from jobs import job_kind, shopify_orders
 from jobs.base import JobContext, JobFailed, Outcome
 from jobs.shopify_orders import ShopifyOrdersParams

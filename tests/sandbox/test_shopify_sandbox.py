@@ -18,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from flask import Flask, request as flask_request
+from flask import Flask
+from flask import request as flask_request
 
 from bot.sandbox.server import serve
 from bot.sandbox.shopify import INTERNAL_ERROR, ShopifySandbox
@@ -26,7 +27,6 @@ from bot.sandbox.shopify_graphql import UNSUPPORTED
 from bot.shopify.signing import verify_query, verify_webhook
 
 from epoch_clock import EpochClock
-
 from upstream_fixtures import load_fixture, shape
 
 SEOUL = ZoneInfo("Asia/Seoul")

@@ -29,16 +29,16 @@ from sqlalchemy import select
 
 from bot.cli.main import cli
 from bot.delivery.fanout import STOPPED_REASON
-from bot.store.job_memory import StoredJobState
-from bot.kakao.client import KakaoApi
-from bot.store.models import Delivery, JobMemory
 from bot.delivery.runner import Runner
+from bot.kakao.client import KakaoApi
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.util.times import slot_instant
 from bot.service.run import run_service
 from bot.service.systemd import Notifier
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery, JobMemory
+from bot.util.times import slot_instant
 
 from cli_clock import MovableClock, cli_on_clock
 

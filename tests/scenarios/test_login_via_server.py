@@ -14,12 +14,11 @@ import pytest
 import requests
 
 import bot.connect.kakao_login
+from bot.app import App, load_config
 from bot.connect import oauth_states
-from bot.app import App
-from bot.app import load_config
 from bot.connect.kakao_login import LoginFailed, kakao_login
-from bot.util.retry import RetryPolicy
 from bot.service.run import run_service
+from bot.util.retry import RetryPolicy
 
 
 def free_port() -> int:

@@ -20,14 +20,13 @@ from typing import Any, Iterator
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
-from bot.app import load_config
-from bot.store.models import Delivery, WebhookEvent
-from bot.util.retry import RetryPolicy
+from bot.app import App, load_config
+from bot.config.secrets import Secrets
 from bot.delivery.runner import Runner
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.config.secrets import Secrets
+from bot.store.models import Delivery, WebhookEvent
+from bot.util.retry import RetryPolicy
 
 REST_KEY = "sandbox-rest-key"
 CLIENT_SECRET = "sandbox-client-secret"

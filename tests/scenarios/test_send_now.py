@@ -18,10 +18,10 @@ from sqlalchemy import select
 
 from bot.app import App
 from bot.cli.main import cli
-from bot.store.models import Delivery, JobMemory
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
+from bot.store.models import Delivery, JobMemory
 
 from cli_clock import cli_on_clock
 

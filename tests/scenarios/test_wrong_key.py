@@ -15,10 +15,11 @@ from cryptography.fernet import Fernet
 
 from bot.app import App
 from bot.cli.main import cli
-from bot.delivery.problems import ProblemReporter
 from bot.config.secrets import Secrets
-from bot.web.server import create_app
+from bot.delivery.problems import ProblemReporter
 from bot.service.run import run_service
+from bot.web.server import create_app
+
 from webhook_helpers import CLIENT_SECRET, REST_KEY
 
 SHOP = "my-store.myshopify.com"

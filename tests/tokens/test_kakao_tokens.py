@@ -24,16 +24,18 @@ import responses
 from cryptography.fernet import Fernet
 from sqlalchemy import event
 
-from bot.app import App
-from bot.app import load_config
-from bot.store.db import Database
-from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp, TokenAnswer
-from bot.util.http import new_session
-from bot.kakao.errors import (
-    KakaoAuthError, KakaoLoginRequired, KakaoOAuthError, KakaoRateLimited,
-)
-from bot.util.retry import RetryPolicy
+from bot.app import App, load_config
 from bot.config.secrets import Secrets
+from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp, TokenAnswer
+from bot.kakao.errors import (
+    KakaoAuthError,
+    KakaoLoginRequired,
+    KakaoOAuthError,
+    KakaoRateLimited,
+)
+from bot.store.db import Database
+from bot.util.http import new_session
+from bot.util.retry import RetryPolicy
 from tokens.kakao import REFRESH_MARGIN, KakaoTokens
 from tokens.models import KakaoLogin
 from tokens.vault import Vault

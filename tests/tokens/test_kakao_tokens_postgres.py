@@ -21,12 +21,12 @@ import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import update
 
-from bot.store.db import Database, utcnow
 from bot.kakao.client import KakaoAuth, KakaoHttp
-from bot.util.http import new_session
-from bot.util.retry import RetryPolicy
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import serve
+from bot.store.db import Database, utcnow
+from bot.util.http import new_session
+from bot.util.retry import RetryPolicy
 from tokens.kakao import KakaoTokens
 from tokens.models import KakaoLogin
 from tokens.vault import Vault

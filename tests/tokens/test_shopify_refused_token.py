@@ -13,12 +13,12 @@ import responses
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from bot.store.db import Database
-from bot.util.retry import RetryPolicy
 from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer
-from bot.util.http import new_session
 from bot.shopify.errors import ShopifyAuthError, ShopifyReauthRequired, ShopifyUnavailable
 from bot.shopify.graphql import ShopifyGraphQL
+from bot.store.db import Database
+from bot.util.http import new_session
+from bot.util.retry import RetryPolicy
 from tokens.models import ShopifyInstall
 from tokens.shopify import ShopifyTokens
 from tokens.vault import Vault

@@ -31,14 +31,17 @@ import responses
 from cryptography.fernet import Fernet
 from sqlalchemy import event, select, update
 
-from bot.store.db import Database, utcnow
-from bot.util.retry import RetryPolicy
 from bot.sandbox.server import serve
 from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer
-from bot.util.http import new_session
 from bot.shopify.errors import (
-    ShopifyBadCredentials, ShopifyReauthRequired, ShopifyUnavailable, ShopNotConnected,
+    ShopifyBadCredentials,
+    ShopifyReauthRequired,
+    ShopifyUnavailable,
+    ShopNotConnected,
 )
+from bot.store.db import Database, utcnow
+from bot.util.http import new_session
+from bot.util.retry import RetryPolicy
 from tokens.models import ShopifyInstall
 from tokens.shopify import REFRESH_MARGIN, ShopifyTokens
 from tokens.vault import Vault

@@ -13,9 +13,10 @@ import sys
 from datetime import datetime, timedelta, timezone
 
 from bot.app import App
-from bot.util.progress import QUIET
 from bot.cli.progress_terminal import terminal_progress
+from bot.util.progress import QUIET
 from tokens.models import KakaoLogin
+
 from webhook_helpers import API_KEY, API_SECRET, CLIENT_SECRET, REST_KEY, SHOP
 
 SHOP_URL = "https://admin.shopify.com"

@@ -15,17 +15,16 @@ import pytest
 import requests
 from click.testing import CliRunner, Result
 
-from bot.app import App
+from bot.app import App, load_config
 from bot.cli.main import cli
-from bot.app import load_config
+from bot.connect.kakao_login import LoginFailed, kakao_login
 from bot.kakao.client import KakaoHttp
 from bot.kakao.errors import KakaoLoginRequired, KakaoUnreachable, api_error
-from bot.connect.kakao_login import LoginFailed, kakao_login
-from bot.util.logs import setup_logging
-from bot.store.models import Delivery
-from bot.util.retry import RetryPolicy
 from bot.shopify.client import ShopifyHttp
 from bot.shopify.errors import ShopifyError, ShopifyUnavailable
+from bot.store.models import Delivery
+from bot.util.logs import setup_logging
+from bot.util.retry import RetryPolicy
 from tokens.models import KakaoLogin
 
 SCRAPE_JOB = """

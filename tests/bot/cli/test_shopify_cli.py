@@ -16,9 +16,8 @@ import responses
 from click.testing import CliRunner, Result
 from sqlalchemy import text
 
-from bot.app import App
+from bot.app import App, load_config
 from bot.cli.main import cli
-from bot.app import load_config
 from bot.config.secrets import Secrets
 from bot.shopify.client import ShopifyTokenAnswer
 

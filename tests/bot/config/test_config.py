@@ -10,13 +10,12 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
-from bot.config import loader as config_module
-from bot.cli.main import cli
-from bot.config.model import ConfigError
 from bot.app import load_config
+from bot.cli.main import cli
+from bot.config import loader as config_module
+from bot.config.model import ConfigError
 from bot.kakao.recipients import Recipient
-from jobs import job_kind, known_kinds
-from jobs import scrape
+from jobs import job_kind, known_kinds, scrape
 from jobs.scrape import ScrapeParams
 
 REPO = Path(__file__).resolve().parents[3]

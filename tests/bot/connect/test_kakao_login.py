@@ -18,14 +18,13 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from bot.app import App
-from bot.cli.main import cli
-from bot.app import load_config
-from bot.kakao.errors import KakaoLoginRequired
 import bot.connect.kakao_login
-from bot.connect.kakao_login import LoginFailed, kakao_login
-from bot.util.retry import RetryPolicy
+from bot.app import App, load_config
+from bot.cli.main import cli
 from bot.config.secrets import Secrets
+from bot.connect.kakao_login import LoginFailed, kakao_login
+from bot.kakao.errors import KakaoLoginRequired
+from bot.util.retry import RetryPolicy
 from tokens.models import KakaoLogin
 
 SEOUL = ZoneInfo("Asia/Seoul")

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.connect import oauth_states
-from bot.store.db import Database
 from bot.connect.oauth_states import StateInvalid, consume, consume_prefixed, issue, lookup, new_state, state_hash
+from bot.store.db import Database
 from tokens.models import OAuthState
 
 SHOP = "my-store.myshopify.com"

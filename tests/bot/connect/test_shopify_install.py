@@ -21,17 +21,16 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot.app import App
-from bot.app import load_config
-from bot.util.retry import RetryPolicy
+from bot.app import App, load_config
+from bot.config.secrets import Secrets
+from bot.connect.shopify_install import InstallRefused, finish_install, shop_graphql, start_install
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.config.secrets import Secrets
-from bot.web.server import create_app
 from bot.shopify.signing import query_hmac
-from bot.connect.shopify_install import InstallRefused, finish_install, shop_graphql, start_install
-from bot.web.shopify_routes import _script_string
 from bot.shopify.subscriptions import TOPICS
+from bot.util.retry import RetryPolicy
+from bot.web.server import create_app
+from bot.web.shopify_routes import _script_string
 from tokens.models import OAuthState, ShopifyInstall
 
 PUBLIC = "http://127.0.0.1:8765"

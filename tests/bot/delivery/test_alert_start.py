@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Callable
 
 import pytest
 
-from bot.delivery.alert_start import alerting_since, mark_jobs_seen
 from bot.app import App
-from bot.store.job_memory import StoredJobState
-from bot.service.run import register_reconciliation
-from bot.webhooks.reconcile import Reconciler, state_key
-from bot.service.scheduler import BotScheduler
+from bot.delivery.alert_start import alerting_since, mark_jobs_seen
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
+from bot.service.run import register_reconciliation
+from bot.service.scheduler import BotScheduler
+from bot.store.job_memory import StoredJobState
+from bot.webhooks.reconcile import Reconciler, state_key
 from bot.webhooks.worker import WebhookWorker
 
 from webhook_helpers import ALERT_JOB, SHOP, Hooks, events, new_order, wait_for

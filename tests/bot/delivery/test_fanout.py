@@ -14,18 +14,17 @@ from typing import Callable, Iterator
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
-from bot.app import load_config
-from bot.store.deliveries import DeliveryLog
-from bot.kakao.client import KakaoApi
-from bot.store.models import Delivery, JobMemory
+from bot.app import App, load_config
 from bot.delivery.problems import open_problems
-from bot.kakao.quota import quota_day
-from bot.util.retry import RetryPolicy
 from bot.delivery.runner import Runner
+from bot.kakao.client import KakaoApi
+from bot.kakao.quota import quota_day
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
+from bot.store.deliveries import DeliveryLog
+from bot.store.models import Delivery, JobMemory
+from bot.util.retry import RetryPolicy
 
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 MEMO_PATH = "/v2/api/talk/memo/default/send"

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from bot.delivery.health_rules import (REFRESH_WARNING, SHOPIFY_NEEDS_PERSON, install_needs_person, install_state,
-                                       login_fix, refresh_expiring)
+from bot.delivery.health_rules import (
+    REFRESH_WARNING,
+    SHOPIFY_NEEDS_PERSON,
+    install_needs_person,
+    install_state,
+    login_fix,
+    refresh_expiring,
+)
 from tokens.models import ShopifyInstall
 
 NOW = datetime(2026, 11, 22, 0, 0, tzinfo=timezone.utc)

@@ -13,15 +13,15 @@ from sqlalchemy import select, text
 
 from bot.app import App
 from bot.delivery.fanout import Fanout
-from bot.store.job_memory import StoredJobState
-from bot.store.models import Delivery, Problem
 from bot.delivery.problems import ALERT_JOB, FAILURES_KEY, ProblemReporter, alert_slot_key, open_problems
-from bot.kakao.quota import quota_day
-from bot.store.quota_counts import load_quota_book
-from bot.kakao.recipients import Target
 from bot.delivery.runner import Runner
+from bot.kakao.quota import quota_day
+from bot.kakao.recipients import Target
 from bot.sandbox.kakao import MAINTENANCE
 from bot.sandbox.server import RunningServer, serve
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery, Problem
+from bot.store.quota_counts import load_quota_book
 from bot.web.server import create_app
 from tokens.models import KakaoLogin
 

@@ -13,13 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.app import App
-from bot.store.job_memory import StoredJobState
-from bot.store.models import Delivery
 from bot.delivery.problems import open_problems
+from bot.delivery.slot_retries import FIRST_DELAY, MAX_DELAY
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.service.scheduler import BotScheduler
-from bot.delivery.slot_retries import FIRST_DELAY, MAX_DELAY
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery
 
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 MEMO_PATH = "/v2/api/talk/memo/default/send"

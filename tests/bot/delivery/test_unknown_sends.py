@@ -15,16 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
 from bot.app import App
-from bot.store.deliveries import DeliveryLog
-from bot.delivery.unknown_sends import report_unknown_sends
-from bot.delivery.sweep import sweep
-from bot.kakao.client import KakaoApi
-from bot.kakao.errors import KakaoSendUnknown
-from bot.store.models import Delivery
 from bot.delivery.problems import open_problems
 from bot.delivery.runner import Runner
+from bot.delivery.sweep import sweep
+from bot.delivery.unknown_sends import report_unknown_sends
+from bot.kakao.client import KakaoApi
+from bot.kakao.errors import KakaoSendUnknown
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
+from bot.store.deliveries import DeliveryLog
+from bot.store.models import Delivery
 from bot.web.server import create_app
 from tokens.kakao import KakaoTokens
 

@@ -14,10 +14,7 @@ import responses
 from responses import matchers
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
-from upstream_fixtures import load_fixture
-
 from bot.kakao.client import FORM, FriendSendResult, KakaoApi, KakaoAuth, KakaoHttp
-from bot.util.http import new_session
 from bot.kakao.errors import (
     KakaoAuthError,
     KakaoBadRequest,
@@ -36,7 +33,10 @@ from bot.kakao.errors import (
     KakaoUnreachable,
     api_error,
 )
+from bot.util.http import new_session
 from bot.util.retry import RetryPolicy
+
+from upstream_fixtures import load_fixture
 
 BASE = "https://kapi.test.invalid"
 AUTH = "https://kauth.test.invalid"

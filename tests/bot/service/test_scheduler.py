@@ -21,18 +21,17 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 import bot.delivery.runner
-from bot.app import App
+from bot.app import App, load_config
 from bot.cli.main import cli
 from bot.config.model import ConfigError
-from bot.app import load_config
-from bot.store.models import Delivery
 from bot.delivery.run_report import RunReport
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.util.times import slot_instant
+from bot.service.run import next_slot_text
 from bot.service.scheduler import BotScheduler, CatchUp
 from bot.service.scheduler_text import JobSchedule
-from bot.service.run import next_slot_text
+from bot.store.models import Delivery
+from bot.util.times import slot_instant
 
 UTC = timezone.utc
 SEOUL = ZoneInfo("Asia/Seoul")

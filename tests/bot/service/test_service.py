@@ -20,8 +20,7 @@ import requests
 from flask import Flask
 
 import bot.service.run
-from bot.app import App
-from bot.app import load_config
+from bot.app import App, load_config
 from bot.config.secrets import Secrets
 from bot.service.run import run_service
 

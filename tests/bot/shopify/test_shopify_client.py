@@ -6,13 +6,18 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import responses
-from upstream_fixtures import load_fixture
 
-from bot.util.retry import RetryPolicy
 from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth, ShopifyTokenAnswer, required_scopes_missing
 from bot.shopify.errors import (
-    ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifyReauthRequired, ShopifyUnavailable,
+    ShopifyBadCredentials,
+    ShopifyError,
+    ShopifyOAuthError,
+    ShopifyReauthRequired,
+    ShopifyUnavailable,
 )
+from bot.util.retry import RetryPolicy
+
+from upstream_fixtures import load_fixture
 
 SHOP = "some-shop.myshopify.com"
 TOKEN_URL = f"https://{SHOP}/admin/oauth/access_token"

@@ -13,14 +13,14 @@ import pytest
 import requests
 import responses
 
-from bot.util.retry import RetryPolicy
 from bot.shopify.client import ShopifyHttp
-from bot.util.http import new_session
-from bot.shopify.errors import ShopifyAuthError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable
 from bot.shopify.cost import ThrottleState
+from bot.shopify.errors import ShopifyAuthError, ShopifyGraphQLError, ShopifyThrottled, ShopifyUnavailable
 from bot.shopify.graphql import EPSILON, MAX_THROTTLED_RETRIES, ShopifyGraphQL
 from bot.shopify.orders_query import ORDER_FIELDS, fetch_orders, order_node_cost, orders_search
 from bot.shopify.shapes import ShopifyBadAnswer
+from bot.util.http import new_session
+from bot.util.retry import RetryPolicy
 
 from upstream_fixtures import load_fixture
 

@@ -18,14 +18,14 @@ from click.testing import CliRunner
 from bot.app import App
 from bot.cli.main import cli
 from bot.config.model import JobConfig
-from bot.util.retry import RetryPolicy
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
 from bot.shopify.client import ShopifyHttp
-from bot.util.http import new_session
 from bot.shopify.graphql import ShopifyGraphQL
 from bot.shopify.orders_query import fetch_orders
 from bot.shopify.shapes import ShopifyBadAnswer
+from bot.util.http import new_session
+from bot.util.retry import RetryPolicy
 from jobs import shopify_orders
 from jobs.base import JobContext, JobFailed
 

@@ -10,8 +10,14 @@ import hmac
 import pytest
 
 from bot.shopify.signing import (
-    fresh_timestamp, is_valid_shop, normalize_shop, query_hmac, query_message,
-    verify_query, verify_webhook, webhook_hmac,
+    fresh_timestamp,
+    is_valid_shop,
+    normalize_shop,
+    query_hmac,
+    query_message,
+    verify_query,
+    verify_webhook,
+    webhook_hmac,
 )
 
 # Shopify's documented example (secret "hush").

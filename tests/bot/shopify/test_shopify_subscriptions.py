@@ -6,24 +6,23 @@ from __future__ import annotations
 import json
 import logging
 import textwrap
-import tomllib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
 import responses
+import tomllib
 from click.testing import CliRunner, Result
 
-from bot.app import App
+from bot.app import App, load_config
 from bot.cli.main import cli
-from bot.app import load_config
-from bot.util.retry import RetryPolicy
+from bot.config.secrets import Secrets
+from bot.connect.shopify_install import shop_graphql
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.config.secrets import Secrets
 from bot.shopify.errors import ShopifyError
-from bot.connect.shopify_install import shop_graphql
 from bot.shopify.subscriptions import TOPICS, subscribe, webhook_uri
+from bot.util.retry import RetryPolicy
 
 PUBLIC = "https://bot.example.com"
 SHOP = "sub-shop.myshopify.com"

@@ -13,10 +13,9 @@ from typing import Callable
 import pytest
 from click.testing import CliRunner
 
-from bot.app import App
+from bot.app import App, load_config
 from bot.cli.main import cli
 from bot.config.model import ShopifyConfig
-from bot.app import load_config
 from bot.config.secrets import Secrets
 from bot.service.run import run_service
 from bot.shopify.versions import end_of_support, newest_released, support_warning, warn_if_ending

@@ -16,15 +16,15 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from click.testing import CliRunner
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, func, inspect, insert, select, text
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, func, insert, inspect, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import StatementError
 
 import bot.store.models  # noqa: F401  (tables on Base.metadata)
 import tokens.models  # noqa: F401
+from bot.app import load_config
 from bot.cli.main import cli
 from bot.config.model import ConfigError
-from bot.app import load_config
 from bot.store.db import MIGRATION_LOCK_KEY, SCHEMA_HEAD, Base, Database, UTCDateTime, alembic_config, normalize_url
 from bot.store.models import JobMemory
 

@@ -10,9 +10,9 @@ from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import make_url
 
 from bot.app import App
+from bot.sandbox.shopify import ShopifySandbox
 from bot.store.db import Database
 from bot.store.models import WebhookEvent
-from bot.sandbox.shopify import ShopifySandbox
 from bot.store.sqlite_scrub import scrub_files
 
 from service_helpers import free_port, served

@@ -10,14 +10,14 @@ from typing import Iterator
 import pytest
 from sqlalchemy import insert
 
-from bot.store.db import Database
-from bot.store.deliveries import DeliveryLog
 from bot.delivery.fanout import Fanout
 from bot.kakao.client import FriendSendResult
-from bot.store.models import Delivery
 from bot.kakao.quota import APP_DAILY, ME_RESERVE, PAIR_DAILY, RECIPIENT_DAILY, SENDER_DAILY, QuotaBook, quota_day
-from bot.store.quota_counts import load_quota_book
 from bot.kakao.recipients import Target
+from bot.store.db import Database
+from bot.store.deliveries import DeliveryLog
+from bot.store.models import Delivery
+from bot.store.quota_counts import load_quota_book
 
 DAY = "2026-11-22"
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=timezone.utc)  # 12:00 in Seoul

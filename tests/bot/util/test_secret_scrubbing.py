@@ -4,26 +4,26 @@ whatever text an upstream wraps them in (bot.util.redaction; the Kakao token cli
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 from click.testing import CliRunner
 
-from bot.app import App
+from bot.app import App, load_config
 from bot.cli.main import cli
-from bot.app import load_config
-from bot.web.health import ServiceState, attach_service_state
+from bot.config.secrets import Secrets
 from bot.kakao.errors import KakaoLoginRequired
-from bot.util.redaction import MASK, MAX_VALUES, Redactor
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.service.scheduler import BotScheduler
-from bot.config.secrets import Secrets
+from bot.util.redaction import MASK, MAX_VALUES, Redactor
+from bot.web.health import ServiceState, attach_service_state
 from bot.web.server import create_app
-from webhook_helpers import CLIENT_SECRET, REST_KEY
 from tokens.models import KakaoLogin
+
+from webhook_helpers import CLIENT_SECRET, REST_KEY
 
 MENU_HTML = '<ul class="menu"><li>김치찌개 9,000원</li><li>비빔밥 8,500원</li></ul>'
 REDIRECT = "http://127.0.0.1:8080/kakao/callback"

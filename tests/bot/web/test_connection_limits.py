@@ -12,9 +12,9 @@ from typing import Callable
 import pytest
 import requests
 
-from bot.web import http_limits
 from bot.app import App
 from bot.sandbox.shopify import ShopifySandbox
+from bot.web import http_limits
 
 from service_helpers import free_port, served
 from webhook_helpers import ALERT_JOB, Hooks, new_order

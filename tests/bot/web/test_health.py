@@ -14,12 +14,12 @@ import pytest
 import requests
 
 from bot.app import App
-from bot.web.health import ServiceState, attach_service_state
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
-from bot.service.scheduler import BotScheduler
-from bot.web.server import create_app
 from bot.service.run import run_service
+from bot.service.scheduler import BotScheduler
+from bot.web.health import ServiceState, attach_service_state
+from bot.web.server import create_app
 from bot.webhooks.inbox import store_event
 
 SEOUL = ZoneInfo("Asia/Seoul")

@@ -11,11 +11,12 @@ import requests
 from sqlalchemy import text
 
 from bot.app import App
-from bot.web.health_access import bearer_matches
-from bot.delivery.problems import ProblemReporter
 from bot.config.secrets import Secrets
-from bot.web.server import create_app
+from bot.delivery.problems import ProblemReporter
 from bot.service.run import run_service
+from bot.web.health_access import bearer_matches
+from bot.web.server import create_app
+
 from webhook_helpers import CLIENT_SECRET, REST_KEY
 
 SHOP = "secret-store.myshopify.com"

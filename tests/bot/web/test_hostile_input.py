@@ -10,9 +10,9 @@ import requests
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.store.models import WebhookEvent
 from bot.sandbox.server import RunningServer
-from bot.shopify.signing import query_hmac, webhook_hmac, verify_query, verify_webhook
+from bot.shopify.signing import query_hmac, verify_query, verify_webhook, webhook_hmac
+from bot.store.models import WebhookEvent
 from tokens.models import OAuthState
 
 from webhook_helpers import API_SECRET, HOOK_PATH, SHOP

@@ -9,11 +9,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot.connect import oauth_states
 from bot.app import App
+from bot.connect import oauth_states
+from bot.sandbox.server import RunningServer
 from bot.store.db import Database
 from bot.web.rate_limit import RateLimiter, client_address
-from bot.sandbox.server import RunningServer
 from bot.web.shopify_routes import INSTALL_BURST, INSTALL_PER_MINUTE
 from tokens.models import OAuthState
 

@@ -12,8 +12,8 @@ import pytest
 import requests
 from sqlalchemy import text
 
-from bot.connect import oauth_states
 from bot.app import App
+from bot.connect import oauth_states
 from bot.web.server import MAX_BODY_BYTES, create_app
 from tokens.models import KakaoLogin, ShopifyInstall
 

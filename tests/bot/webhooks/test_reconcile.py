@@ -11,13 +11,13 @@ import pytest
 from sqlalchemy import select
 
 from bot.app import App
-from bot.store.job_memory import StoredJobState
-from bot.store.models import Delivery
-from bot.service.run import register_reconciliation
-from bot.webhooks.reconcile import Reconciler, state_key
-from bot.service.scheduler import BotScheduler
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
+from bot.service.run import register_reconciliation
+from bot.service.scheduler import BotScheduler
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery
+from bot.webhooks.reconcile import Reconciler, state_key
 from bot.webhooks.worker import WebhookWorker
 
 from webhook_helpers import ALERT_JOB, OTHER_SHOP, SHOP, Hooks, wait_for

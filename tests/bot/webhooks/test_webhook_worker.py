@@ -14,20 +14,29 @@ from typing import Any, Callable
 import pytest
 from sqlalchemy import select, update
 
-from bot.delivery.alerts import AlertSender
 from bot.app import App
-from bot.store.job_memory import StoredJobState
-from bot.store.models import Delivery, JobMemory, OrderSnapshot, WebhookEvent
-from bot.webhooks.reconcile import state_key
+from bot.delivery.alerts import AlertSender
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
-from bot.webhooks.order_snapshots import order_snapshot, snapshot_changes
-from bot.webhooks.worker import MAX_ATTEMPTS, WebhookWorker
+from bot.store.job_memory import StoredJobState
+from bot.store.models import Delivery, JobMemory, OrderSnapshot, WebhookEvent
 from bot.webhooks.inbox import store_event
+from bot.webhooks.order_snapshots import order_snapshot, snapshot_changes
+from bot.webhooks.reconcile import state_key
+from bot.webhooks.worker import MAX_ATTEMPTS, WebhookWorker
 from tokens.models import ShopifyInstall
 
 from webhook_helpers import (
-    ALERT_JOB, API_SECRET, CLIENT_SECRET, OTHER_SHOP, REST_KEY, SHOP, Hooks, events, new_order, wait_for,
+    ALERT_JOB,
+    API_SECRET,
+    CLIENT_SECRET,
+    OTHER_SHOP,
+    REST_KEY,
+    SHOP,
+    Hooks,
+    events,
+    new_order,
+    wait_for,
 )
 
 REPO = Path(__file__).resolve().parents[3]

@@ -16,16 +16,24 @@ import requests
 from sqlalchemy import func, select
 
 from bot.app import App
-from bot.store.models import WebhookEvent
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
-from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.shopify.signing import webhook_hmac
-from bot.webhooks.worker import WebhookWorker
-from bot.webhooks.worker import start_background
+from bot.store.models import WebhookEvent
+from bot.web.server import MAX_BODY_BYTES, create_app
+from bot.webhooks.worker import WebhookWorker, start_background
 
 from webhook_helpers import (
-    API_KEY, API_SECRET, HOOK_PATH, OLD_SECRET, OTHER_SHOP, SHOP, Hooks, events, new_order, wait_for,
+    API_KEY,
+    API_SECRET,
+    HOOK_PATH,
+    OLD_SECRET,
+    OTHER_SHOP,
+    SHOP,
+    Hooks,
+    events,
+    new_order,
+    wait_for,
 )
 
 
