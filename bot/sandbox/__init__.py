@@ -1,1 +1,13 @@
-"""Local stand-ins of the upstream APIs, served on 127.0.0.1 for tests, benchmarks and `demo`."""
+"""Local stand-ins of the upstream APIs, served on 127.0.0.1 for tests, benchmarks and `demo`.
+
+    kakao.py            Kakao OAuth and message API, with Kakao's shapes, codes and quotas
+    shopify.py          a Shopify shop: OAuth (shopify_oauth.py), Admin GraphQL (shopify_graphql.py),
+                        orders (shopify_orders.py), webhooks sent to the bot
+    web.py              a web page to scrape
+    standin_app.py      the Flask app every stand-in is built on; recording.py: the requests it received;
+                        faults.py: scripted failures and delays
+    server.py           serving a stand-in (or the bot) on a free loopback port
+
+Outside the layers: the stand-ins sign with bot.shopify.signing, and import nothing of the bot's
+higher layers or of Kakao's client (an import-linter contract).
+"""

@@ -2,6 +2,7 @@
 
     db.py            engine, sessions, write_session (SQLite's in-process write queue), migrations
     models.py        tables: deliveries, job memory, webhook events, order snapshots; migrations/: Alembic
+    claims.py        the one claim engine: who holds a row, when a claim is abandoned, the guarded UPDATE
     deliveries.py    the delivery log: claim, sending, sent / failed / unknown / skipped
     job_memory.py    a job's small persisted memory; order_names.py: `#1001` behind an alert's key
     quota_counts.py  Kakao's quotas counted from the deliveries table

@@ -6,4 +6,6 @@
     times.py          slot times, cron, durations, stored instants; quiet_hours.py: "22:00-07:00"
     background.py     a daemon thread calling one function until stopped
     http.py           the one way a requests session is made; urls.py: host:port, same origin
+    keys.py           stored keys fitted to their columns (the byte-exact shortening of every stored key)
+    compare.py        constant-time comparison of a secret with what a caller sent, never raising
 """

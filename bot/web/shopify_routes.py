@@ -26,6 +26,7 @@ from bot.connect.shopify_install import (
     finish_install,
     start_install,
 )
+from bot.util.times import local_time
 from bot.web.context import bot_app, error_response
 from bot.web.rate_limit import RateLimiter, client_address, retry_after
 
@@ -101,7 +102,7 @@ def _e(value: object) -> str:
 def _when(moment: datetime | None) -> str:
     if moment is None:
         return "-"
-    return moment.astimezone(bot_app().config.timezone).strftime("%Y-%m-%d %H:%M %Z")
+    return local_time(moment, bot_app().config.timezone)
 
 
 def _page(title: str, body: str, shop: str, *, status: int = 200, nonce: str | None = None) -> Response:
