@@ -31,6 +31,10 @@ Links: the message links to the shop admin's orders page
 Kakao only opens links on the app's registered web domain, so unless `[kakao].web_domain`
 is that origin, the button falls back to `web_domain` (and `admin_url` is there for a
 custom template to print: KakaoTalk makes URLs in a text message tappable).
+
+Comparisons (`compare = ["day", "week"]`): the same window one day and one week earlier, fetched
+with the same query and compared by revenue, order count and average order value — see
+`jobs.digest_compare`.
 """
 
 from __future__ import annotations
@@ -58,13 +62,14 @@ from bot.shopify.signing import normalize_shop
 from bot.util.retry import can_pass
 from bot.util.urls import same_origin
 from jobs.base import JobContext, JobFailed, Outcome
+from jobs.digest_compare import COMPARE_DEFAULT, compare_context, parse_compare, shared_client
 from jobs.render import message_for
 
 log = logging.getLogger(__name__)
 
 KIND = "shopify-orders"
 SCHEDULED = True
-PARAM_KEYS = frozenset({"shop", "top_products", "include_customers", "line_items"})
+PARAM_KEYS = frozenset({"shop", "top_products", "include_customers", "line_items", "compare"})
 
 TOP_PRODUCTS_LIMIT = 10
 LINE_ITEMS_LIMIT = 50
@@ -85,6 +90,7 @@ class ShopifyOrdersParams:
     top_products: int = 3
     include_customers: bool = False
     line_items: int = 10
+    compare: tuple[str, ...] = COMPARE_DEFAULT  # "day", "week": see jobs.digest_compare
 
 
 def parse_shop(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> str:
@@ -109,7 +115,7 @@ def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -
         raise fail("include_customers", "must be true or false")
 
     line_items = _int(raw, "line_items", 10, LINE_ITEMS_LIMIT, fail)
-    return ShopifyOrdersParams(shop, top_products, include_customers, line_items)
+    return ShopifyOrdersParams(shop, top_products, include_customers, line_items, parse_compare(raw, fail))
 
 
 def _int(raw: dict[str, Any], key: str, default: int, upper: int, fail: Callable[[str, str], ConfigError]) -> int:
@@ -130,6 +136,7 @@ def admin_orders_url(shop: str) -> str:
 def collect(job: JobConfig, ctx: JobContext) -> Outcome:
     """The digest of the orders created in [since (or local midnight), until (or now))."""
     params: ShopifyOrdersParams = job.params
+    ctx = shared_client(ctx)  # one client for the digest and its comparison windows: one cost bucket
     # Never past now: a slot sent ahead of its time (`send-now --slot evening` at noon) covers what exists.
     end = min(ctx.until, ctx.now).astimezone(ctx.now.tzinfo) if ctx.until is not None else ctx.now
     start = ctx.since.astimezone(end.tzinfo) if ctx.since is not None else _midnight(end)
@@ -144,6 +151,9 @@ def collect(job: JobConfig, ctx: JobContext) -> Outcome:
         period_start=start.isoformat(),
         period_end=end.isoformat(),
     )
+    lean = replace(params, line_items=1, include_customers=False)  # comparisons need totals only
+    context.update(compare_context(params.compare, start, end, context, job=job.name, summarize=lambda since, until:
+                                   summarize(_fetch(job.name, lean, ctx, since, until) if since < until else [])))
     return Outcome(context=context, empty=context["count"] == 0, link=admin_url)
 
 

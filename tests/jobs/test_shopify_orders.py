@@ -112,6 +112,7 @@ def _parse(**raw: Any) -> ShopifyOrdersParams:
 
 
 def _job(template: str | None = None, **params: Any) -> JobConfig:
+    params.setdefault("compare", ())  # comparisons: tests/jobs/test_digest_compare.py
     return JobConfig(name="orders", kind="shopify-orders", at=("noon",), to=(), template=template,
                      params=ShopifyOrdersParams(SHOP, **params))
 
@@ -130,7 +131,7 @@ def _text(job: JobConfig, outcome: Outcome, audience: str = "me", web_domain: st
 def test_registered_kind():
     assert job_kind("shopify-orders") is shopify_orders
     assert shopify_orders.SCHEDULED is True
-    assert shopify_orders.PARAM_KEYS == {"shop", "top_products", "include_customers", "line_items"}
+    assert shopify_orders.PARAM_KEYS == {"shop", "top_products", "include_customers", "line_items", "compare"}
 
 
 def test_parse_params_defaults_and_values():
@@ -595,8 +596,10 @@ def test_the_runner_gives_collect_the_apps_shopify_client(make_app, fake, monkey
     since, until = app.clock() - timedelta(hours=1), app.clock() - timedelta(minutes=10)
     report = Runner(app).run(app.config.jobs[0], "manual", dry_run=True, since=since, until=until)
     assert report.status == "dry-run", report.error
-    assert asked == [SHOP]
+    assert asked == [SHOP]  # one client for the digest and both comparison windows (one cost bucket)
     assert (fake.calls[0]["created_from"], fake.calls[0]["created_to"]) == (since, until)
+    assert [(c["created_from"], c["created_to"]) for c in fake.calls[1:]] == [
+        (since - timedelta(days=1), until - timedelta(days=1)), (since - timedelta(days=7), until - timedelta(days=7))]
     (label, message), = report.previews
     assert label == "me"
-    assert "주문 1건 · 매출 ₩45,000" in message["text"]
+    assert "매출 ₩45,000 (어제 없음, 지난주 없음)\n주문 1건 (어제 없음, 지난주 없음)" in message["text"]
