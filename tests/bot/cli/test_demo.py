@@ -21,7 +21,7 @@ def test_demo_shows_the_kakao_and_the_shopify_half_in_one_run(tmp_path):
     assert "demo-store.myshopify.com connected with client credentials" in out
     assert "ORDERS_CREATE" in out
     # The order digest from the Admin GraphQL API reached "me".
-    assert "주문 3건 · 매출 ₩119,000" in out
+    assert "매출 ₩119,000 (어제 없음, 지난주 없음)\n   주문 3건 (" in out  # compared: jobs.digest_compare
     # A signed orders/create webhook, accepted by the bot's server and turned into an alert by its worker.
     assert "answered HTTP 200" in out
     assert "새 주문 #1004" in out and "한라봉 3kg ×1" in out
