@@ -151,9 +151,12 @@ def collect(job: JobConfig, ctx: JobContext) -> Outcome:
         period_start=start.isoformat(),
         period_end=end.isoformat(),
     )
-    lean = replace(params, line_items=1, include_customers=False)  # comparisons need totals only
-    context.update(compare_context(params.compare, start, end, context, job=job.name, summarize=lambda since, until:
-                                   summarize(_fetch(job.name, lean, ctx, since, until) if since < until else [])))
+
+    def window(since: datetime, until: datetime) -> dict[str, Any]:  # a comparison needs totals only
+        lean = replace(params, line_items=1, include_customers=False)
+        return summarize(_fetch(job.name, lean, ctx, since, until) if since < until else [])
+
+    context.update(compare_context(params.compare, start, end, context, window, job=job.name))
     return Outcome(context=context, empty=context["count"] == 0, link=admin_url)
 
 
