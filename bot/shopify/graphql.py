@@ -126,6 +126,7 @@ class ShopifyGraphQL:
         self.cost_spent = 0.0  # sum of actualQueryCost
         self.cost_requested = 0.0  # sum of requestedQueryCost of answered queries
         self.throttled_seen = 0  # THROTTLED answers (should stay 0)
+        self.pages_fetched = self.nodes_fetched = 0  # across every connection paged: what progress shows
         self._requested_by_document: dict[str, float] = {}
         self._warned: set[str] = set()
 
@@ -293,7 +294,6 @@ class ShopifyGraphQL:
         pager = Pager(cap=min(page_size or MAX_PAGE_SIZE, MAX_PAGE_SIZE), node_cost=node_cost,
                        guess=page_size or FIRST_PAGE_GUESS)
         after: str | None = None
-        pages = fetched = 0
         while True:
             first = pager.size(self._cost_limit())
             try:
@@ -308,8 +308,9 @@ class ShopifyGraphQL:
                 continue
             pager.learn(first, requested)
             page = connection_page(data, path, self.shop)  # ShopifyBadAnswer unless the schema's shape
-            pages, fetched = pages + 1, fetched + len(page.nodes)
-            self.progress.page(self.shop, pages, fetched)
+            self.pages_fetched, self.nodes_fetched = self.pages_fetched + 1, self.nodes_fetched + len(page.nodes)
+            # The client's totals, not this connection's: a digest pages several windows through one client.
+            self.progress.page(self.shop, self.pages_fetched, self.nodes_fetched)
             yield from page.nodes
             after = _next_cursor(page.next_cursor, after)
             if after is None:

@@ -106,7 +106,8 @@ def test_send_now_in_a_terminal_shows_progress_and_piped_shows_none(make_bot, sh
         out = proc.stdout.read().decode()
     assert proc.returncode == 0, out + screen
     assert "== orders" in out and "me: sent" in out
-    assert f"{SHOP}: 5 pages, 300 orders so far" in screen
+    # 5 pages of today's orders, then one (empty) page for each comparison window: the same client's totals.
+    assert f"{SHOP}: 7 pages, 300 orders so far" in screen
     assert "throttle wait" in screen
     assert "orders: 1 of 1 recipient sent" in screen
 
