@@ -5,9 +5,10 @@ matplotlib: its memory goes away with the child. One call, one child, bounded by
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Mapping
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 DEFAULT_TIMEOUT = 60.0  # seconds; a cold matplotlib font cache takes a few
@@ -25,7 +26,7 @@ def draw_png(spec: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT,
     argv = command or [sys.executable, "-m", PROGRAM]
     try:
         done = subprocess.run(argv, input=json.dumps(spec, ensure_ascii=False).encode("utf-8"),
-                              capture_output=True, timeout=timeout, check=False)
+                              capture_output=True, timeout=timeout, check=False, env=child_environment(os.environ))
     except subprocess.TimeoutExpired:
         raise ChartFailed(f"drawing the chart took over {timeout:g} s; stopped") from None
     except OSError as exc:
@@ -36,6 +37,16 @@ def draw_png(spec: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT,
     if not done.stdout.startswith(PNG_SIGNATURE):
         raise ChartFailed("the chart drawer gave no PNG")
     return done.stdout
+
+
+def child_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The drawer's environment: under systemd (no writable home), matplotlib's cache goes into the
+    service's state directory, so its font list is built once rather than in a new temp folder each time."""
+    env = dict(environ)
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state and "MPLCONFIGDIR" not in env:
+        env["MPLCONFIGDIR"] = os.path.join(state, "matplotlib")
+    return env
 
 
 def png_size(png: bytes) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from bot.sandbox.kakao_images import UPLOAD_PATH
 from bot.sandbox.shopify import ShopifySandbox
 from bot.util.chart_process import draw_png
 
-from webhook_helpers import SHOP
+from webhook_helpers import API_KEY, API_SECRET, SHOP
 
 FRIENDS = ("직원A", "직원B", "직원C", "직원D", "직원E", "직원F")
 KST = timezone(timedelta(hours=9))
@@ -138,3 +138,25 @@ def test_a_chart_whose_orders_cannot_be_read_leaves_the_text(chart_bot: App, san
     assert "no chart" in report.chart_error and not report.failed
     assert sandbox.count(UPLOAD_PATH) == 0
     assert [m["object_type"] for m in _received(sandbox)] == ["text"] * (1 + len(FRIENDS))
+
+
+def test_send_now_dry_run_prints_the_png_path_and_each_recipients_feed_as_text(chart_bot: App, secret_key: str,
+                                                                                 sandbox: KakaoSandbox, tmp_path):
+    from click.testing import CliRunner
+
+    from bot.cli.main import cli
+
+    env = {"BOT_SECRET_KEY": secret_key, "KAKAO_REST_API_KEY": sandbox.rest_api_key,
+           "KAKAO_CLIENT_SECRET": sandbox.client_secret, "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
+           "BOT_DATABASE_URL": None, "BOT_CONFIG": None, "CREDENTIALS_DIRECTORY": None}
+    result = CliRunner().invoke(cli, ["--config", str(chart_bot.config.path), "send-now", "--dry-run",
+                                      "--chart-dir", str(tmp_path / "out")], env=env)
+
+    assert result.exit_code == 0, result.output
+    png = tmp_path / "out" / "digest.png"
+    assert f"chart: {png}" in result.output
+    assert Image.open(png).size == (800, 400)
+    assert result.output.count("-- to ") == 1 + len(FRIENDS)
+    assert result.output.count(f"🖼 {png.resolve().as_uri()}") == 1 + len(FRIENDS)
+    assert "• 객단가: " in result.output and "[주문 보기]" in result.output
+    assert sandbox.count(UPLOAD_PATH) == 0 and _received(sandbox) == []

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bot.util import chart_png
-from bot.util.chart_process import ChartFailed, draw_png, png_size
+from bot.util.chart_process import ChartFailed, child_environment, draw_png, png_size
 
 HOURLY = {"kind": "hourly", "title": "오늘 시간대별 매출 · 11/22(일) 18:00까지", "currency": "KRW",
           "labels": [f"{hour}시" for hour in range(24)],
@@ -63,3 +63,10 @@ def test_the_caller_never_imports_matplotlib():
             f"draw_png({DAILY7!r}); print('matplotlib' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "False"
+
+
+def test_under_systemd_matplotlibs_cache_lives_in_the_state_directory():
+    assert child_environment({"STATE_DIRECTORY": "/var/lib/bot:/var/lib/other", "PATH": "/bin"}) == {
+        "STATE_DIRECTORY": "/var/lib/bot:/var/lib/other", "PATH": "/bin", "MPLCONFIGDIR": "/var/lib/bot/matplotlib"}
+    assert child_environment({"STATE_DIRECTORY": "/s", "MPLCONFIGDIR": "/mine"})["MPLCONFIGDIR"] == "/mine"
+    assert "MPLCONFIGDIR" not in child_environment({"PATH": "/bin"})
