@@ -51,6 +51,11 @@ class Outcome:
     link: str | None = None  # where the message links to
     # Called once the message went out to every recipient, to remember what was sent.
     on_delivered: list[tuple[str, Any]] = field(default_factory=list)  # (state key, value)
+    # A chart to draw and upload for this delivery (bot.util.chart_png's JSON; bot.delivery.charts), or why
+    # there is none though the job asked for one; `image_url`: where it was uploaded, set by the delivery.
+    chart: dict[str, Any] | None = None
+    chart_error: str | None = None
+    image_url: str | None = None
 
 
 class JobFailed(Exception):

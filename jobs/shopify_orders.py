@@ -62,6 +62,7 @@ from bot.shopify.signing import normalize_shop
 from bot.util.retry import can_pass
 from bot.util.urls import same_origin
 from jobs.base import JobContext, JobFailed, Outcome
+from jobs.digest_chart import chart_for, feed_message, parse_chart
 from jobs.digest_compare import COMPARE_DEFAULT, compare_context, parse_compare, shared_client
 from jobs.render import message_for
 
@@ -69,7 +70,7 @@ log = logging.getLogger(__name__)
 
 KIND = "shopify-orders"
 SCHEDULED = True
-PARAM_KEYS = frozenset({"shop", "top_products", "include_customers", "line_items", "compare"})
+PARAM_KEYS = frozenset({"shop", "top_products", "include_customers", "line_items", "compare", "chart"})
 
 TOP_PRODUCTS_LIMIT = 10
 LINE_ITEMS_LIMIT = 50
@@ -91,6 +92,7 @@ class ShopifyOrdersParams:
     include_customers: bool = False
     line_items: int = 10
     compare: tuple[str, ...] = COMPARE_DEFAULT  # "day", "week": see jobs.digest_compare
+    chart: str | None = None  # "hourly" | "daily7" (jobs.digest_chart)
 
 
 def parse_shop(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> str:
@@ -115,7 +117,8 @@ def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -
         raise fail("include_customers", "must be true or false")
 
     line_items = _int(raw, "line_items", 10, LINE_ITEMS_LIMIT, fail)
-    return ShopifyOrdersParams(shop, top_products, include_customers, line_items, parse_compare(raw, fail))
+    return ShopifyOrdersParams(shop, top_products, include_customers, line_items, parse_compare(raw, fail),
+                               parse_chart(raw, fail))
 
 
 def _int(raw: dict[str, Any], key: str, default: int, upper: int, fail: Callable[[str, str], ConfigError]) -> int:
@@ -157,7 +160,10 @@ def collect(job: JobConfig, ctx: JobContext) -> Outcome:
         return summarize(_fetch(job.name, lean, ctx, since, until) if since < until else [])
 
     context.update(compare_context(params.compare, start, end, context, window, job=job.name))
-    return Outcome(context=context, empty=context["count"] == 0, link=admin_url)
+    outcome = Outcome(context=context, empty=context["count"] == 0, link=admin_url)
+    if params.chart:  # drawn and uploaded by the delivery (bot.delivery.charts)
+        outcome.chart, outcome.chart_error = chart_for(job.name, params.shop, params.chart, ctx, end)
+    return outcome
 
 
 def render(
@@ -177,6 +183,8 @@ def render(
     # (with a warning in the log each time), so use the default link right away.
     link = outcome.link if outcome.link and same_origin(outcome.link, web_domain) else None
     shown = replace(outcome, context=context, link=link)
+    if shown.image_url:  # the chart was uploaded: a feed message
+        return feed_message(job, shown, audience=audience, web_domain=web_domain, default_link=default_link)
     return message_for(job, shown, audience=audience, web_domain=web_domain, default_link=default_link)
 
 

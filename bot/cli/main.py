@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 import uuid
 from datetime import datetime, tzinfo
+from pathlib import Path
 
 import click
 
@@ -69,9 +70,12 @@ def run_command(state: CliState) -> None:
 @click.option("--slot", metavar="NAME", help="deliver today's occurrence of this slot, exactly once")
 @click.option("--dry-run", is_flag=True, help="print each recipient's message; send and record nothing")
 @click.option("--force", is_flag=True, help="with --slot: send again even if already delivered")
+@click.option("--chart-dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="with --dry-run: write the jobs' charts (PNG) here (default: a new temporary folder)")
 @pass_state
 @errors_to_exit_codes
-def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_run: bool, force: bool) -> None:
+def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_run: bool, force: bool,
+             chart_dir: Path | None) -> None:
     """Run scheduled jobs now (all if none are named) and send."""
     from bot.cli.progress_terminal import terminal_progress  # late: rich only for a command that draws
 
@@ -85,7 +89,7 @@ def send_now(state: CliState, job_names: tuple[str, ...], slot: str | None, dry_
         _wait_for_slot(app, slot)
     # Progress on stderr only in a terminal; printed_reports: what the reports print is not logged twice.
     with terminal_progress() as progress, printed_reports():
-        runner = Runner(app, progress=progress)
+        runner = Runner(app, progress=progress, chart_dir=chart_dir)
         reports = [runner.run(job, _slot_key(app, slot, force), dry_run=dry_run, **_slot_window(app, job, slot))
                    for job in jobs]
     for report in reports:
@@ -154,6 +158,10 @@ def _print_report(report: RunReport, report_zone: tzinfo) -> None:
 
     if report.status == "dry-run":
         click.echo(f"== {report.job} (dry run: nothing sent)")
+        if report.chart_path is not None:
+            click.echo(f"   chart: {report.chart_path}")
+        if report.chart_error:
+            click.echo(f"   chart: none — {report.chart_error}")
         for label, template in report.previews:
             click.echo(f"-- to {label}")
             if template:
@@ -166,6 +174,8 @@ def _print_report(report: RunReport, report_zone: tzinfo) -> None:
         click.echo(f"== {report.job}: nothing to report, nothing sent")
         return
     click.echo(f"== {report.job} [{delivery_label(report.slot_key, report_zone)}]")
+    if report.chart_error:
+        click.echo(f"   chart: FAILED — {report.chart_error} (the text message went out instead)")
     for result in report.fanout.results:
         why = f" — {result.reason}" if result.reason else ""
         click.echo(f"   {result.label}: {result.status}{why}")

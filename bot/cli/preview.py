@@ -13,7 +13,12 @@ def preview(template: dict) -> str:
                   for item in template.get("contents", [])]
     elif kind == "feed":
         content = template.get("content", {})
-        lines = [content.get("title", ""), content.get("description", "")]
+        lines = [content.get("title", "")]
+        if content.get("image_url"):
+            lines.append(f"🖼 {content['image_url']}")
+        lines.append(content.get("description", ""))
+        lines += [f"• {item.get('item', '')}: {item.get('item_op', '')}"
+                  for item in (template.get("item_content") or {}).get("items", [])]
     else:
         lines = [f"({kind or 'nothing'})"]
     buttons = [button.get("title", "") for button in template.get("buttons", [])]

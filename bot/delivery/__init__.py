@@ -5,6 +5,7 @@
     audience.py       who a delivery goes to: the sender's friends, the one way a Fanout is built,
                       the message per audience
     fanout.py         one message to its recipients: claim, quota, send in calls of ≤ 5, record
+    charts.py         a delivery's chart: drawn once (child process), uploaded once, shared by every recipient
     alerts.py         order alerts through the same machinery, with quiet hours
     alert_start.py    when alerting started for a (job, shop): older orders are never alerted
     problems.py       problems recorded once and told once (log, /healthz, KakaoTalk to "me")

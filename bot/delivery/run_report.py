@@ -4,6 +4,7 @@ retries, the problem reports, /healthz and the CLI."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bot.delivery.fanout import FanoutReport
 
@@ -17,6 +18,8 @@ class RunReport:
     fanout: FanoutReport | None = None
     previews: list[tuple[str, dict]] = field(default_factory=list)  # (recipient label, template)
     retryable: bool = False  # the job, or the friends list, failed for a reason that can pass (bot.util.retry)
+    chart_path: Path | None = None  # a dry run's chart, drawn to this file (bot.delivery.charts)
+    chart_error: str | None = None  # why the job's chart is not in the message (the text went out without it)
 
     @property
     def failed(self) -> bool:

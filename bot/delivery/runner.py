@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bot.app import App
 from bot.config.model import ConfigError, JobConfig
 from bot.config.secrets import MissingSecret
 from bot.delivery.audience import FriendsLookup, app_fanout, audience_messages
+from bot.delivery.charts import attach_chart
 from bot.delivery.fanout import Fanout, FanoutReport
 from bot.delivery.problems import record_job_outcome
 from bot.delivery.run_report import RunReport
@@ -51,8 +53,9 @@ class _DryRunState:
 
 class Runner:
     def __init__(self, app: App, *, stopping: threading.Event | None = None, retried: bool = False,
-                 progress: Progress = QUIET):
+                 progress: Progress = QUIET, chart_dir: Path | None = None):
         self.app = app
+        self.chart_dir = chart_dir  # where a dry run writes its charts (bot.delivery.charts); None: a temp folder
         # Set by the service's scheduler: a failure that can pass is retried (bot.delivery.slot_retries), so it is
         # left out of the slot's report to "me"; past the grace it is reported as a missed slot.
         self.retried = retried
@@ -111,6 +114,9 @@ class Runner:
                 return self._failed(job, slot_key, str(exc))
             return self._login_dead(job, slot_key, now, late, exc)
 
+        # One chart per delivery, drawn and uploaded once for every recipient; without it the text goes out.
+        chart = attach_chart(self.app, job, outcome, dry_run=dry_run, chart_dir=self.chart_dir)
+        outcome = chart.outcome
         try:
             message_for = audience_messages(job, outcome, targets, self.app.config.kakao.web_domain)
         except (JobFailed, TemplateError) as exc:
@@ -118,14 +124,15 @@ class Runner:
         if dry_run:
             previews = [(target.label, message_for(target)) for target in targets]
             previews += [(f"{problem.label} (skipped: {problem.reason})", {}) for problem in unreachable]
-            return RunReport(job.name, slot_key, "dry-run", previews=previews)
+            return RunReport(job.name, slot_key, "dry-run", previews=previews, chart_path=chart.path,
+                             chart_error=chart.error)
         report = self._fanout(job.name, slot_key, job.sender, now, late=late).deliver(targets, unreachable, message_for)
         # A fan-out cut short by a stop is not "delivered" yet: remembering it (only_if_changed) would
         # make the re-run of this slot find nothing new and never reach the recipients left over.
         if report.count("sent") and not report.stopped:
             self._remember(stored, outcome)
         self._report_problems(job, slot_key, report, now)
-        return RunReport(job.name, slot_key, "delivered", fanout=report,
+        return RunReport(job.name, slot_key, "delivered", fanout=report, chart_error=chart.error,
                          retryable=job.sender in self._friends.passing)
 
     def _login_dead(self, job: JobConfig, slot_key: str, now: datetime, late: bool,

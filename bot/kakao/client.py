@@ -1,5 +1,5 @@
 """The Kakao client: OAuth at kauth (authorize URL, code exchange, refresh) and the message
-API at kapi (friends, send to me, send to friends).
+API at kapi (friends, send to me, send to friends, image upload for feed messages).
 
 One HTTP wrapper serves both hosts: form-encoded bodies, timeouts, JSON error mapping to
 named exceptions, and retries only where nothing can have been delivered.
@@ -19,6 +19,7 @@ from urllib3.exceptions import NewConnectionError
 from bot.kakao.errors import (
     KakaoAuthError,
     KakaoError,
+    KakaoImageRejected,
     KakaoOAuthError,
     KakaoSendUnknown,
     KakaoUnavailable,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 FORM = "application/x-www-form-urlencoded;charset=utf-8"
 MAX_RECEIVERS = 5  # Kakao's limit per friend-message call
 FRIENDS_PAGE = 100
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Kakao's limit for a message image (-602 above it)
 
 
 class KakaoHttp:
@@ -45,15 +47,17 @@ class KakaoHttp:
         self.session, self.timeout, self.retry = session, timeout, retry
 
     def call(self, method: str, url: str, *, errors: Callable[[int, Any], KakaoError], delivers: bool = False,
-             data: dict | None = None, params: dict | None = None, token: str | None = None) -> dict:
-        headers = {"Content-Type": FORM} if data is not None else {}
+             data: dict | None = None, params: dict | None = None, token: str | None = None,
+             files: dict | None = None) -> dict:
+        # A multipart body (files) gets its Content-Type, with the boundary, from requests.
+        headers = {"Content-Type": FORM} if data is not None and files is None else {}
         if token:
             headers["Authorization"] = f"Bearer {token}"
 
         def attempt() -> dict:
             try:
                 response = self.session.request(method, url, data=data, params=params, headers=headers,
-                                                timeout=self.timeout)
+                                                files=files, timeout=self.timeout)
             except requests.RequestException as exc:
                 raise _transport_error(exc, delivers, host_port(url)) from None
             body = _json_or_none(response)
@@ -186,6 +190,17 @@ class FriendSendResult:
     failed: dict[str, KakaoError]  # uuid → why
 
 
+@dataclass(frozen=True)
+class UploadedImage:
+    """Kakao's `infos.original` for an uploaded image: `url` goes into a feed's `image_url`."""
+
+    url: str
+    width: int
+    height: int
+    length: int | None = None
+    content_type: str | None = None
+
+
 @dataclass
 class MintedToken:
     """A TokenSource holding one access token minted beforehand; a -401 still renews through `source`."""
@@ -258,6 +273,36 @@ class KakaoApi:
                 return FriendSendResult([], {uuids[0]: exc})
             raise
         return _parse_send_result(uuids, body)
+
+
+    def upload_image(self, image: bytes, *, filename: str = "chart.png",
+                     content_type: str = "image/png") -> UploadedImage:
+        """Upload an image for a message (`POST /v2/api/talk/message/image/upload`, multipart `file`).
+        Nothing is delivered, so an upload that fails for a reason that can pass is retried. Kakao keeps
+        the image for an undocumented time: upload per delivery, never reuse an old URL."""
+        if not image:
+            raise ValueError("no image to upload")
+        if len(image) > MAX_IMAGE_BYTES:
+            raise KakaoImageRejected(-602, f"image of {len(image):,} bytes is over Kakao's {MAX_IMAGE_BYTES:,}")
+        body = self._call("POST", "/v2/api/talk/message/image/upload",
+                          files={"file": (filename, image, content_type)})
+        return _parse_uploaded(body)
+
+
+def _parse_uploaded(body: dict) -> UploadedImage:
+    """`{"infos": {"original": {url, length, content_type, width, height}}}`, checked."""
+    infos = body.get("infos")
+    original = infos.get("original") if isinstance(infos, dict) else None
+    if not isinstance(original, dict):
+        raise KakaoError(None, "image upload answer without infos.original")
+    url, width, height = original.get("url"), original.get("width"), original.get("height")
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+        raise KakaoError(None, "image upload answer without an http(s) infos.original.url")
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in (width, height)):
+        raise KakaoError(None, "image upload answer without infos.original.width/height")
+    length, kind = original.get("length"), original.get("content_type")
+    return UploadedImage(url, width, height, length if isinstance(length, int) and not isinstance(length, bool) else None,
+                         kind if isinstance(kind, str) else None)
 
 
 def _has_uuid(item: Any) -> bool:

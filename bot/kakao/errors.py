@@ -78,6 +78,10 @@ class KakaoNoTalkAccount(KakaoError):
     """-501: the user has no KakaoTalk account."""
 
 
+class KakaoImageRejected(KakaoError):
+    """-602 image over the size limit (5 MB), -606 too many images, -911 a format Kakao does not take."""
+
+
 class KakaoUnavailable(KakaoError):
     """-1 temporary error, -603 internal timeout, -9798 maintenance, HTTP 5xx: retry later."""
 
@@ -99,6 +103,7 @@ _BY_CODE: dict[int, type[KakaoError]] = {
     -10: KakaoQuotaError, -401: KakaoAuthError, -402: KakaoScopeError, -501: KakaoNoTalkAccount,
     -502: KakaoNotFriend, -530: KakaoRecipientRefused, -532: KakaoDailyQuotaError,
     -533: KakaoDailyQuotaError, -536: KakaoDailyQuotaError, -603: KakaoUnavailable, -9798: KakaoUnavailable,
+    -602: KakaoImageRejected, -606: KakaoImageRejected, -911: KakaoImageRejected,
 }
 
 

@@ -1,6 +1,7 @@
 """Local stand-ins of the upstream APIs, served on 127.0.0.1 for tests, benchmarks and `demo`.
 
-    kakao.py            Kakao OAuth and message API, with Kakao's shapes, codes and quotas
+    kakao.py            Kakao OAuth and message API, with Kakao's shapes, codes and quotas;
+                        kakao_images.py: its message image upload, and the images served back
     shopify.py          a Shopify shop: OAuth (shopify_oauth.py), Admin GraphQL (shopify_graphql.py),
                         orders (shopify_orders.py), webhooks sent to the bot
     web.py              a web page to scrape

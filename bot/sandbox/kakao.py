@@ -28,6 +28,7 @@ from flask import Flask, Response, redirect, request
 from werkzeug.exceptions import HTTPException
 
 from bot.sandbox.faults import FaultPlan
+from bot.sandbox.kakao_images import KakaoImages
 from bot.sandbox.recording import RequestLog
 from bot.sandbox.standin_app import Route, standin_app
 
@@ -152,6 +153,7 @@ class KakaoSandbox:
         self._requests = RequestLog()
         self._faults = FaultPlan(matches=operator.eq)  # Kakao paths are scripted whole
         self._lock = threading.RLock()
+        self.images = KakaoImages(check_token=self._bearer)  # message image upload (bot.sandbox.kakao_images)
         self.app = self._build_app()
 
     # ---- test helpers -------------------------------------------------------------------
@@ -229,6 +231,7 @@ class KakaoSandbox:
             ("/v1/api/talk/friends", "GET", self._friends),
             ("/v2/api/talk/memo/default/send", "POST", self._send_me),
             ("/v1/api/talk/friends/message/default/send", "POST", self._send_friends),
+            *self.images.routes(),
         ]
         app = standin_app(__name__, routes, self._requests, self._faults,
                           latency=lambda: self.latency, answer=lambda fault: _json(fault.status, fault.body))

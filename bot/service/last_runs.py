@@ -72,6 +72,8 @@ def _judge(report: RunReport) -> tuple[str, str | None]:
         first = bad[0]
         return "failed", _short(f"{len(bad)} of {len(fanout.results)} recipient(s) {first.status}: "
                                 f"{first.label}: {first.reason or first.status}")
+    if report.chart_error:  # the message went out, as text: a partial failure, shown in /healthz
+        return "ok", _short(f"sent without its chart: {report.chart_error}")
     return "ok", None
 
 

@@ -8,4 +8,6 @@
     http.py           the one way a requests session is made; urls.py: host:port, same origin
     keys.py           stored keys fitted to their columns (the byte-exact shortening of every stored key)
     compare.py        constant-time comparison of a secret with what a caller sent, never raising
+    chart_process.py  a chart drawn in a child process; chart_png.py: that child (matplotlib, the
+                      Korean font in fonts/), never imported by the service
 """

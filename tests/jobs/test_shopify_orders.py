@@ -131,7 +131,8 @@ def _text(job: JobConfig, outcome: Outcome, audience: str = "me", web_domain: st
 def test_registered_kind():
     assert job_kind("shopify-orders") is shopify_orders
     assert shopify_orders.SCHEDULED is True
-    assert shopify_orders.PARAM_KEYS == {"shop", "top_products", "include_customers", "line_items", "compare"}
+    assert shopify_orders.PARAM_KEYS == {"shop", "top_products", "include_customers", "line_items", "compare",
+                                         "chart"}
 
 
 def test_parse_params_defaults_and_values():
