@@ -43,6 +43,7 @@ from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_op
 from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.webhooks.reconcile import INTERVAL as RECONCILE_EVERY
 from bot.webhooks.reconcile import Reconciler
+from bot.webhooks.refund_alerts import refund_jobs
 from bot.webhooks.worker import WebhookWorker, start_background
 from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
 
@@ -173,7 +174,7 @@ def register_reconciliation(app: App, scheduler: BotScheduler,
     """The order reconciliation (bot.webhooks.reconcile) at once and then every `interval` seconds (one pass
     at a time, errors logged, waited for at stop); None, and nothing scheduled, when no `shopify-order-alert`
     job is configured."""
-    if not alert_jobs(app):
+    if not alert_jobs(app) and not refund_jobs(app):
         return None
     mark_jobs_seen(app, app.clock())  # before the first pass and before any webhook is handled
     reconciler = Reconciler(app, stopping=scheduler.stopping)
