@@ -52,6 +52,12 @@ def config_text(origin: str, api_version: str = "2025-10") -> str:
         api_key_env = "SECOND_API_KEY"
         api_secret_env = "SECOND_API_SECRET"
         scopes = ["read_orders"]
+
+        [[jobs]]
+        name = "new-orders"
+        kind = "shopify-order-alert"
+        shop = "{SHOP}"
+        to = ["me"]
         """)
 
 
