@@ -128,7 +128,7 @@ class Reconciler:
                 except Exception as exc:  # noqa: BLE001 — the next pass (the deliveries table) retries it
                     problems.append(f"{order['id']} {what}: {exc}")
                     continue
-                if status == "done" and " 0 alert(s)" not in result:
+                if status == "done" and raising.sent_last:
                     raised += 1
                     log.warning("%s: %s was alerted by reconciliation: its webhook did not come (yet)", shop, result)
         return raised

@@ -45,6 +45,7 @@ class RefundAlerts:
 
     def __init__(self, app: App, alerts: AlertSender):
         self.app, self.alerts = app, alerts
+        self.sent_last = 0  # messages the last call sent (0: already sent, held, or not wanted)
 
     def cancelled(self, shop: str, order: dict[str, Any]) -> tuple[str, str]:
         """(status, result) of alerting a cancelled order (REST body or GraphQL node)."""
@@ -86,6 +87,7 @@ class RefundAlerts:
 
     def _deliver(self, outcomes: list[tuple[JobConfig, Outcome]], event: str, slot_key: str, name: str,
                  order: dict[str, Any]) -> tuple[str, str]:
+        self.sent_last = 0
         chosen = [(job, outcome) for job, outcome in outcomes if wants(job, event, outcome.context.get("amount"))]
         if not chosen:
             return "ignored", (f"{slot_key}: no {KIND} job of the shop alerts it (events, min_total, or it "
@@ -103,6 +105,7 @@ class RefundAlerts:
             problems += [f"{job.name} → {problem}" for problem in problems_of(report)]
         if problems:
             raise AlertFailed("; ".join(problems))
+        self.sent_last = sent
         return "done", f"{event} {name}: {sent} alert(s) sent"
 
 
