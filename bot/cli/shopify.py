@@ -13,7 +13,7 @@ from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes,
 from bot.connect.shopify_install import shop_graphql
 from bot.connect.webhook_needs import missing_scopes, missing_text, needed_scopes, needed_topics, sync_shop
 from bot.shopify.client import ShopifyTokenAnswer, required_scopes_missing
-from bot.shopify.errors import ShopifyAuthError, ShopifyError
+from bot.shopify.errors import ShopifyAuthError
 from bot.shopify.graphql import ShopifyGraphQL
 from bot.shopify.signing import normalize_shop
 from bot.shopify.subscriptions import app_toml
