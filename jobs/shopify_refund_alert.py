@@ -10,8 +10,9 @@ the order's total for a cancellation, the refunded amount for a refund — is be
 alerted; shop currency), `quiet = "22:00-07:00"` (held and summarised like new-order alerts).
 
 The amount of a refund comes from the webhook's REST-shaped body: the successful `refund`
-transactions (`transactions[].amount`, strings), else the refund line items' `subtotal_set` +
-`total_tax_set` in shop money; from reconciliation, the GraphQL `totalRefundedSet.shopMoney`.
+transactions (`transactions[].amount`, strings; the customer's currency, so when that is not the
+shop's, the line items win), else the refund line items' `subtotal_set` + `total_tax_set` in shop
+money; from reconciliation, the GraphQL `totalRefundedSet.shopMoney`.
 No customer data is put into the template's values.
 """
 
@@ -97,7 +98,11 @@ def wants(job: JobConfig, event: str, amount: Any) -> bool:
 
 
 def cancel_outcome(job: JobConfig, order: dict[str, Any], *, timezone: ZoneInfo | None = None) -> Outcome:
-    """The alert of a cancelled order (a REST webhook body or a GraphQL node)."""
+    """The alert of a cancelled order (a REST webhook body or a GraphQL node): its items as ordered
+    (a cancellation sets the REST `current_quantity` to 0)."""
+    if isinstance(order.get("line_items"), list):
+        order = {**order, "line_items": [{key: value for key, value in item.items() if key != "current_quantity"}
+                                         if isinstance(item, dict) else item for item in order["line_items"]]}
     context = order_context(order, shop=job.params.shop, top_items=3, timezone=timezone)
     reason = order.get("cancel_reason") or order.get("cancelReason")
     reason = reason.lower() if isinstance(reason, str) else ""

@@ -36,11 +36,20 @@ def refund_amount(refund: dict[str, Any]) -> tuple[Decimal | None, str | None]:
     if isinstance(gql, dict) and isinstance(gql.get("shopMoney"), dict):
         money = gql["shopMoney"]
         return _decimal(money.get("amount")), _currency(money.get("currencyCode"))
+    lines_total = _line_items_total(refund)
     transactions = [t for t in refund.get("transactions") or [] if isinstance(t, dict)
                     and t.get("kind") == "refund" and t.get("status") in ("success", None)]
     amounts = [(_decimal(t.get("amount")), _currency(t.get("currency"))) for t in transactions]
     if amounts and all(amount is not None for amount, _ in amounts) and len({c for _, c in amounts}) == 1:
-        return sum((amount for amount, _ in amounts), Decimal(0)), amounts[0][1]  # type: ignore[misc]
+        paid = sum((amount for amount, _ in amounts), Decimal(0)), amounts[0][1]  # type: ignore[misc]
+        # Transactions are in the customer's (presentment) currency: the shop's money wins when they differ.
+        if lines_total[1] is None or lines_total[1] == paid[1]:
+            return paid
+    return lines_total
+
+
+def _line_items_total(refund: dict[str, Any]) -> tuple[Decimal | None, str | None]:
+    """The refund line items' subtotal + tax in shop money; (None, None) if absent or mixed."""
     total, currency = Decimal(0), None
     lines = [line for line in refund.get("refund_line_items") or [] if isinstance(line, dict)]
     for line in lines:
@@ -49,7 +58,7 @@ def refund_amount(refund: dict[str, Any]) -> tuple[Decimal | None, str | None]:
             if not isinstance(money, dict):
                 continue
             amount, code = _decimal(money.get("amount")), _currency(money.get("currency_code"))
-            if amount is None or (currency is not None and code != currency):
+            if amount is None or code is None or (currency is not None and code != currency):
                 return None, None
             total, currency = total + amount, code
     return (total, currency) if currency is not None else (None, None)

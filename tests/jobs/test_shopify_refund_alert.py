@@ -3,7 +3,9 @@ list summary of held alerts of every kind."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -24,6 +26,7 @@ from jobs.shopify_refunds import refund_amount, refund_gid, refund_items
 SHOP = "my-store.myshopify.com"
 DOMAIN = "https://bot.example.com"
 SEOUL = ZoneInfo("Asia/Seoul")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "shopify"
 
 
 class ConfigProblem(Exception):
@@ -76,6 +79,9 @@ def test_each_job_declares_the_topics_its_events_need() -> None:
 
 
 def test_refund_amounts_from_transactions_line_items_or_graphql() -> None:
+    in_other_currency = {"transactions": [{"kind": "refund", "status": "success", "amount": "7.5", "currency": "USD"}],
+                         "refund_line_items": [{"subtotal_set": {"shop_money": {"amount": "10000", "currency_code": "KRW"}}}]}
+    assert refund_amount(in_other_currency) == (Decimal("10000"), "KRW")
     transactions = {"transactions": [{"kind": "refund", "status": "success", "amount": "10.50", "currency": "USD"},
                                      {"kind": "refund", "status": "failure", "amount": "99.00", "currency": "USD"},
                                      {"kind": "refund", "status": "success", "amount": "4.50", "currency": "USD"}]}
@@ -178,3 +184,34 @@ def test_one_held_alert_stays_a_text_and_long_lines_are_cut() -> None:
     assert message["object_type"] == "text" and len(message["text"]) <= TEXT_LIMIT
     many = quiet_summary_template(quiet, [single, single], web_domain=DOMAIN)
     assert all(len(item["title"]) <= TEXT_LIMIT for item in many["contents"])
+
+
+# -- Shopify's webhook bodies (tests/fixtures/shopify) ------------------------------------------------
+
+
+def fixture(name: str) -> dict[str, Any]:
+    return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def test_a_refund_body_reads_in_shop_money_when_the_customer_paid_in_another_currency() -> None:
+    body = fixture("webhook_refunds_create.json")
+    assert refund_gid(body) == "gid://shopify/Refund/890088186047892319"
+    assert refund_amount(body) == (Decimal("11000.00"), "KRW")  # not the USD 8.25 of the transaction
+    job = refund_job()
+    outcome = refunds.refund_outcome(job, body, timezone=SEOUL)
+    message = refunds.render(job, outcome, audience="me", web_domain=DOMAIN, default_link=DOMAIN)
+    assert message["text"] == "↩️ 환불 #6100000000101\n₩11,000 환불\n• 드립백 10개입 ×1"
+    named = refunds.refund_outcome(job, body, order={"id": 6100000000101, "name": "#1001"}, timezone=SEOUL)
+    assert named.context["summary_line"] == "↩️ #1001 ₩11,000 환불"
+
+
+def test_a_cancelled_body_counts_the_items_as_ordered_and_names_the_reason() -> None:
+    body = fixture("webhook_orders_cancelled.json")
+    job = refund_job()
+    outcome = refunds.cancel_outcome(job, body, timezone=SEOUL)
+    message = refunds.render(job, outcome, audience="friend", web_domain=DOMAIN, default_link=DOMAIN)
+    assert message["text"] == "❌ 주문 취소 #1001\n₩33,000 · 3개 · 사유: 고객 요청"
+    assert "민지" not in json.dumps(outcome.context, default=str, ensure_ascii=False)
+    bare = refunds.cancel_outcome(job, {"id": 5, "cancelled_at": "2026-11-22T10:20:00+09:00"}, timezone=SEOUL)
+    text = refunds.render(job, bare, audience="me", web_domain=DOMAIN, default_link=DOMAIN)["text"]
+    assert text == "❌ 주문 취소 #5"
