@@ -14,6 +14,9 @@ the REST-shaped webhook body (`id`, `admin_graphql_api_id`, `total_price_set.sho
 No customer data is ever put into the template's values — no name, e-mail, phone or
 address — so neither the built-in template nor a custom one can show any to anybody.
 
+`min_total = 50000` (in the shop's currency, compared with the order's total): orders below it are
+not alerted (neither new nor changed); an order whose total cannot be read is alerted anyway.
+
 Quiet hours (`quiet = "22:00-07:00"`, local time of the configured zone; the window may wrap
 midnight): an alert raised inside the window is held (`bot.delivery.alerts`), and when the window ends
 the scheduler sends one summary of the held alerts per job. Digests are not affected.
@@ -33,12 +36,15 @@ from bot.util.quiet_hours import QuietWindow, parse_quiet
 from bot.util.times import parse_instant
 from bot.util.urls import same_origin
 from jobs.base import JobContext, JobFailed, Outcome
-from jobs.render import message_for
+from jobs.render import message_for, won
 from jobs.shopify_orders import parse_shop
 
 KIND = "shopify-order-alert"
 SCHEDULED = False
-PARAM_KEYS = frozenset({"shop", "on_update", "top_items", "quiet"})
+PARAM_KEYS = frozenset({"shop", "on_update", "top_items", "quiet", "min_total"})
+# The webhook topics and Admin API scopes a job of this kind needs (bot.connect.webhook_needs reads them).
+WEBHOOK_TOPICS = ("orders/create", "orders/updated")
+SCOPES = ("read_orders",)
 
 TOP_ITEMS_LIMIT = 10
 ADMIN_ORDER_URL = "https://admin.shopify.com/store/{store}/orders/{number}"
@@ -53,6 +59,30 @@ class ShopifyOrderAlertParams:
     on_update: bool = True  # also alert when an order's shipping address or items change
     top_items: int = 3  # line items named in the alert
     quiet: QuietWindow | None = None  # alerts raised inside are held and summarised when it ends
+    min_total: Decimal | None = None  # orders whose total is below are not alerted (shop currency)
+
+
+def job_webhook_topics(params: ShopifyOrderAlertParams) -> tuple[str, ...]:
+    """The topics one job needs: orders/updated only when it alerts on changes."""
+    return WEBHOOK_TOPICS if params.on_update else ("orders/create",)
+
+
+def parse_min_total(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> Decimal | None:
+    """`min_total`: a non-negative number (integer or decimal), or absent."""
+    if "min_total" not in raw:
+        return None
+    value = raw["min_total"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise fail("min_total", f"must be a number (an amount in the shop's currency), got {type(value).__name__}")
+    amount = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not amount.is_finite() or amount < 0:
+        raise fail("min_total", f"must be zero or more, got {value}")
+    return amount
+
+
+def below_min_total(min_total: Decimal | None, total: Any) -> bool:
+    """True if an alert about `total` is to be skipped; an unknown total is never below."""
+    return min_total is not None and isinstance(total, Decimal) and total < min_total
 
 
 def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -> ShopifyOrderAlertParams:
@@ -74,7 +104,7 @@ def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -
             quiet = parse_quiet(raw["quiet"])
         except ValueError as exc:
             raise fail("quiet", str(exc)) from None
-    return ShopifyOrderAlertParams(shop, on_update, top_items, quiet)
+    return ShopifyOrderAlertParams(shop, on_update, top_items, quiet, parse_min_total(raw, fail))
 
 
 def collect(job: JobConfig, ctx: JobContext) -> Outcome:
@@ -97,9 +127,22 @@ def alert_outcome(job: JobConfig, order: dict[str, Any], *, event: str = "new",
     params: ShopifyOrderAlertParams = job.params
     context = order_context(order, shop=params.shop, top_items=params.top_items, timezone=timezone)
     changes = [change for change in changes]
-    context.update(event=event, changes=changes,
-                   changes_text=", ".join(CHANGE_NAMES.get(change, change) for change in changes))
+    changes_text = ", ".join(CHANGE_NAMES.get(change, change) for change in changes)
+    context.update(event=event, changes=changes, changes_text=changes_text)
+    context.update(summary_line(context))
     return Outcome(context=context, link=context["admin_url"])
+
+
+def summary_line(context: dict[str, Any]) -> dict[str, Any]:
+    """How the alert reads in a quiet-hours summary (bot.delivery.alert_summary): its group, line and detail."""
+    from_total = f" {won(context['total'], context.get('currency'))}" if context.get("total") is not None else ""
+    flags = (" (테스트)" if context.get("test") else "") + (" 취소됨" if context.get("cancelled") else "")
+    if context.get("event") == "updated":
+        return {"summary_group": "주문 변경", "summary_line": f"✏️ {context['name']} 변경: "
+                f"{context.get('changes_text') or '-'}", "summary_detail": ""}
+    items = ", ".join(f"{item['name']} ×{item['quantity']}" for item in context.get("items") or [])
+    return {"summary_group": "주문", "summary_line": f"🛒 {context['name']}{from_total}{flags}",
+            "summary_detail": items}
 
 
 def order_number(gid: str) -> str:

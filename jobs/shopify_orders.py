@@ -71,6 +71,7 @@ log = logging.getLogger(__name__)
 KIND = "shopify-orders"
 SCHEDULED = True
 PARAM_KEYS = frozenset({"shop", "top_products", "include_customers", "line_items", "compare", "chart"})
+SCOPES = ("read_orders",)  # Admin API scopes a job of this kind needs (bot.connect.webhook_needs); no webhooks
 
 TOP_PRODUCTS_LIMIT = 10
 LINE_ITEMS_LIMIT = 50

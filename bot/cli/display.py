@@ -32,11 +32,12 @@ def delivery_label(slot_key: str, zone: tzinfo, order_names: Mapping[str, str] |
         started = datetime.strptime(run.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=zone)
         return f"send-now {local_time(started, zone)} #{run.group(2)[:4]}"
     kind, _, rest = slot_key.partition(":")
-    if kind in ("order", "order-update"):
+    if kind in ("order", "order-update", "cancel", "refund"):  # refund:<refund gid> is named after its order
         gid = _GID.search(rest)
         name = (order_names or {}).get(gid.group(0)) if gid else None
         number = name or (gid.group(2) if gid else rest)
-        return f"order {number}" + (" (changed)" if kind == "order-update" else "")
+        label = {"cancel": "cancelled order", "refund": "refund of order" if name else "refund"}.get(kind, "order")
+        return f"{label} {number}" + (" (changed)" if kind == "order-update" else "")
     if kind == "quiet":  # quiet:<job>:<window end ISO> (bot.delivery.alerts.quiet_slot_key)
         stamp = re.search(r"\d{4}-\d\d-\d\dT\S+$", rest)
         end = _instant(stamp.group(0)) if stamp else None

@@ -11,11 +11,12 @@ import click
 from bot.app import App
 from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes, pass_state
 from bot.connect.shopify_install import shop_graphql
+from bot.connect.webhook_needs import missing_scopes, missing_text, needed_scopes, needed_topics, sync_shop
 from bot.shopify.client import ShopifyTokenAnswer, required_scopes_missing
-from bot.shopify.errors import ShopifyAuthError, ShopifyError
+from bot.shopify.errors import ShopifyAuthError
 from bot.shopify.graphql import ShopifyGraphQL
 from bot.shopify.signing import normalize_shop
-from bot.shopify.subscriptions import app_toml, subscribe, webhook_uri
+from bot.shopify.subscriptions import app_toml
 from bot.util.report_logging import printed_reports
 from bot.util.times import local_time
 from tokens.shopify import reconnect_hint
@@ -130,16 +131,23 @@ def shopify_add_token(state: CliState, shop: str, token_env: str, app_name: str 
 
 
 def _subscribe_webhooks(app: App, name: str, shop: str) -> None:
-    """Best effort after a shop was stored: a failure is a warning, the connection stands (exit 0)."""
+    """Best effort after a shop was stored: the subscriptions follow the shop's jobs (missing ones made,
+    ours nobody needs deleted); a failure is a warning, the connection stands (exit 0)."""
 
-    uri = webhook_uri(app.config.server.public_url, name)
-    try:
-        created = subscribe(shop_graphql(app, shop, name), uri)
-    except ShopifyError as exc:
-        click.echo(f"warning: {shop} is connected, but subscribing it to webhooks at {uri} failed: {exc}. "
-                   "Order alerts then rely on reconciliation; run this command again to retry.", err=True)
-        return
-    click.echo(f"  webhooks {', '.join(created) + ' subscribed' if created else 'already subscribed'} → {uri}")
+    synced = sync_shop(app, shop_graphql(app, shop, name), shop, name)
+    if synced.error:
+        click.echo(f"warning: {shop} is connected, but subscribing it to webhooks at {synced.uri} failed: "
+                   f"{synced.error}. Order alerts then rely on reconciliation; run this command again to retry.",
+                   err=True)
+    else:
+        made = ", ".join(synced.created) + " subscribed" if synced.created else "already subscribed"
+        gone = f"; {', '.join(synced.deleted)} unsubscribed (no job needs them)" if synced.deleted else ""
+        click.echo(f"  webhooks {made}{gone} → {synced.uri}")
+    status = app.shopify_tokens.status(shop, name)
+    missing = missing_scopes(app, shop, status.scopes if status else ())
+    if missing:
+        click.echo(f"warning: {shop} did not grant {missing_text(missing)}: those jobs will fail. Grant the scopes "
+                   "in the app's configuration and connect again.", err=True)
 
 
 class _FixedToken:
@@ -182,8 +190,9 @@ def shopify_app_toml(state: CliState, app_name: str | None) -> None:
         raise UsageProblem(f"no Shopify app named {name!r} (apps: {', '.join(configured)})")
     # Only the client id is printed: the secret is neither needed nor shown.
     client_id = app.secrets.require(configured[name].api_key_env, f"client id of Shopify app {name!r}")
+    scopes = list(dict.fromkeys([*configured[name].scopes, *needed_scopes(app)]))  # what the jobs need too
     click.echo(app_toml(public_url=app.config.server.public_url, api_version=app.config.shopify.api_version,
-                        app_name=name, scopes=configured[name].scopes, client_id=client_id), nl=False)
+                        app_name=name, scopes=scopes, client_id=client_id, topics=needed_topics(app)), nl=False)
 
 
 @shopify.command("shops")
@@ -224,3 +233,6 @@ def shopify_shops(state: CliState, as_json: bool) -> None:
         if not status.active:
             click.echo(f"    {status.status}: {status.status_reason or 'no reason recorded'} — "
                        f"{reconnect_hint(status.mode, status.shop, status.app)}")
+        elif missing_scopes(app, status.shop, status.scopes):
+            click.echo(f"    missing scopes: {missing_text(missing_scopes(app, status.shop, status.scopes))} — "
+                       "grant them in the app's configuration and connect again")

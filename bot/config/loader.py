@@ -156,7 +156,20 @@ class _Parser:
             jobs=jobs,
         )
 
-        return Config(**{**config.__dict__, "warnings": tuple(plan_warnings(config))})
+        warnings = plan_warnings(config) + self.scope_warnings(config)
+        return Config(**{**config.__dict__, "warnings": tuple(warnings)})
+
+    def scope_warnings(self, config: Config) -> list[str]:
+        """A job whose kind needs an Admin API scope (its SCOPES) that no configured Shopify app asks for."""
+        asked = {scope for entry in config.shopify.apps for scope in entry.scopes}
+        asked |= {scope.replace("write_", "read_", 1) for scope in asked if scope.startswith("write_")}
+        warnings = []
+        for job in config.jobs:
+            lacking = [scope for scope in getattr(self.catalog.kind(job.kind), "SCOPES", ()) if scope not in asked]
+            if lacking and config.shopify.apps:
+                warnings.append(f"job {job.name!r} ({job.kind}) needs the Shopify scope(s) {', '.join(lacking)}, "
+                                "which no [[shopify.apps]] entry asks for: add them to its `scopes`")
+        return warnings
 
     def database(self, raw: Any) -> DatabaseConfig:
         raw = self.table(raw, "database", SECTION_KEYS["database"])

@@ -3,6 +3,7 @@
     kakao_login.py      `kakao login`: the authorization code flow from a terminal (or through `run`)
     shopify_install.py  a Shopify app's OAuth install and what its app URL shows, without Flask
     oauth_states.py     single-use `state` values in the database
+    webhook_needs.py    the webhook topics and scopes the configured jobs need; a shop's subscriptions kept in step
 
 May import bot.app, tokens, jobs, store, config, kakao, shopify, util; not delivery (a sibling), and
 nothing above.

@@ -10,8 +10,9 @@ request leaves this process): the query-string HMAC with the app's current then 
 secret, the shop domain, the timestamp (±5 minutes of the App clock), the presence of a
 code, then the single-use `state` — bound to the app (purpose `shopify:<app>`) and to the
 shop it was issued for. Only then is the code exchanged (expiring offline token), the
-granted scopes checked, the token pair stored, and the shop subscribed to webhooks (best
-effort: a failure is logged and shown, the install stands).
+granted scopes checked, the token pair stored, and the shop's webhook subscriptions brought in
+step with the configured jobs (bot.connect.webhook_needs; best effort: a failure is logged and
+shown, the install stands). Scopes the shop's jobs need and were not granted are named.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from bot.shopify.errors import (
 )
 from bot.shopify.graphql import ShopifyGraphQL
 from bot.shopify.signing import fresh_timestamp, is_valid_shop, normalize_shop, verify_query
-from bot.shopify.subscriptions import subscribe, webhook_uri
+from bot.connect.webhook_needs import missing_scopes, missing_text, sync_shop
 from tokens.shopify import InstallStatus
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ class Installed:
     webhook_uri: str
     webhooks_created: tuple[str, ...] = ()
     webhook_error: str | None = None
+    webhooks_deleted: tuple[str, ...] = ()
+    missing_job_scopes: str | None = None  # "read_inventory (for stock)": what the shop's jobs lack
 
 
 @dataclass(frozen=True)
@@ -202,15 +205,13 @@ def finish_install(app: App, app_name: str, query: Query) -> Installed:
                              "nothing was stored. Grant them in the app's configuration and install again")
     status = app.shopify_tokens.store(app_name, shop, "oauth", answer)
 
-    uri = webhook_uri(app.config.server.public_url, app_name)
-    created: tuple[str, ...] = ()
-    error = None
-    try:
-        created = tuple(subscribe(shop_graphql(app, shop, app_name), uri))
-    except ShopifyError as exc:
-        error = str(exc)
-        log.warning("Shopify %s: installed app %r, but the webhook subscriptions failed: %s", shop, app_name, exc)
-    return Installed(app_name, shop, status, uri, created, error)
+    synced = sync_shop(app, shop_graphql(app, shop, app_name), shop, app_name)
+    missing = missing_scopes(app, shop, status.scopes)
+    if missing:
+        log.warning("Shopify %s: app %r was not granted %s: those jobs will fail until the scopes are granted "
+                    "and the app is installed again", shop, app_name, missing_text(missing))
+    return Installed(app_name, shop, status, synced.uri, synced.created, synced.error, synced.deleted,
+                     missing_text(missing) or None)
 
 
 PROBE = "{ shop { name } }"

@@ -7,6 +7,7 @@
     fanout.py         one message to its recipients: claim, quota, send in calls of ≤ 5, record
     charts.py         a delivery's chart: drawn once (child process), uploaded once, shared by every recipient
     alerts.py         order alerts through the same machinery, with quiet hours
+    alert_summary.py  a quiet-hours summary: the held-alert record, its text, its Kakao list message
     alert_start.py    when alerting started for a (job, shop): older orders are never alerted
     problems.py       problems recorded once and told once (log, /healthz, KakaoTalk to "me")
     health_rules.py   what makes a login or an install unhealthy: the one rule set of /healthz and problems.py

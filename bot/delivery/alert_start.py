@@ -28,7 +28,7 @@ from bot.store.db import insert_for
 from bot.store.models import JobMemory
 from bot.util.keys import MEMORY_NAME_MAX, fit_key
 from bot.util.times import parse_instant
-from jobs.shopify_order_alert import KIND
+from jobs import job_kind
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,10 @@ def first_seen_key(job_name: str) -> str:
 
 
 def mark_jobs_seen(app: App, now: datetime) -> None:
-    """Record `now` as the first-seen time of every alert job not recorded yet (at `run`'s start)."""
+    """Record `now` as the first-seen time of every alert job (a kind not scheduled, of a shop) not
+    recorded yet (at `run`'s start)."""
     for job in app.config.jobs:
-        if job.kind == KIND:
+        if not getattr(job_kind(job.kind), "SCHEDULED", True) and isinstance(getattr(job.params, "shop", None), str):
             _first_seen(app, job, job.params.shop, record_at=now)
 
 

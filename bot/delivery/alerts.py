@@ -10,7 +10,8 @@ Quiet hours (a job's `quiet = "22:00-07:00"`): an alert raised while the job's w
 local time is not sent but held — one job-memory row per alert, under the job-memory name
 `quiet:<job>` and the alert's slot key, so the webhook and the reconciliation raising the same
 order hold it once. When the window ends the scheduler calls `send_quiet_summary(job, end)`:
-ONE message per recipient lists the held alerts, delivered under the slot key
+ONE message per recipient lists the held alerts (a Kakao list message when there are several,
+`bot.delivery.alert_summary`; every alert kind supplies its own summary line), delivered under the slot key
 `quiet:<job>:<end ISO>` (exactly once, however often it is called for that end). An alert that
 was held is never sent on its own afterwards, even when raised again after the window.
 """
@@ -20,19 +21,18 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime, timedelta, timezone, tzinfo
-from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable
 
 from sqlalchemy import delete, select, update
 
 from bot.app import App
 from bot.config.model import JobConfig
+from bot.delivery.alert_summary import held_record, quiet_summary_template
 from bot.delivery.audience import FriendsLookup, app_fanout, audience_messages
 from bot.delivery.fanout import FanoutReport, RecipientResult
 from bot.delivery.unknown_sends import report_refusals, report_unknown_sends
 from bot.kakao.errors import KakaoLoginRequired
 from bot.kakao.recipients import Target, resolve
-from bot.kakao.templates import TEXT_LIMIT, text_template
 from bot.store.db import insert_for
 from bot.store.models import JobMemory
 from bot.store.order_names import remember as remember_order_name
@@ -40,8 +40,7 @@ from bot.util.keys import MEMORY_NAME_MAX, SLOT_KEY_MAX, fit_key
 from bot.util.quiet_hours import QuietWindow
 from bot.util.times import parse_instant, slot_instant
 from jobs.base import Outcome
-from jobs.render import won
-from jobs.shopify_order_alert import KIND, alert_outcome
+from jobs.shopify_order_alert import KIND, alert_outcome, below_min_total
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +76,9 @@ class AlertSender:
         for job in jobs:
             try:
                 outcome = alert_outcome(job, order, event=event, changes=changes, timezone=self.app.config.timezone)
+                if below_min_total(job.params.min_total, outcome.context.get("total")):
+                    log.info("%s: %s is below min_total %s: not alerted", job.name, slot_key, job.params.min_total)
+                    continue
                 report = self.deliver(job, slot_key, outcome)
             except Exception as exc:  # noqa: BLE001 — one job's problem must not stop the others
                 log.exception("%s: alert %s failed", job.name, slot_key)
@@ -130,13 +132,7 @@ class AlertSender:
     def _hold(self, job: JobConfig, slot_key: str, outcome: Outcome, now: datetime,
               quiet: QuietWindow) -> FanoutReport:
         until = quiet_window_end(quiet, now, self.app.config.timezone)
-        context = outcome.context
-        value = {"until": until.isoformat(), "held_at": now.isoformat(), "summary": None,
-                 "event": context.get("event") or "new", "name": str(context.get("name") or ""),
-                 "total": None if context.get("total") is None else str(context.get("total")),
-                 "currency": context.get("currency"), "item_count": context.get("item_count"),
-                 "changes_text": context.get("changes_text") or "", "test": bool(context.get("test")),
-                 "cancelled": bool(context.get("cancelled"))}
+        value = held_record(outcome.context, until, now)
         with self.app.db.session() as session:
             # One row per alert: the webhook and the reconciliation holding the same order meet here.
             session.execute(insert_for(session.bind.dialect.name, JobMemory).values(
@@ -209,8 +205,7 @@ class AlertSender:
         if not chosen:
             return None
         web_domain = self.app.config.kakao.web_domain
-        template = text_template(quiet_summary_text(quiet, [value for _, value in chosen]), link=web_domain,
-                                 web_domain=web_domain)
+        template = quiet_summary_template(quiet, [value for _, value in chosen], web_domain=web_domain)
         slot_key = quiet_slot_key(job.name, end)
         report = self._send(job, slot_key, now, lambda _targets: lambda _target: template, "quiet-hours summary: ")
         if not report.failed:
@@ -244,48 +239,6 @@ def quiet_window_end(quiet: QuietWindow, now: datetime, zone: tzinfo) -> datetim
         if end.astimezone(timezone.utc) > now.astimezone(timezone.utc):
             return end
     raise AssertionError("unreachable: a wall time comes back every day")
-
-
-def quiet_summary_text(quiet: QuietWindow, alerts: list[dict[str, Any]]) -> str:
-    """'🌙 밤사이 주문 2건 · 합계 ₩57,000' and a line per order, cut to fit one Kakao text message."""
-    new = [alert for alert in alerts if alert.get("event") != "updated"]
-    changed = [alert for alert in alerts if alert.get("event") == "updated"]
-    head = "🌙 밤사이" if quiet.wraps else f"🔕 {quiet.start:%H:%M}~{quiet.end:%H:%M} 사이"
-    if new:
-        header = f"{head} 주문 {len(new)}건"
-        total = _sum(new)
-        if total is not None:
-            header += f" · 합계 {won(*total)}"
-        if changed:
-            header += f", 변경 {len(changed)}건"
-    else:
-        header = f"{head} 주문 변경 {len(changed)}건"
-    lines = []
-    for alert in new:
-        money = won(alert["total"], alert.get("currency")) if alert.get("total") is not None else ""
-        flags = (" (테스트)" if alert.get("test") else "") + (" 취소됨" if alert.get("cancelled") else "")
-        lines.append(f"• {alert.get('name') or '(주문)'} {money}".rstrip() + flags)
-    for alert in changed:
-        lines.append(f"✏️ {alert.get('name') or '(주문)'} 변경: {alert.get('changes_text') or '-'}")
-    text = header
-    for index, line in enumerate(lines):
-        left_after = len(lines) - index - 1
-        reserve = len(f"\n외 {left_after}건") if left_after else 0
-        if len(text) + 1 + len(line) + reserve > TEXT_LIMIT:
-            return text + f"\n외 {len(lines) - index}건"
-        text += "\n" + line
-    return text
-
-
-def _sum(alerts: list[dict[str, Any]]) -> tuple[Decimal, str | None] | None:
-    """The total of the orders when they all have one and share a currency."""
-    currencies = {alert.get("currency") for alert in alerts}
-    if len(currencies) != 1 or any(alert.get("total") is None for alert in alerts):
-        return None
-    try:
-        return sum((Decimal(alert["total"]) for alert in alerts), Decimal(0)), currencies.pop()
-    except (InvalidOperation, TypeError, ValueError):
-        return None
 
 
 def problems_of(report: FanoutReport) -> list[str]:

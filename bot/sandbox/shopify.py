@@ -37,6 +37,7 @@ from bot.sandbox.recording import RequestLog
 from bot.sandbox.shopify_graphql import MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse
 from bot.sandbox.shopify_oauth import DEFAULT_SCOPE, Grant, OAuthError, TokenAuthority
 from bot.sandbox.shopify_orders import apply_fields, aware, new_order, public, rest_order, set_statuses
+from bot.sandbox.shopify_refunds import add_refund
 from bot.sandbox.standin_app import Route, standin_app
 from bot.shopify.signing import is_valid_shop, webhook_hmac
 
@@ -397,6 +398,7 @@ class ShopifySandbox:
                       subscriptions=[sub for sub in self.subscriptions[s.domain]
                                      if self._subscription_owner.get(sub["id"]) == grant.app],
                       subscribe=lambda topic, uri: self._subscribe(s.domain, grant.app, topic, uri),
+                      unsubscribe=lambda sub_id: self._unsubscribe(s.domain, grant.app, sub_id),
                       visible_since=self._visible_since())
         try:
             data, errors, search = operation.execute(ctx)
@@ -440,6 +442,20 @@ class ShopifySandbox:
         self.subscriptions.setdefault(shop, []).append(sub)
         self._subscription_owner[sub["id"]] = app
         return sub
+
+    def _unsubscribe(self, shop: str, app: str, sub_id: str) -> bool:
+        kept = [sub for sub in self.subscriptions.get(shop, [])
+                if not (sub["id"] == sub_id and self._subscription_owner.get(sub_id) == app)]
+        deleted = len(kept) != len(self.subscriptions.get(shop, []))
+        self.subscriptions[shop] = kept
+        return deleted
+
+    def add_refund(self, shop: str, order_id: str | int, **fields: Any) -> dict[str, Any]:
+        """A refund of an order (bot.sandbox.shopify_refunds.new_refund); its REST `refunds/create` body."""
+        with self._lock:
+            s, order = self._find(shop, order_id)
+            now = datetime.fromtimestamp(self.wall_clock(), timezone.utc)
+            return add_refund(order, now, s.timezone, self._next_id, **fields)
 
 
 # ---- helpers ------------------------------------------------------------------------------

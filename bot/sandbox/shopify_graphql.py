@@ -22,6 +22,7 @@ MAX_COST = 1000  # a single query may request at most this many points
 MAX_PAGE = 250
 MUTATION_COST = 10
 CONNECTIONS = {"orders", "lineItems", "webhookSubscriptions"}
+LISTS = {"refunds"}  # `refunds(first: N)` answers a plain list, not a connection
 UNSUPPORTED = "unsupported by the stand-in"
 PROTECTED_CUSTOMER = (
     "This app is not approved to access the Customer object. "
@@ -62,6 +63,7 @@ class Context:
     scopes: frozenset[str]
     subscriptions: list[dict[str, Any]]
     subscribe: Callable[[str, str], dict[str, Any]]  # (topic, uri) -> the new subscription
+    unsubscribe: Callable[[str], bool] = lambda _id: False  # subscription id -> deleted?
     visible_since: datetime | None = None  # read_orders sees only recent orders (opt-in)
     warnings: list[str] = field(default_factory=list)
 
@@ -210,7 +212,7 @@ def _value(tokens: list[str], i: int, values: dict[str, Any]) -> tuple[Any, int]
 
 
 def _is_connection(f: Field) -> bool:
-    return f.name in CONNECTIONS or "first" in f.args or "last" in f.args
+    return f.name not in LISTS and (f.name in CONNECTIONS or "first" in f.args or "last" in f.args)
 
 
 def _node_fields(conn: Field) -> list[Field]:
@@ -410,6 +412,14 @@ def _subscription_create(f: Field, ctx: Context, errors: list[dict[str, Any]], _
     return _project(f.children or [], result, [f.key], errors, ctx)
 
 
+def _subscription_delete(f: Field, ctx: Context, errors: list[dict[str, Any]], _search: list[Any]) -> Any:
+    sub_id = f.args.get("id")
+    deleted = isinstance(sub_id, str) and ctx.unsubscribe(sub_id)
+    result = {"deletedWebhookSubscriptionId": sub_id if deleted else None,
+              "userErrors": [] if deleted else [{"field": ["id"], "message": "Webhook subscription does not exist"}]}
+    return _project(f.children or [], result, [f.key], errors, ctx)
+
+
 def subscription_view(sub: dict[str, Any]) -> dict[str, Any]:
     """A recorded {topic, uri, id} as the GraphQL WebhookSubscription object."""
     return {
@@ -420,7 +430,7 @@ def subscription_view(sub: dict[str, Any]) -> dict[str, Any]:
 
 ROOTS: dict[str, dict[str, Callable[..., Any]]] = {
     "query": {"shop": _shop, "orders": _orders, "webhookSubscriptions": _subscriptions},
-    "mutation": {"webhookSubscriptionCreate": _subscription_create},
+    "mutation": {"webhookSubscriptionCreate": _subscription_create, "webhookSubscriptionDelete": _subscription_delete},
 }
 
 

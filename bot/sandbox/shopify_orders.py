@@ -52,6 +52,7 @@ def new_order(number: int, created: datetime, line_items: int, currency: str, ne
         "lineItems": items,
         "customer": {"id": f"gid://shopify/Customer/{next_id()}", "displayName": family + given,
                      "firstName": given, "lastName": family, "email": f"customer{number}@example.com"},
+        "refunds": [],
         "_protected": True,
     }
 

@@ -32,6 +32,8 @@ from waitress.trigger import trigger as Trigger
 
 from bot.app import App
 from bot.delivery.alert_start import mark_jobs_seen
+from bot.connect.shopify_install import shop_graphql
+from bot.connect.webhook_needs import sync_all
 from bot.delivery.alerts import alert_jobs
 from bot.delivery.problems import CHECK_EVERY, ProblemReporter, run_health_checks
 from bot.delivery.sweep import SWEEP_EVERY, sweep
@@ -43,6 +45,7 @@ from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_op
 from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.webhooks.reconcile import INTERVAL as RECONCILE_EVERY
 from bot.webhooks.reconcile import Reconciler
+from bot.webhooks.refund_alerts import refund_jobs
 from bot.webhooks.worker import WebhookWorker, start_background
 from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
 
@@ -152,7 +155,7 @@ def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> Bo
     cuts a fan-out in progress short (the Kakao call in flight finishes and is recorded; the rest is left
     for a re-run)."""
     scheduler = BotScheduler(app, stopping=stopping)
-    for register in (register_checks, register_reconciliation, register_delivery_sweep):
+    for register in (register_checks, register_reconciliation, register_delivery_sweep, register_subscription_sync):
         try:
             register(app, scheduler)
         except Exception:  # noqa: BLE001 - the jobs must run even if a housekeeping job cannot
@@ -173,12 +176,25 @@ def register_reconciliation(app: App, scheduler: BotScheduler,
     """The order reconciliation (bot.webhooks.reconcile) at once and then every `interval` seconds (one pass
     at a time, errors logged, waited for at stop); None, and nothing scheduled, when no `shopify-order-alert`
     job is configured."""
-    if not alert_jobs(app):
+    if not alert_jobs(app) and not refund_jobs(app):
         return None
     mark_jobs_seen(app, app.clock())  # before the first pass and before any webhook is handled
     reconciler = Reconciler(app, stopping=scheduler.stopping)
     scheduler.every("order-reconciliation", interval, reconciler.run_once, run_now=True)
     return reconciler
+
+
+SUBSCRIPTIONS_EVERY = 6 * 3600.0
+
+
+def register_subscription_sync(app: App, scheduler: BotScheduler) -> None:
+    """At start (and every SUBSCRIPTIONS_EVERY seconds, in case a subscription was removed by Shopify after
+    failures): each connected shop's webhook subscriptions follow the configured jobs
+    (bot.connect.webhook_needs) — missing ones made, ours nobody needs deleted; scopes they lack named."""
+    if not app.config.shopify.apps:
+        return
+    scheduler.every("webhook-subscriptions", SUBSCRIPTIONS_EVERY,
+                    lambda: sync_all(app, lambda shop, app_name: shop_graphql(app, shop, app_name)), run_now=True)
 
 
 def register_delivery_sweep(app: App, scheduler: BotScheduler) -> None:

@@ -10,6 +10,11 @@ in `shopify.app.toml` instead — `python -m bot shopify app-toml` prints them.
 API 2025-10 unified the address as `uri` (input and output); older versions only know
 `callbackUrl` (input) and `endpoint { ... on WebhookHttpEndpoint { callbackUrl } }` (output).
 The documents are chosen by `[shopify].api_version`, and an answer in either shape is read.
+
+`sync(gql, uri, topics)` keeps a shop's subscriptions at `uri` in step with the topics the configured
+jobs need (bot.connect.webhook_needs): the missing ones are created, ours (at `uri`, and only there)
+that no job needs are deleted with `webhookSubscriptionDelete`. Topics are written as Shopify's REST
+names ("orders/create"); `graphql_topic` turns them into the GraphQL enum ("ORDERS_CREATE").
 """
 
 from __future__ import annotations
@@ -49,6 +54,18 @@ mutation WebhookSubscriptionCreate($topic: WebhookSubscriptionTopic!, $uri: %s!)
 """
 
 
+DELETE_MUTATION = """\
+mutation WebhookSubscriptionDelete($id: ID!) {
+  webhookSubscriptionDelete(id: $id) { deletedWebhookSubscriptionId userErrors { field message } }
+}
+"""
+
+
+def graphql_topic(topic: str) -> str:
+    """"orders/create" → "ORDERS_CREATE" (an enum already is left as it is)."""
+    return topic.replace("/", "_").upper()
+
+
 def webhook_uri(public_url: str, app_name: str) -> str:
     """Where Shopify delivers `app_name`'s webhooks: `POST /shopify/<app>/webhooks` of `run` at `public_url`."""
     return f"{public_url.rstrip('/')}/shopify/{app_name}/webhooks"
@@ -76,6 +93,44 @@ def existing(gql: ShopifyGraphQL, topics: Iterable[str] = TOPICS) -> list[tuple[
     return [(str(node.get("topic")), _address(node))
             for node in gql.nodes(EXISTING_QUERY % fields, {"topics": list(topics)}, ["webhookSubscriptions"],
                                   page_size=PAGE_SIZE)]
+
+
+def ours(gql: ShopifyGraphQL, uri: str) -> list[tuple[str, str]]:
+    """(id, topic) of every subscription of the app on this shop delivered to `uri`."""
+    fields = URI_FIELDS if _unified(gql.api_version) else LEGACY_URI_FIELDS
+    return [(str(node.get("id")), str(node.get("topic")))
+            for node in gql.nodes(EXISTING_QUERY % fields, {"topics": None}, ["webhookSubscriptions"],
+                                  page_size=PAGE_SIZE)
+            if _address(node) == uri and isinstance(node.get("id"), str)]
+
+
+def unsubscribe(gql: ShopifyGraphQL, subscription_id: str) -> bool:
+    """Delete one subscription; False if Shopify says it is gone already, ShopifyError if refused."""
+    data = gql.query(DELETE_MUTATION, {"id": subscription_id})
+    result = (data or {}).get("webhookSubscriptionDelete")
+    if not isinstance(result, dict):
+        raise ShopifyError(f"{gql.shop}: webhookSubscriptionDelete answered without a result", shop=gql.shop)
+    errors = [error for error in result.get("userErrors") or [] if isinstance(error, dict)]
+    if errors:
+        messages = "; ".join(str(error.get("message") or error) for error in errors)
+        if all("not exist" in str(error.get("message") or "").lower() for error in errors):
+            return False  # another instance deleted it meanwhile: what we wanted
+        raise ShopifyError(f"{gql.shop}: Shopify refused to delete the webhook subscription {subscription_id}: "
+                           f"{messages}", shop=gql.shop)
+    return True
+
+
+def sync(gql: ShopifyGraphQL, uri: str, topics: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Subscribe the missing `topics` (REST names) at `uri` and delete ours there that are not among
+    them; returns (created, deleted) as GraphQL topics."""
+    wanted = tuple(dict.fromkeys(graphql_topic(topic) for topic in topics))
+    created = subscribe(gql, uri, wanted)
+    deleted = []
+    for subscription_id, topic in ours(gql, uri):
+        if topic not in wanted and unsubscribe(gql, subscription_id):
+            deleted.append(topic)
+            log.info("%s: unsubscribed %s at %s: no configured job needs it", gql.shop, topic, uri, extra=IN_REPORT)
+    return created, deleted
 
 
 def subscribe(gql: ShopifyGraphQL, uri: str, topics: Iterable[str] = TOPICS) -> list[str]:
@@ -132,13 +187,15 @@ def _toml_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(_toml_string(value) for value in values) + "]"
 
 
-def app_toml(*, public_url: str, api_version: str, app_name: str, scopes: Iterable[str], client_id: str) -> str:
+def app_toml(*, public_url: str, api_version: str, app_name: str, scopes: Iterable[str], client_id: str,
+             topics: Iterable[str] = TOML_TOPICS) -> str:
     """The `shopify.app.toml` settings that make Shopify use this server for the app `app_name`.
 
     `embedded = false`: the app URL serves a plain status page (no App Bridge), so Shopify
     opens it in its own tab, where the OAuth redirect needs no iframe breakout (the app URL
     still breaks out when it is framed, `embedded=1`). `name` is left out on purpose: a
-    deploy would rename the app to whatever is printed here.
+    deploy would rename the app to whatever is printed here. `topics`: the REST topic names the
+    configured jobs need (bot.connect.webhook_needs), app/uninstalled among them.
     """
     base = public_url.rstrip("/")
     uri = webhook_uri(public_url, app_name)
@@ -161,7 +218,7 @@ def app_toml(*, public_url: str, api_version: str, app_name: str, scopes: Iterab
         "",
         "# App-specific subscriptions, for every shop the app is installed on.",
         "[[webhooks.subscriptions]]",
-        f"topics = {_toml_list(TOML_TOPICS)}",
+        f"topics = {_toml_list(topics)}",
         f"uri = {_toml_string(uri)}",
         "",
         "# Mandatory for apps distributed through the Shopify App Store.",

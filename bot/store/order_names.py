@@ -21,7 +21,8 @@ from bot.store.models import JobMemory
 
 NAMES_JOB = "!order-names"  # not a configurable job name: config job names cannot start with "!"
 RETENTION = timedelta(days=90)  # history is read for recent deliveries; older rows fall back to the id
-ORDER_GID = re.compile(r"gid://shopify/Order/\d+")
+# The gid an alert's key is about: an order's, or a refund's (`refund:<gid>`, named after its order).
+ORDER_GID = re.compile(r"gid://shopify/(?:Order|Refund)/\d+")
 
 
 def remember(db: Database, slot_key: str, order: dict[str, Any]) -> None:

@@ -137,8 +137,14 @@ def _installed_body(installed: Installed) -> str:
                 "다시 설치하면 구독을 다시 시도합니다.</p>")
     else:
         made = ", ".join(installed.webhooks_created) or "이미 구독됨"
+        if installed.webhooks_deleted:
+            made += f" (필요 없는 구독 해지: {', '.join(installed.webhooks_deleted)})"
         rows.append(("웹훅", f"{made} → {installed.webhook_uri}"))
         note = ""
+    if installed.missing_job_scopes:
+        rows.append(("부족한 권한", installed.missing_job_scopes))
+        note += ("<p>설정된 작업에 필요한 권한이 부여되지 않았습니다. 앱 설정에서 권한을 추가한 뒤 "
+                 "다시 설치해 주세요.</p>")
     return "<p>Shopify 앱 설치가 완료되었습니다. 이 창을 닫아도 됩니다.</p>" + _facts(rows) + note
 
 

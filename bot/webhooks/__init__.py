@@ -5,6 +5,7 @@
     topics.py           what orders/create, orders/updated, app/uninstalled and the compliance topics do
     order_snapshots.py  what an orders/updated is compared with
     reconcile.py        the alerts a lost webhook would have raised, from the orders query
+    refund_alerts.py    what orders/cancelled and refunds/create do (shopify-refund-alert jobs)
 
 May import delivery and connect and everything below them (bot.app, tokens, jobs, store, config,
 kakao, shopify, util); not web, service or cli.

@@ -13,6 +13,11 @@ after a pass of that shop succeeded: a failed query is simply covered by the nex
 first pass looks back `first_window`; after a long stop at most `max_window`. An order created
 before its job's alerting started (`bot.delivery.alert_start`: the shop's connection, the job's first
 sighting) is never alerted: it is not new to anybody.
+
+For shops with `shopify-refund-alert` jobs the same pass lists the orders *updated* since the window's
+start with their `cancelledAt` and `refunds` (bot.shopify.order_events_query) and raises each
+cancellation and refund as `orders/cancelled` and `refunds/create` would (bot.webhooks.refund_alerts:
+slot keys `cancel:<order gid>`, `refund:<refund gid>`), so a lost webhook still yields its alert once.
 """
 
 from __future__ import annotations
@@ -26,11 +31,13 @@ from bot.app import App
 from bot.delivery.alert_start import alert_starts, jobs_for_new_order
 from bot.delivery.alerts import AlertSender, alert_jobs
 from bot.shopify.orders import order_gid
+from bot.shopify.order_events_query import fetch_order_events
 from bot.shopify.orders_query import fetch_orders
 from bot.store.job_memory import StoredJobState
 from bot.util.keys import MEMORY_NAME_MAX, fit_key
 from bot.util.logs import redact
 from bot.webhooks.inbox import parse_time
+from bot.webhooks.refund_alerts import RefundAlerts, refund_jobs
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,7 @@ class Reconciler:
         """One pass over every shop with alert jobs; returns the number of orders newly alerted."""
         now = now or self.app.clock()
         raised = 0
-        for shop in dict.fromkeys(job.params.shop for job in alert_jobs(self.app)):
+        for shop in dict.fromkeys(job.params.shop for job in alert_jobs(self.app) + refund_jobs(self.app)):
             if self.stopping.is_set():
                 break
             try:
@@ -78,8 +85,12 @@ class Reconciler:
         start = since - self.overlap
         jobs = alert_jobs(self.app, shop)
         orders = list(fetch_orders(self.app.shopify_graphql(shop), created_from=start, created_to=now,
-                                   line_items=LINE_ITEMS))
+                                   line_items=LINE_ITEMS)) if jobs else []
         raised, problems, older = 0, [], 0
+        if refund_jobs(self.app, shop):
+            for job in refund_jobs(self.app, shop):
+                alert_starts(self.app, [job], shop, seen_at=now)  # the job's first sighting, as for new orders
+            raised += self._refunds(shop, start, problems)
         starts = alert_starts(self.app, jobs, shop, seen_at=now)
         for order in orders:
             gid = order_gid(order)
@@ -100,6 +111,26 @@ class Reconciler:
             log.error("order reconciliation of %s: some alerts failed: %s", shop, "; ".join(problems))
         log.info("order reconciliation of %s: %d order(s) since %s, %d alerted, %d placed before alerting "
                  "started", shop, len(orders), start.isoformat(timespec="seconds"), raised, older)
+        return raised
+
+
+    def _refunds(self, shop: str, start: datetime, problems: list[str]) -> int:
+        """Cancellations and refunds of orders updated since `start`, each raised as its webhook would."""
+        raising = RefundAlerts(self.app, self.alerts)
+        raised = 0
+        for order in fetch_order_events(self.app.shopify_graphql(shop), updated_from=start):
+            attempts = ([("cancel", lambda: raising.cancelled(shop, order))] if order.get("cancelledAt") else [])
+            attempts += [("refund", lambda refund=refund: raising.refunded(shop, refund, order))
+                         for refund in order["refunds"]]
+            for what, attempt in attempts:
+                try:
+                    status, result = attempt()
+                except Exception as exc:  # noqa: BLE001 — the next pass (the deliveries table) retries it
+                    problems.append(f"{order['id']} {what}: {exc}")
+                    continue
+                if status == "done" and raising.sent_last:
+                    raised += 1
+                    log.warning("%s: %s was alerted by reconciliation: its webhook did not come (yet)", shop, result)
         return raised
 
 

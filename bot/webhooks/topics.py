@@ -7,6 +7,7 @@ Topics:
                        (sku, quantity), `bot.webhooks.order_snapshots`): changed → alert (jobs with
                        on_update) and snapshot; no snapshot → one stored, no alert; older than the
                        snapshot (its updated_at, then X-Shopify-Triggered-At) → ignored as stale
+  orders/cancelled, refunds/create  alerts of `shopify-refund-alert` jobs (bot.webhooks.refund_alerts)
   app/uninstalled      the install's tokens are wiped (`ShopifyTokens.uninstalled`)
   customers/data_request  what the bot holds about the customer's orders, logged for a person
   customers/redact     the snapshots of the listed orders are deleted
@@ -38,6 +39,7 @@ from bot.util.keys import SLOT_KEY_MAX, fit_key
 from bot.webhooks.inbox import parse_time
 from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
 from bot.webhooks.reconcile import state_key
+from bot.webhooks.refund_alerts import handlers as refund_handlers
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class TopicHandlers:
             "customers/data_request": self.data_request,
             "customers/redact": self.customer_redact,
             "shop/redact": self.shop_redact,
+            **refund_handlers(self.app, self.alerts, Handled),  # orders/cancelled, refunds/create
         }
 
     # -- orders ------------------------------------------------------------------------

@@ -12,7 +12,9 @@ from sqlalchemy import select
 
 from bot.app import App, load_config
 from bot.config.model import ConfigError
-from bot.delivery.alerts import AlertSender, quiet_summary_text, quiet_window_end
+from bot.cli.preview import preview
+from bot.delivery.alert_summary import quiet_summary_text
+from bot.delivery.alerts import AlertSender, quiet_window_end
 from bot.kakao.templates import TEXT_LIMIT
 from bot.service.scheduler import BotScheduler, CatchUp
 from bot.store.models import Delivery
@@ -133,7 +135,8 @@ def raise_alert(app: App, number: int, amount: str = "33000.0", sender: AlertSen
 
 
 def texts(sandbox, key: str = "me") -> list[str]:  # noqa: ANN001
-    return [message["text"] for message in sandbox.received(key)]
+    """What each message reads as (a list message in its plain-text preview)."""
+    return [preview(message) for message in sandbox.received(key)]
 
 
 def rows(app: App) -> list[Delivery]:
@@ -200,8 +203,13 @@ def test_alerts_inside_the_window_are_held_and_summarised_once_at_its_end(alert_
     assert due == [("new-orders", kst(23, 7))]
     clock.now = kst(23, 7).astimezone(UTC)
     scheduler.fire_at("new-orders", kst(23, 7), clock())
+    (message,) = sandbox.received("me")
+    assert message["object_type"] == "list"
+    assert message["header_title"] == "🌙 밤사이 주문 2건 · 합계 ₩57,000"
+    assert [(item["title"], item.get("description")) for item in message["contents"]] == [
+        ("🛒 #1001 ₩45,000", "드립백 10개입 ×2"), ("🛒 #1002 ₩12,000", "드립백 10개입 ×2")]
+    assert [button["title"] for button in message["buttons"]] == ["자세히 보기"]
     (summary,) = texts(sandbox)
-    assert summary == "🌙 밤사이 주문 2건 · 합계 ₩57,000\n• #1001 ₩45,000\n• #1002 ₩12,000"
     assert texts(sandbox, "uuid-friend-01") == [summary]
     assert {(row.slot_key, row.recipient, row.status) for row in rows(app)} == {
         ("quiet:new-orders:2026-11-23T07:00:00+09:00", "me", "sent"),
@@ -279,8 +287,8 @@ def test_a_long_night_fits_one_message():
     alerts.append({"event": "updated", "name": "#999", "changes_text": "배송지"})
     text = quiet_summary_text(quiet, alerts)
     assert len(text) <= TEXT_LIMIT
-    assert text.startswith("🌙 밤사이 주문 40건 · 합계 ₩796,000, 변경 1건\n• #1000 ₩19,900")
-    shown = text.count("\n• ")
+    assert text.startswith("🌙 밤사이 주문 40건 · 합계 ₩796,000, 변경 1건\n🛒 #1000 ₩19,900")
+    shown = text.count("\n🛒 ")
     assert text.endswith(f"\n외 {41 - shown}건")
 
 

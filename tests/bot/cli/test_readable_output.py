@@ -25,6 +25,7 @@ from bot.shopify.errors import ShopifyError, ShopifyUnavailable
 from bot.store.models import Delivery
 from bot.util.logs import setup_logging
 from bot.util.retry import RetryPolicy
+from bot.store.order_names import remember
 from tokens.models import KakaoLogin
 
 SCRAPE_JOB = """
@@ -115,6 +116,16 @@ def test_history_shows_slots_as_local_times_and_orders_by_number(make_app, run_c
         assert raw not in body
     # Scripts keep the raw key.
     assert "run:20261203T014242-5d3ceec7" in run_cli(app, "history", "--json").stdout
+
+
+def test_history_shows_cancellations_and_refunds_by_order(make_app, run_cli):
+    app = make_app()
+    remember(app.db, "refund:gid://shopify/Refund/77", {"name": "#1002"})
+    add_rows(app, ["cancel:gid://shopify/Order/820982911946154508", "refund:gid://shopify/Refund/77",
+                   "refund:gid://shopify/Refund/78"])
+    body = run_cli(app, "history").stdout
+    assert "cancelled order 820982911946154508" in body
+    assert "refund of order #1002" in body and "refund 78" in body and "gid://" not in body
 
 
 def test_log_lines_carry_the_local_time_with_its_offset(monkeypatch):

@@ -12,6 +12,9 @@ from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from bot.connect.webhook_needs import Synced
+from bot.shopify.subscriptions import webhook_uri
 import responses
 from click.testing import CliRunner, Result
 from sqlalchemy import text
@@ -75,11 +78,12 @@ def subscriptions(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     holds exactly the requests these tests are about."""
     made: list[tuple[str, str]] = []
 
-    def subscribe(gql: Any, uri: str, topics: Any = ()) -> list[str]:
+    def sync_shop(app: Any, gql: Any, shop: str, app_name: str) -> Synced:
+        uri = webhook_uri(app.config.server.public_url, app_name)
         made.append((gql.shop, uri))
-        return []
+        return Synced(shop, uri)
 
-    monkeypatch.setattr("bot.cli.shopify.subscribe", subscribe)
+    monkeypatch.setattr("bot.cli.shopify.sync_shop", sync_shop)
     return made
 
 

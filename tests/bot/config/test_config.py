@@ -263,8 +263,8 @@ def test_from_defaults_to_default_and_is_checked(write_config):
 
 
 def test_unknown_kind(write_config):
-    body = scrape_job().replace('kind = "scrape"', 'kind = "shopify-refund-alert"')
-    error = assert_refused(write_config, body, "jobs[0].kind", "unknown kind 'shopify-refund-alert'")
+    body = scrape_job().replace('kind = "scrape"', 'kind = "shopify-nothing"')
+    error = assert_refused(write_config, body, "jobs[0].kind", "unknown kind 'shopify-nothing'")
     assert f"one of: {', '.join(known_kinds())}" in error.reason
 
 
@@ -523,7 +523,7 @@ EXAMPLE = REPO / "config.example.toml"
 def test_the_example_config_loads_without_warnings():
     config = load_config(EXAMPLE, require_file=True)
     assert config.warnings == ()
-    assert [job.name for job in config.jobs] == ["menu", "orders", "new-orders"]
+    assert [job.name for job in config.jobs] == ["menu", "orders", "new-orders", "refunds"]
     assert config.jobs[0].params.url == "https://example.com/menu"
     assert config.jobs[1].kind == "shopify-orders"
     assert config.jobs[1].params.shop == "my-store.myshopify.com"

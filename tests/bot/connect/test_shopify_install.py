@@ -64,6 +64,12 @@ def config_text(origin: str) -> str:
         api_key_env = "SECOND_API_KEY"
         api_secret_env = "SECOND_API_SECRET"
         scopes = ["read_orders"]
+
+        [[jobs]]
+        name = "new-orders"
+        kind = "shopify-order-alert"
+        shop = "{SHOP}"
+        to = ["me"]
         """)
 
 
@@ -477,9 +483,9 @@ def test_two_apps_installed_alternately_on_two_shops_keep_their_own_tokens(clien
         assert data["shop"]["name"] == ("First Shop" if shop == SHOP else "Second Shop")
     seen = {(r["shop"], r["app"]) for r in standin.graphql_requests if "shop { name }" in r["query"]}
     assert seen == {(SHOP, KEY), (SHOP, SECOND_KEY), (OTHER_SHOP, KEY), (OTHER_SHOP, SECOND_KEY)}
-    for shop in (SHOP, OTHER_SHOP):  # each app subscribed to its own webhook route
-        uris = sorted(sub["uri"] for sub in standin.subscriptions[shop])
-        assert uris == [f"{PUBLIC}/shopify/default/webhooks"] * 3 + [f"{PUBLIC}/shopify/second/webhooks"] * 3
+    for shop, topics in ((SHOP, 3), (OTHER_SHOP, 1)):  # each app subscribed to its own webhook route
+        uris = sorted(sub["uri"] for sub in standin.subscriptions[shop])  # (OTHER_SHOP has no jobs: app/uninstalled)
+        assert uris == [f"{PUBLIC}/shopify/default/webhooks"] * topics + [f"{PUBLIC}/shopify/second/webhooks"] * topics
 
 
 # -- the app URL --------------------------------------------------------------------------------

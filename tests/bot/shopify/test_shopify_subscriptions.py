@@ -52,6 +52,12 @@ def config_text(origin: str, api_version: str = "2025-10") -> str:
         api_key_env = "SECOND_API_KEY"
         api_secret_env = "SECOND_API_SECRET"
         scopes = ["read_orders"]
+
+        [[jobs]]
+        name = "new-orders"
+        kind = "shopify-order-alert"
+        shop = "{SHOP}"
+        to = ["me"]
         """)
 
 
@@ -350,3 +356,35 @@ def test_app_toml_with_an_unknown_app_or_no_client_id_exits_2(run_offline):
     assert unknown.exit_code == 2 and "'nope'" in unknown.output and "default, second" in unknown.output
     no_key = run_offline("shopify", "app-toml", env={"SHOPIFY_API_KEY": None})
     assert no_key.exit_code == 2 and "SHOPIFY_API_KEY" in no_key.output
+
+
+REFUND_JOB = f"""
+[[jobs]]
+name = "refunds"
+kind = "shopify-refund-alert"
+shop = "{SHOP}"
+to = ["me"]
+"""
+
+
+def test_app_toml_prints_the_topics_and_scopes_the_jobs_need(write_config, env):
+    text = config_text("https://{shop}").replace('scopes = ["read_orders", "read_products"]', 'scopes = ["read_products"]')
+    result = Cli(env, write_config(text + REFUND_JOB))("shopify", "app-toml")
+    assert result.exit_code == 0, result.output
+    toml = tomllib.loads(result.output.split("\n", 1)[1] if result.output.startswith("warning") else result.output)
+    events, _ = toml["webhooks"]["subscriptions"]
+    assert events["topics"] == ["orders/create", "orders/updated", "orders/cancelled", "refunds/create",
+                                "app/uninstalled"]
+    assert toml["access_scopes"] == {"scopes": "read_products,read_orders"}  # the jobs' scope added
+
+
+def test_connect_subscribes_new_kinds_and_names_scopes_the_shop_did_not_grant(write_config, env, standin,
+                                                                              standin_server):
+    standin.register_app(KEY, SECRET, own_shops=[SHOP], scopes_granted="read_products")
+    run = Cli(env, write_config(config_text(f"{standin_server.url}/{{shop}}") + REFUND_JOB))
+    result = run("shopify", "connect", SHOP)
+    assert result.exit_code == 0, result.output
+    assert "ORDERS_CANCELLED" in result.output and "REFUNDS_CREATE" in result.output
+    assert "did not grant read_orders (for new-orders, refunds)" in result.output
+    shops = run("shopify", "shops")
+    assert "missing scopes: read_orders (for new-orders, refunds)" in shops.output
