@@ -51,6 +51,7 @@ FRIENDS_TTL = 60.0
 # Held alerts already summarised are remembered this long, so that the reconciliation (which looks
 # back up to a day) or a late webhook raising one again does not send it on its own.
 QUIET_KEEP = timedelta(days=2)
+ORDER_EVENTS = (None, "new", "updated")  # held alerts summed up as orders; the other kinds list their summary_line
 
 
 class AlertFailed(Exception):
@@ -136,7 +137,8 @@ class AlertSender:
                  "total": None if context.get("total") is None else str(context.get("total")),
                  "currency": context.get("currency"), "item_count": context.get("item_count"),
                  "changes_text": context.get("changes_text") or "", "test": bool(context.get("test")),
-                 "cancelled": bool(context.get("cancelled"))}
+                 "cancelled": bool(context.get("cancelled")),
+                 "summary_line": str(context.get("summary_line") or "")}
         with self.app.db.session() as session:
             # One row per alert: the webhook and the reconciliation holding the same order meet here.
             session.execute(insert_for(session.bind.dialect.name, JobMemory).values(
@@ -248,6 +250,9 @@ def quiet_window_end(quiet: QuietWindow, now: datetime, zone: tzinfo) -> datetim
 
 def quiet_summary_text(quiet: QuietWindow, alerts: list[dict[str, Any]]) -> str:
     """'🌙 밤사이 주문 2건 · 합계 ₩57,000' and a line per order, cut to fit one Kakao text message."""
+    # Other alert kinds (stock, risk, unfulfilled) are listed by their own one-line summary.
+    others = [alert for alert in alerts if alert.get("event") not in ORDER_EVENTS]
+    alerts = [alert for alert in alerts if alert.get("event") in ORDER_EVENTS]
     new = [alert for alert in alerts if alert.get("event") != "updated"]
     changed = [alert for alert in alerts if alert.get("event") == "updated"]
     head = "🌙 밤사이" if quiet.wraps else f"🔕 {quiet.start:%H:%M}~{quiet.end:%H:%M} 사이"
@@ -258,9 +263,11 @@ def quiet_summary_text(quiet: QuietWindow, alerts: list[dict[str, Any]]) -> str:
             header += f" · 합계 {won(*total)}"
         if changed:
             header += f", 변경 {len(changed)}건"
-    else:
+    elif changed:
         header = f"{head} 주문 변경 {len(changed)}건"
-    lines = []
+    else:
+        header = f"{head} 알림 {len(others)}건"
+    lines = [alert.get("summary_line") or f"• {alert.get('name') or '(알림)'}" for alert in others]
     for alert in new:
         money = won(alert["total"], alert.get("currency")) if alert.get("total") is not None else ""
         flags = (" (테스트)" if alert.get("test") else "") + (" 취소됨" if alert.get("cancelled") else "")

@@ -43,6 +43,8 @@ from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_op
 from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.webhooks.reconcile import INTERVAL as RECONCILE_EVERY
 from bot.webhooks.reconcile import Reconciler
+from bot.webhooks.unfulfilled import CHECK_EVERY as UNFULFILLED_EVERY
+from bot.webhooks.unfulfilled import UnfulfilledCheck, unfulfilled_jobs
 from bot.webhooks.worker import WebhookWorker, start_background
 from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
 
@@ -152,7 +154,8 @@ def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> Bo
     cuts a fan-out in progress short (the Kakao call in flight finishes and is recorded; the rest is left
     for a re-run)."""
     scheduler = BotScheduler(app, stopping=stopping)
-    for register in (register_checks, register_reconciliation, register_delivery_sweep):
+    for register in (register_checks, register_reconciliation, register_unfulfilled_checks,
+                     register_delivery_sweep):
         try:
             register(app, scheduler)
         except Exception:  # noqa: BLE001 - the jobs must run even if a housekeeping job cannot
@@ -179,6 +182,17 @@ def register_reconciliation(app: App, scheduler: BotScheduler,
     reconciler = Reconciler(app, stopping=scheduler.stopping)
     scheduler.every("order-reconciliation", interval, reconciler.run_once, run_now=True)
     return reconciler
+
+
+def register_unfulfilled_checks(app: App, scheduler: BotScheduler,
+                                interval: float = UNFULFILLED_EVERY) -> UnfulfilledCheck | None:
+    """The unfulfilled-orders check (bot.webhooks.unfulfilled) at once and then every `interval` seconds; None,
+    and nothing scheduled, when no `shopify-unfulfilled-alert` job is configured."""
+    if not unfulfilled_jobs(app):
+        return None
+    check = UnfulfilledCheck(app, stopping=scheduler.stopping)
+    scheduler.every("unfulfilled-orders", interval, check.run_once, run_now=True)
+    return check
 
 
 def register_delivery_sweep(app: App, scheduler: BotScheduler) -> None:

@@ -62,7 +62,6 @@ from bot.store.job_memory import StoredJobState
 from bot.store.models import Delivery
 from bot.util.times import duration_text, local_time, parse_instant
 from jobs import job_kind
-from jobs.shopify_order_alert import KIND as ALERT_KIND
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +115,7 @@ class BotScheduler:
         for job in app.config.jobs:
             if is_scheduled(job):
                 self._entries[job.name] = _Entry(job, "slots", job_trigger(job.at, app.config))
-            elif job.kind == ALERT_KIND and getattr(job.params, "quiet", None) is not None:
+            elif getattr(job.params, "quiet", None) is not None:  # alert kinds with quiet hours
                 end = job.params.quiet.end
                 trigger = WallClockTrigger([CronTrigger(hour=end.hour, minute=end.minute, timezone=self.zone)],
                                            self.zone)
@@ -220,7 +219,7 @@ class BotScheduler:
         out = []
         for job in self.config.jobs:
             entry = self._entries.get(job.name)
-            quiet = getattr(job.params, "quiet", None) if job.kind == ALERT_KIND else None
+            quiet = None if is_scheduled(job) else getattr(job.params, "quiet", None)
             next_run = next_summary = None
             if entry is not None and entry.kind == "slots":
                 next_run = entry.trigger.get_next_fire_time(None, now)
