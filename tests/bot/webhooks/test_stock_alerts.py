@@ -13,6 +13,7 @@ from bot.app import App
 from bot.delivery.alerts import AlertSender
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
+from bot.service.scheduler import BotScheduler
 from bot.store.models import Delivery
 from bot.webhooks.stock import StockAlerts, stock_slot_key
 from bot.webhooks.worker import WebhookWorker
@@ -249,3 +250,12 @@ def test_two_instances_on_postgresql_alert_a_crossing_once(make_stock_bot: Calla
     assert len(texts(sandbox)) == 1
     with first.db.session() as session:
         assert list(session.scalars(select(Delivery.slot_key))) == [f"stock:{GID}:1"]
+
+
+def test_the_scheduler_sends_the_summary_of_a_stock_job_with_quiet_hours(make_stock_bot: Callable[..., App]) -> None:
+    app = make_stock_bot(STOCK_JOB + 'quiet = "22:00-07:00"\n')
+    scheduler = BotScheduler(app)
+    start = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)  # 21:00 in Seoul
+    assert scheduler.due(start, start + timedelta(days=1)) == [("stock", datetime(2026, 11, 22, 22, 0, tzinfo=timezone.utc))]
+    (schedule,) = scheduler.next_runs(start)
+    assert schedule.quiet == "22:00-07:00"
