@@ -48,6 +48,10 @@ class RiskAlerts:
         self.app, self.alerts = app, alerts
         self.fetch = fetch or (lambda app, shop, gid: fetch_order_risk(app.shopify_graphql(shop), gid))
 
+    def wanted(self, shop: str) -> bool:
+        """Whether some job checks the risk of `shop`'s orders."""
+        return bool(risk_jobs(self.app, shop))
+
     def check(self, shop: str, payload: dict[str, Any], _triggered_at: datetime | None = None) -> Result:
         """The risk check of the order an `orders/create` or `orders/risk_assessment_changed` body names."""
         jobs = risk_jobs(self.app, shop)

@@ -100,6 +100,8 @@ class TopicHandlers:
     def order_created_and_risk(self, event: StoredEvent) -> Handled:
         """The new-order alert, then the risk check (bot.webhooks.risk): each idempotent, so a retry is safe."""
         first = self.order_created(event)
+        if not self.risk.wanted(event.shop):
+            return first
         return Handled(*joined((first.status, first.result), self.risk.check(event.shop, event.payload())))
 
     def order_created(self, event: StoredEvent) -> Handled:
