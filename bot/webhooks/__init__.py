@@ -5,6 +5,9 @@
     topics.py           what orders/create, orders/updated, app/uninstalled and the compliance topics do
     order_snapshots.py  what an orders/updated is compared with
     reconcile.py        the alerts a lost webhook would have raised, from the orders query
+    stock.py            inventory_levels/update → low / out-of-stock alerts (crossing state in the job memory)
+    risk.py             orders/create, orders/risk_assessment_changed → high-risk order alerts
+    unfulfilled.py      the periodic check for orders unfulfilled longer than a job's `hours`
 
 May import delivery and connect and everything below them (bot.app, tokens, jobs, store, config,
 kakao, shopify, util); not web, service or cli.
