@@ -4,11 +4,21 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from jobs import scrape, shopify_order_alert, shopify_orders, shopify_refund_alert
+from jobs import (
+    scrape,
+    shopify_order_alert,
+    shopify_orders,
+    shopify_refund_alert,
+    shopify_risk_alert,
+    shopify_stock_alert,
+    shopify_unfulfilled_alert,
+)
 from jobs.render import template_syntax_error
 
-_KINDS: dict[str, ModuleType] = {module.KIND: module for module in (scrape, shopify_orders, shopify_order_alert,
-                                                                     shopify_refund_alert)}
+_KINDS: dict[str, ModuleType] = {module.KIND: module for module in (
+    scrape, shopify_orders, shopify_order_alert, shopify_refund_alert,
+    shopify_stock_alert, shopify_risk_alert, shopify_unfulfilled_alert,
+)}
 
 
 def job_kind(kind: str) -> ModuleType:

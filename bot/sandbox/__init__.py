@@ -3,7 +3,8 @@
     kakao.py            Kakao OAuth and message API, with Kakao's shapes, codes and quotas;
                         kakao_images.py: its message image upload, and the images served back
     shopify.py          a Shopify shop: OAuth (shopify_oauth.py), Admin GraphQL (shopify_graphql.py),
-                        orders (shopify_orders.py), refunds (shopify_refunds.py), webhooks sent to the bot
+                        orders (shopify_orders.py), refunds (shopify_refunds.py), inventory and order
+                        risk (shopify_inventory.py), webhooks sent to the bot
     web.py              a web page to scrape
     standin_app.py      the Flask app every stand-in is built on; recording.py: the requests it received;
                         faults.py: scripted failures and delays

@@ -35,6 +35,7 @@ from werkzeug.exceptions import HTTPException
 from bot.sandbox.faults import FaultPlan
 from bot.sandbox.recording import RequestLog
 from bot.sandbox.shopify_graphql import MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse
+from bot.sandbox.shopify_inventory import Inventory, risk_summary
 from bot.sandbox.shopify_oauth import DEFAULT_SCOPE, Grant, OAuthError, TokenAuthority
 from bot.sandbox.shopify_orders import apply_fields, aware, new_order, public, rest_order, set_statuses
 from bot.sandbox.shopify_refunds import add_refund
@@ -70,6 +71,7 @@ class _Shop:
     timezone: ZoneInfo
     orders: list[dict[str, Any]] = field(default_factory=list)
     next_number: int = 1001
+    inventory: Inventory = field(default_factory=Inventory)
 
 
 @dataclass
@@ -187,6 +189,18 @@ class ShopifySandbox:
         with self._lock:
             s, o = self._find(shop, order_id)
             return rest_order(o, s.timezone)
+
+    def inventory(self, shop: str) -> Inventory:
+        """The shop's inventory (bot.sandbox.shopify_inventory): add items, change levels (→ webhook bodies)."""
+        with self._lock:
+            return self._shop(shop).inventory
+
+    def set_risk(self, shop: str, order_id: str | int, recommendation: str, levels: list[str],
+                 facts: Iterable[tuple[str, str]] = ()) -> None:
+        """The order's risk summary as `order.risk` answers it (an order without one: NONE, no assessments)."""
+        with self._lock:
+            _, order = self._find(shop, order_id)
+            order["_risk"] = risk_summary(recommendation, levels, list(facts))
 
     # ---- test helpers: tokens ----------------------------------------------------------
 
@@ -399,7 +413,7 @@ class ShopifySandbox:
                                      if self._subscription_owner.get(sub["id"]) == grant.app],
                       subscribe=lambda topic, uri: self._subscribe(s.domain, grant.app, topic, uri),
                       unsubscribe=lambda sub_id: self._unsubscribe(s.domain, grant.app, sub_id),
-                      visible_since=self._visible_since())
+                      visible_since=self._visible_since(), extra={"inventory": s.inventory})
         try:
             data, errors, search = operation.execute(ctx)
         except QueryError as e:

@@ -66,6 +66,7 @@ class Context:
     unsubscribe: Callable[[str], bool] = lambda _id: False  # subscription id -> deleted?
     visible_since: datetime | None = None  # read_orders sees only recent orders (opt-in)
     warnings: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # more of the shop (bot.sandbox.shopify_inventory)
 
 
 # ---- parsing ----------------------------------------------------------------------------
@@ -291,6 +292,12 @@ def _project(fields: list[Field], obj: dict[str, Any], path: list[Any], errors: 
     return out
 
 
+def project(fields: list[Field], obj: dict[str, Any], path: list[Any], errors: list[dict[str, Any]],
+            ctx: Context) -> dict[str, Any]:
+    """`obj` with only the fields asked for (the root fields of other stand-in modules answer with it)."""
+    return _project(fields, obj, path, errors, ctx)
+
+
 def _cursor(key: Any) -> str:
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
 
@@ -437,6 +444,12 @@ ROOTS: dict[str, dict[str, Callable[..., Any]]] = {
 # ---- search syntax ----------------------------------------------------------------------
 
 _TERM = re.compile(r"""(\w+):(>=|<=|>|<)?('[^']*'|"[^"]*"|\S+)""")
+_STATUS_CHECKS: dict[tuple[str, str], Callable[[dict[str, Any]], bool]] = {
+    ("fulfillment_status", "unfulfilled"): lambda o: o.get("displayFulfillmentStatus") == "UNFULFILLED",
+    ("fulfillment_status", "shipped"): lambda o: o.get("displayFulfillmentStatus") == "FULFILLED",
+    ("status", "open"): lambda o: not o.get("cancelledAt") and not o.get("closedAt"),
+    ("status", "cancelled"): lambda o: bool(o.get("cancelledAt")),
+}
 _TIME_FIELDS = {"created_at": "createdAt", "updated_at": "updatedAt", "processed_at": "processedAt"}
 
 
@@ -448,6 +461,10 @@ def search_filter(query: Any, tz: ZoneInfo) -> tuple[Callable[[dict[str, Any]], 
     for word in re.findall(r"\b(OR|NOT)\b", text):
         warnings.append({"field": word, "message": f"{UNSUPPORTED}: {word} in search queries"})
     for name, op, raw in _TERM.findall(text):
+        status = _STATUS_CHECKS.get((name, raw.strip("'\"").lower()))
+        if status is not None and not op:
+            checks.append(status)
+            continue
         if name not in _TIME_FIELDS:
             warnings.append({"field": name, "message": "Invalid search field for this query."})
             continue

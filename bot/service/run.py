@@ -46,6 +46,8 @@ from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.webhooks.reconcile import INTERVAL as RECONCILE_EVERY
 from bot.webhooks.reconcile import Reconciler
 from bot.webhooks.refund_alerts import refund_jobs
+from bot.webhooks.unfulfilled import CHECK_EVERY as UNFULFILLED_EVERY
+from bot.webhooks.unfulfilled import UnfulfilledCheck, unfulfilled_jobs
 from bot.webhooks.worker import WebhookWorker, start_background
 from tokens.login_health import UNDECRYPTABLE, unreadable_tokens
 
@@ -155,7 +157,8 @@ def _start_scheduler(app: App, *, stopping: threading.Event | None = None) -> Bo
     cuts a fan-out in progress short (the Kakao call in flight finishes and is recorded; the rest is left
     for a re-run)."""
     scheduler = BotScheduler(app, stopping=stopping)
-    for register in (register_checks, register_reconciliation, register_delivery_sweep, register_subscription_sync):
+    for register in (register_checks, register_reconciliation, register_unfulfilled_checks,
+                     register_delivery_sweep, register_subscription_sync):
         try:
             register(app, scheduler)
         except Exception:  # noqa: BLE001 - the jobs must run even if a housekeeping job cannot
@@ -195,6 +198,17 @@ def register_subscription_sync(app: App, scheduler: BotScheduler) -> None:
         return
     scheduler.every("webhook-subscriptions", SUBSCRIPTIONS_EVERY,
                     lambda: sync_all(app, lambda shop, app_name: shop_graphql(app, shop, app_name)), run_now=True)
+
+
+def register_unfulfilled_checks(app: App, scheduler: BotScheduler,
+                                interval: float = UNFULFILLED_EVERY) -> UnfulfilledCheck | None:
+    """The unfulfilled-orders check (bot.webhooks.unfulfilled) at once and then every `interval` seconds; None,
+    and nothing scheduled, when no `shopify-unfulfilled-alert` job is configured."""
+    if not unfulfilled_jobs(app):
+        return None
+    check = UnfulfilledCheck(app, stopping=scheduler.stopping)
+    scheduler.every("unfulfilled-orders", interval, check.run_once, run_now=True)
+    return check
 
 
 def register_delivery_sweep(app: App, scheduler: BotScheduler) -> None:

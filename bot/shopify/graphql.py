@@ -195,6 +195,9 @@ class ShopifyGraphQL:
             raise _MaxCostExceeded(f"{self.shop}: query too expensive: {answer.messages}", cost=cost, shop=self.shop)
         if answer.errors and not answer.data:
             raise ShopifyGraphQLError(f"{self.shop}: GraphQL query failed: {answer.messages}", shop=self.shop)
+        if any(_denied_root(error) for error in answer.errors):
+            # A root field refused for a missing scope comes back null: that is not "nothing there".
+            raise ShopifyGraphQLError(f"{self.shop}: access denied: {answer.messages}", shop=self.shop)
         if answer.errors:
             self._warn_once(f"errors:{answer.messages}", "%s: GraphQL answer has errors beside data (fields "
                             "left null, e.g. protected customer data): %s", self.shop, answer.messages)
@@ -346,6 +349,11 @@ def _parse(response: requests.Response) -> _Answer | None:
     extensions = body.get("extensions") if isinstance(body.get("extensions"), dict) else {}
     cost = extensions.get("cost") if isinstance(extensions.get("cost"), dict) else {}
     return _Answer(data, _errors(body.get("errors")), cost)
+
+
+def _denied_root(error: dict) -> bool:
+    path = error.get("path")
+    return (error.get("extensions") or {}).get("code") == "ACCESS_DENIED" and isinstance(path, list) and len(path) == 1
 
 
 def _errors(raw: Any) -> list[dict]:

@@ -6,6 +6,9 @@
     order_snapshots.py  what an orders/updated is compared with
     reconcile.py        the alerts a lost webhook would have raised, from the orders query
     refund_alerts.py    what orders/cancelled and refunds/create do (shopify-refund-alert jobs)
+    stock.py            inventory_levels/update → low / out-of-stock alerts (crossing state in the job memory)
+    risk.py             orders/create, orders/risk_assessment_changed → high-risk order alerts
+    unfulfilled.py      the periodic check for orders unfulfilled longer than a job's `hours`
 
 May import delivery and connect and everything below them (bot.app, tokens, jobs, store, config,
 kakao, shopify, util); not web, service or cli.

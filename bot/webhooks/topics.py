@@ -3,6 +3,9 @@
 Topics:
   orders/create        alert for every `shopify-order-alert` job of the shop whose alerting had
                        started when the order was created (`bot.delivery.alert_start`); snapshot stored
+  orders/create, orders/risk_assessment_changed  also the risk check of `shopify-risk-alert` jobs
+                       (bot.webhooks.risk)
+  inventory_levels/update  low / out-of-stock alerts of `shopify-stock-alert` jobs (bot.webhooks.stock)
   orders/updated       compared with the stored snapshot (shipping address digest + line items'
                        (sku, quantity), `bot.webhooks.order_snapshots`): changed → alert (jobs with
                        on_update) and snapshot; no snapshot → one stored, no alert; older than the
@@ -40,6 +43,8 @@ from bot.webhooks.inbox import parse_time
 from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
 from bot.webhooks.reconcile import state_key
 from bot.webhooks.refund_alerts import handlers as refund_handlers
+from bot.webhooks.risk import RiskAlerts, joined
+from bot.webhooks.stock import StockAlerts
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +83,14 @@ class TopicHandlers:
     def __init__(self, app: App, alerts: AlertSender):
         self.app = app
         self.alerts = alerts
+        self.stock, self.risk = StockAlerts(app, alerts), RiskAlerts(app, alerts)
 
     def by_topic(self) -> dict[str, Callable[[StoredEvent], Handled]]:
         return {
-            "orders/create": self.order_created,
+            "orders/create": self.order_created_and_risk,
+            "orders/risk_assessment_changed": lambda e: Handled(*self.risk.check(e.shop, e.payload())),
+            "inventory_levels/update": lambda e: Handled(*self.stock.inventory_updated(e.shop, e.payload(),
+                                                                                        e.triggered_at)),
             "orders/updated": self.order_updated,
             "app/uninstalled": self.app_uninstalled,
             "customers/data_request": self.data_request,
@@ -91,6 +100,13 @@ class TopicHandlers:
         }
 
     # -- orders ------------------------------------------------------------------------
+    def order_created_and_risk(self, event: StoredEvent) -> Handled:
+        """The new-order alert, then the risk check (bot.webhooks.risk): each idempotent, so a retry is safe."""
+        first = self.order_created(event)
+        if not self.risk.wanted(event.shop):
+            return first
+        return Handled(*joined((first.status, first.result), self.risk.check(event.shop, event.payload())))
+
     def order_created(self, event: StoredEvent) -> Handled:
         jobs = alert_jobs(self.app, event.shop)
         if not jobs:

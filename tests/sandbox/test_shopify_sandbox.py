@@ -410,14 +410,22 @@ def test_orders_need_read_orders(env: Env) -> None:
 def test_search_warnings_and_orders_window(env: Env) -> None:
     access = env.install()["access_token"]
     env.sb.add_orders(SHOP, 3, start=START - timedelta(days=61), every=timedelta(days=30))
-    body = env.orders(access, first=10, query="status:open")
+    body = env.orders(access, first=10, query="financial_status:paid")
     assert len(body["data"]["orders"]["nodes"]) == 3
-    assert body["extensions"]["search"][0]["warnings"][0]["field"] == "status"
+    assert body["extensions"]["search"][0]["warnings"][0]["field"] == "financial_status"
     env.sb.orders_window_days = 60  # read_orders sees 60 days
     assert [n["name"] for n in env.orders(access, first=10)["data"]["orders"]["nodes"]] == ["#1002", "#1003"]
 
 
 # ---- GraphQL: cost and throttling ---------------------------------------------------------------
+
+
+def test_status_and_fulfillment_status_filter_orders(env: Env) -> None:
+    access = env.install()["access_token"]
+    env.sb.add_orders(SHOP, 4, start=START, every=timedelta(hours=1), cancelled_every=4, fulfilled_every=3)
+    body = env.orders(access, first=10, query="fulfillment_status:unfulfilled status:open")
+    assert [n["name"] for n in body["data"]["orders"]["nodes"]] == ["#1001", "#1002"]
+    assert "search" not in body["extensions"]
 
 
 def test_cost_numbers_for_a_known_query(env: Env) -> None:

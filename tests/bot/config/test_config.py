@@ -523,7 +523,8 @@ EXAMPLE = REPO / "config.example.toml"
 def test_the_example_config_loads_without_warnings():
     config = load_config(EXAMPLE, require_file=True)
     assert config.warnings == ()
-    assert [job.name for job in config.jobs] == ["menu", "orders", "new-orders", "refunds"]
+    assert [job.name for job in config.jobs] == ["menu", "orders", "new-orders", "refunds", "low-stock",
+                                                 "risky-orders", "late-orders"]
     assert config.jobs[0].params.url == "https://example.com/menu"
     assert config.jobs[1].kind == "shopify-orders"
     assert config.jobs[1].params.shop == "my-store.myshopify.com"

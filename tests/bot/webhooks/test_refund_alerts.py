@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
 import pytest
@@ -15,7 +15,6 @@ from bot.cli.preview import preview
 from bot.delivery.alerts import AlertSender
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
-from bot.service.scheduler import BotScheduler
 from bot.store.models import Delivery
 from bot.webhooks.inbox import store_event
 from bot.webhooks.reconcile import Reconciler
