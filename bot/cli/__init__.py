@@ -1,6 +1,7 @@
 """The command line (`python -m bot …`): one module per command group, and the demo.
 
-    main.py               the root group and the core commands (run, send-now, preview, demo, db)
+    main.py               the root group and the core commands (run, send-now, demo, db)
+    preview_jobs.py       `preview`: each recipient's message, alert jobs with made-up events (jobs.samples)
     kakao.py, shopify.py  the `kakao` and `shopify` groups; ops.py: `history` and `jobs` tables
     common.py             exit codes, the per-invocation state, output helpers
     display.py            how a delivery key reads to a person; preview.py: a template as plain text

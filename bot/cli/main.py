@@ -19,7 +19,8 @@ from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes,
 from bot.cli.display import delivery_label
 from bot.cli.kakao import kakao
 from bot.cli.ops import history, jobs_command
-from bot.cli.preview import preview
+from bot.cli.preview import dry_run_lines
+from bot.cli.preview_jobs import preview_command
 from bot.cli.shopify import shopify
 from bot.config.model import Config, JobConfig
 from bot.delivery.run_report import RunReport
@@ -157,15 +158,9 @@ def _todays(app: App, slot: str) -> datetime:
 def _print_report(report: RunReport, report_zone: tzinfo) -> None:
 
     if report.status == "dry-run":
-        click.echo(f"== {report.job} (dry run: nothing sent)")
-        if report.chart_path is not None:
-            click.echo(f"   chart: {report.chart_path}")
-        if report.chart_error:
-            click.echo(f"   chart: none — {report.chart_error}")
-        for label, template in report.previews:
-            click.echo(f"-- to {label}")
-            if template:
-                click.echo(preview(template))
+        for line in dry_run_lines(report.job, report.previews, chart_path=report.chart_path,
+                                  chart_error=report.chart_error):
+            click.echo(line)
         return
     if report.status == "failed":
         click.echo(f"== {report.job}: FAILED: {report.error}")
@@ -216,6 +211,7 @@ cli.add_command(kakao)
 cli.add_command(shopify)
 cli.add_command(history)
 cli.add_command(jobs_command)
+cli.add_command(preview_command)
 
 
 def main() -> None:

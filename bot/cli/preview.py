@@ -27,3 +27,18 @@ def preview(template: dict) -> str:
     if buttons:
         lines.append("[" + "] [".join(buttons) + "]")
     return "\n".join(line for line in lines if line)
+
+
+def dry_run_lines(job: str, previews: list[tuple[str, dict]], *, chart_path: object = None,
+                  chart_error: str | None = None, what: str = "dry run: nothing sent") -> list[str]:
+    """What `send-now --dry-run` and `preview` print for one job: its chart, then each recipient's message."""
+    lines = [f"== {job} ({what})"]
+    if chart_path is not None:
+        lines.append(f"   chart: {chart_path}")
+    if chart_error:
+        lines.append(f"   chart: none — {chart_error}")
+    for label, template in previews:
+        lines.append(f"-- to {label}")
+        if template:
+            lines.append(preview(template))
+    return lines
