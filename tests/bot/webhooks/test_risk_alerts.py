@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import pytest
 from sqlalchemy import select
 
 from bot.app import App
+from bot.delivery.alerts import AlertSender
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.shopify import ShopifySandbox
 from bot.store.models import Delivery
+from bot.webhooks.risk import RiskAlerts
 from bot.webhooks.worker import WebhookWorker
 
 from webhook_helpers import ALERT_JOB, SHOP, Hooks, events, new_order
@@ -137,3 +140,24 @@ def test_a_malformed_risk_answer_fails_the_event(bot: App, shopify: ShopifySandb
     (event,) = events(bot)
     assert event.status == "failed" and "recommendation" in (event.error or "")
     assert texts(sandbox) == []
+
+
+def test_two_instances_on_postgresql_alert_a_risky_order_once(make_bot: Callable[..., App], postgres_url: str,
+                                                              shopify: ShopifySandbox, sandbox: KakaoSandbox) -> None:
+    first = make_bot(RISK_JOB, db_url=postgres_url)
+    second = make_bot(RISK_JOB, db_url=postgres_url, login=False)
+    order = new_order(shopify)
+    shopify.set_risk(SHOP, order["id"], "CANCEL", ["HIGH"], FACTS)
+    # One instance handles orders/create while the other handles orders/risk_assessment_changed.
+    bodies = [order, changed_body(order)]
+    results: list[tuple[str, str]] = []
+    threads = [threading.Thread(target=lambda app=app, body=body: results.append(
+        RiskAlerts(app, AlertSender(app)).check(SHOP, body))) for app, body in zip((first, second), bodies)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(results) == 2
+    assert len(texts(sandbox)) == 1
+    with second.db.session() as session:
+        assert list(session.scalars(select(Delivery.slot_key))) == [f"risk:{order['admin_graphql_api_id']}"]

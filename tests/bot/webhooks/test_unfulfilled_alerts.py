@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable
 
@@ -99,3 +100,20 @@ def test_the_service_schedules_the_check_only_when_a_job_needs_it(make_bot: Call
     assert register_unfulfilled_checks(with_job, BotScheduler(with_job)) is not None
     without = make_bot(ALERT_JOB)
     assert register_unfulfilled_checks(without, BotScheduler(without)) is None
+
+
+def test_two_instances_on_postgresql_alert_a_late_order_once(make_bot: Callable[..., App], postgres_url: str,
+                                                             shopify: ShopifySandbox, clock: FakeClock,
+                                                             sandbox: KakaoSandbox) -> None:
+    first = make_bot(UNFULFILLED_JOB, db_url=postgres_url)
+    second = make_bot(UNFULFILLED_JOB, db_url=postgres_url, login=False)
+    shopify.add_order(SHOP, createdAt=clock() - timedelta(hours=50))
+    sent: list[int] = []
+    threads = [threading.Thread(target=lambda app=app: sent.append(UnfulfilledCheck(app).run_once()))
+               for app in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(sent) == [0, 1]
+    assert len(sandbox.received("me")) == 1
