@@ -57,10 +57,11 @@ TODAYS_ORDERS = [  # (minutes ago, line items)
 YESTERDAY = [(55, 45000), (30, 55000)]  # ₩100,000 in 2 orders
 WEEK_AGO = [(58, 24000), (45, 32000), (25, 30000), (10, 39000)]  # ₩125,000 in 4 orders
 # For the chart only, outside every digest window: earlier today, and the rest of that day a week ago
-# (hours before now / hours from now − 7 days, total).
-EARLIER_TODAY = [(2, 58000), (3, 36000), (4, 71000), (5, 24000), (6, 47000), (7, 32000), (8, 15000), (9, 29000)]
-WEEK_AGO_DAY = [(-9, 21000), (-8, 39000), (-7, 28000), (-6, 52000), (-5, 44000), (-4, 61000), (-3, 33000),
-                (-2, 27000), (2, 35000), (3, 48000), (4, 19000)]
+# (hours before now, or before now − 7 days — negative: after it —, total).
+EARLIER_TODAY = [(12, 18000), (11, 26000), (10, 41000), (9, 29000), (8, 15000), (7, 32000), (6, 47000),
+                 (5, 24000), (4, 71000), (3, 36000), (2, 58000)]
+WEEK_AGO_DAY = [(12, 22000), (11, 31000), (10, 27000), (9, 44000), (8, 36000), (7, 52000), (6, 28000), (5, 39000),
+                (4, 61000), (3, 33000), (2, 48000), (-1, 35000), (-2, 19000)]
 
 
 def shopify_standin(shift: timedelta = timedelta(0)) -> ShopifySandbox:
