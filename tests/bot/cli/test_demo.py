@@ -58,24 +58,28 @@ def test_demo_shows_the_kakao_and_the_shopify_half_in_one_run(tmp_path):
         shutil.rmtree(chart.parent, ignore_errors=True)
 
     # One of each alert kind, each accepted by the bot's server from a signed webhook and sent once.
-    for step in ("a new order #1030 of ₩39,000 (min_total ₩30,000): orders/create → HTTP 200 → me: sent",
-                 "a high-risk order #1031 of ₩15,000 (below min_total: no new-order alert): orders/create → "
+    names = re.search(r"a new order (#\d+) of .* a high-risk order (#\d+) of .* once: (#\d+), unfulfilled", out,
+                      re.DOTALL)
+    assert names, out
+    new, risky, late = names.groups()
+    for step in (f"a new order {new} of ₩39,000 (min_total ₩30,000): orders/create → HTTP 200 → me: sent",
+                 f"a high-risk order {risky} of ₩15,000 (below min_total: no new-order alert): orders/create → "
                  "HTTP 200 → me: sent",
-                 "#1030 cancelled by the customer: orders/cancelled → HTTP 200 → me: sent",
-                 "#1030 refunded: refunds/create → HTTP 200 → me: sent",
-                 "inventory_levels/update → HTTP 200 → me: sent",
-                 "#1029, unfulfilled for 30 hours → me: sent"):
+                 f"{new} cancelled by the customer: orders/cancelled → HTTP 200 → me: sent",
+                 f"{new} refunded: refunds/create → HTTP 200 → me: sent",
+                 "제주 감귤 5kg down from 12 to 2 (threshold 3): inventory_levels/update → HTTP 200 → me: sent",
+                 f"{late}, unfulfilled for 30 hours → me: sent"):
         assert step in out, step
     received = out.split("what each recipient received in KakaoTalk:", 1)[1]
-    alerts = {"new order": "── me (사장님)\n   🛒 새 주문 #1030\n   ₩39,000 · 1개\n   • 한라봉 3kg ×1\n",
-              "risk": "── me (사장님)\n   ⚠️ 위험 주문 #1031: 취소 권장\n   ₩15,000 · 위험도 높음\n",
-              "cancel": "── me (사장님)\n   ❌ 주문 취소 #1030\n   ₩39,000 · 1개 · 사유: 고객 요청\n",
-              "refund": "── me (사장님)\n   ↩️ 환불 #1030\n   ₩39,000 환불\n",
+    alerts = {"new order": f"── me (사장님)\n   🛒 새 주문 {new}\n   ₩39,000 · 1개\n   • 한라봉 3kg ×1\n",
+              "risk": f"── me (사장님)\n   ⚠️ 위험 주문 {risky}: 취소 권장\n   ₩15,000 · 위험도 높음\n",
+              "cancel": f"── me (사장님)\n   ❌ 주문 취소 {new}\n   ₩39,000 · 1개 · 사유: 고객 요청\n",
+              "refund": f"── me (사장님)\n   ↩️ 환불 {new}\n   ₩39,000 환불\n",
               "stock": "── me (사장님)\n   📦 재고 부족 제주 감귤 5kg\n   SKU TANGERINE-5 · 남은 재고 2개 (기준 3개 이하)\n",
-              "unfulfilled": "── me (사장님)\n   ⏰ 미발송 30시간째 #1029\n   ₩32,000 · "}
+              "unfulfilled": f"── me (사장님)\n   ⏰ 미발송 30시간째 {late}\n   ₩32,000 · "}
     for kind, message in alerts.items():
         assert received.count(message) == 1, (kind, received)
-    assert "새 주문 #1031" not in received  # below min_total
+    assert f"새 주문 {risky}" not in received  # below min_total
     assert received.count("── me (사장님)") == 8  # the menu, the digest and the six alerts: nothing else
     assert "Traceback" not in result.stderr
     assert list(run.iterdir()) == []  # everything lived in a temporary folder, removed after
