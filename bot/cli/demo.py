@@ -2,8 +2,10 @@
 
 Kakao login (authorize → redirect → code exchange) → access token minted from the stored
 refresh token → a page scraped → one message to "me" and two friends → a Shopify shop connected,
-an order digest and a webhook-driven new-order alert (bot.cli.demo_shopify) → what each received.
-Everything runs on 127.0.0.1 in a temporary folder; no account is needed.
+a digest compared with yesterday and last week, with its chart (bot.cli.demo_shopify), one of each
+alert kind (bot.cli.demo_alerts) → what each received. Everything runs on 127.0.0.1 in a temporary
+folder; no account is needed. Without --keep that folder is removed except the chart's PNG, whose
+path is printed.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import shutil
 import socket
 import tempfile
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -28,6 +31,7 @@ from bot.delivery.runner import Runner
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import serve
 from bot.sandbox.web import DEMO_MENU_HTML, create_web_app
+from bot.store.db import utcnow
 
 FRIENDS = ("김민지", "이준호")
 
@@ -53,10 +57,12 @@ to = ["me", "friend:{friend_1}", "friend:{friend_2}"]
 """
 
 
-def run_demo(out: Callable[[str], None] = print, keep: bool = False) -> bool:
+def run_demo(out: Callable[[str], None] = print, keep: bool = False, shift: timedelta = timedelta(0)) -> bool:
+    """The demo; `shift` moves the bot's and the Shopify stand-in's clocks (docs/evening-digest.png was drawn
+    with the evening's digest: `run_demo(keep=True, shift=<to 21:00 in Seoul>)`)."""
     sandbox = KakaoSandbox()
     uuids = {sandbox.add_friend(nickname): nickname for nickname in FRIENDS}
-    standin = demo_shopify.shopify_standin()
+    standin = demo_shopify.shopify_standin(shift)
     folder = Path(tempfile.mkdtemp(prefix="kakao-shopify-bot-demo-"))
     bot_port = _free_port()  # the bot's own server, started for the webhook step
     with serve(sandbox.wsgi_app()) as kakao_server, serve(create_web_app({"/menu": DEMO_MENU_HTML})) as web, \
@@ -69,19 +75,26 @@ def run_demo(out: Callable[[str], None] = print, keep: bool = False) -> bool:
         secrets = Secrets({"BOT_SECRET_KEY": Fernet.generate_key().decode(),
                            "KAKAO_REST_API_KEY": sandbox.rest_api_key,
                            "KAKAO_CLIENT_SECRET": sandbox.client_secret or "", **demo_shopify.secrets()})
-        app = App(load_config(config_file), secrets)
+        app = App(load_config(config_file), secrets, clock=lambda: utcnow() + shift)
         try:
             with _narrated():
                 ok = _pipeline(app, sandbox, uuids, out)
                 ok = demo_shopify.shopify_half(app, standin, sandbox, bot_port, 4, out) and ok
-                _received(sandbox, uuids, out, 7)
+                _received(sandbox, uuids, out, 8)
         finally:
             app.close()
+    chart = demo_shopify.save_chart(sandbox, folder)
     if keep:
-        out(f"\n(demo files kept in {folder})")
+        out(f"\n(demo files kept in {folder}; the chart sent in the digest: {chart})")
     else:
-        shutil.rmtree(folder, ignore_errors=True)
-    return ok
+        for path in folder.iterdir():
+            if path != chart:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+        if chart is None:
+            folder.rmdir()
+        else:
+            out(f"\n(the chart sent in the digest, kept: {chart}; the demo's other files were removed)")
+    return ok and chart is not None
 
 
 def _pipeline(app: App, sandbox: KakaoSandbox, uuids: dict[str, str], out: Callable[[str], None]) -> bool:

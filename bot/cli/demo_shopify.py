@@ -1,32 +1,34 @@
-"""The Shopify half of `demo`: a shop connected, an order digest, a webhook-driven new-order alert.
+"""The Shopify half of `demo`: a shop connected, a comparison digest with its chart, and the alerts.
 
 Against the built-in Shopify stand-in (bot.sandbox.shopify) and the bot's own HTTP server and
-webhook worker, on 127.0.0.1: the shop is connected with the client credentials grant and subscribed
-to webhooks, today's orders become a digest to "me", and an order placed afterwards reaches "me" as
-an alert through a signed `orders/create` webhook that the server stores and the worker processes —
-the path a real order takes. The Kakao half (bot.cli.demo) supplies the login and the Kakao stand-in.
+webhook worker, on 127.0.0.1: the shop is connected with the client credentials grant and
+subscribed to the webhook topics its jobs need (bot.connect.webhook_needs.sync_shop). The shop has
+orders in the last hour and in the same hour yesterday and a week ago, so the digest to "me"
+compares real figures; its hourly chart is drawn once, uploaded to the Kakao stand-in and sent as a
+feed message (the PNG is saved beside the demo's files). Then one of each alert kind goes the path
+a real event takes (bot.cli.demo_alerts). The Kakao half (bot.cli.demo) supplies the login and the
+Kakao stand-in.
 """
 
 from __future__ import annotations
 
 import time
-from datetime import timedelta
-from typing import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
 
 from bot.app import App
+from bot.cli.demo_alerts import ALERT_JOBS, SCOPES, alerts
+from bot.connect.webhook_needs import needed_topics, sync_shop
 from bot.delivery.runner import Runner
 from bot.sandbox.kakao import KakaoSandbox
-from bot.sandbox.server import serve
 from bot.sandbox.shopify import ShopifySandbox
-from bot.shopify.subscriptions import subscribe, webhook_uri
-from bot.web.server import create_app
-from bot.webhooks.worker import WebhookWorker
 
 SHOP = "demo-store.myshopify.com"
 APP = "default"
 # The stand-in's own pretend credentials for the demo's app: not secrets of anyone.
 API_KEY, API_SECRET = "demo-shopify-client-id", "demo-shopify-client-secret"
-ALERT_DEADLINE = 20.0  # seconds for the worker to turn the stored webhook into a sent alert
+CHART_FILE = "evening-digest.png"
 
 # Appended to the demo's config (bot.cli.demo.CONFIG).
 CONFIG = """
@@ -41,14 +43,9 @@ name = "orders"
 kind = "shopify-orders"
 shop = "{shop}"
 at = ["evening"]
+chart = "hourly"
 to = ["me"]
-
-[[jobs]]
-name = "new-orders"
-kind = "shopify-order-alert"
-shop = "{shop}"
-to = ["me"]
-"""
+""" + ALERT_JOBS
 
 TODAYS_ORDERS = [  # (minutes ago, line items)
     (50, [{"name": "제주 감귤 5kg", "sku": "TANGERINE-5", "quantity": 2, "price": "24000"}]),
@@ -56,13 +53,22 @@ TODAYS_ORDERS = [  # (minutes ago, line items)
           {"name": "참기름 350ml", "sku": "OIL-350", "quantity": 1, "price": "15000"}]),
     (20, [{"name": "제주 감귤 5kg", "sku": "TANGERINE-5", "quantity": 1, "price": "24000"}]),
 ]
-NEW_ORDER = [{"name": "한라봉 3kg", "sku": "HALLABONG-3", "quantity": 1, "price": "39000"}]
+# The same hour yesterday and a week ago (minutes before now − 1 day / − 7 days, total): the comparisons.
+YESTERDAY = [(55, 45000), (30, 55000)]  # ₩100,000 in 2 orders
+WEEK_AGO = [(58, 24000), (45, 32000), (25, 30000), (10, 39000)]  # ₩125,000 in 4 orders
+# For the chart only, outside every digest window: earlier today, and the rest of that day a week ago
+# (hours before now, or before now − 7 days — negative: after it —, total).
+EARLIER_TODAY = [(12, 18000), (11, 26000), (10, 41000), (9, 29000), (8, 15000), (7, 32000), (6, 47000),
+                 (5, 24000), (4, 71000), (3, 36000), (2, 58000)]
+WEEK_AGO_DAY = [(12, 22000), (11, 31000), (10, 27000), (9, 44000), (8, 36000), (7, 52000), (6, 28000), (5, 39000),
+                (4, 61000), (3, 33000), (2, 48000), (-1, 35000), (-2, 19000)]
 
 
-def shopify_standin() -> ShopifySandbox:
-    """The Shopify stand-in with the demo's app (allowed the client credentials grant) and shop."""
-    standin = ShopifySandbox()
-    standin.register_app(API_KEY, API_SECRET, own_shops=[SHOP])
+def shopify_standin(shift: timedelta = timedelta(0)) -> ShopifySandbox:
+    """The Shopify stand-in with the demo's app (allowed the client credentials grant, with the scopes
+    the demo's jobs need) and shop; its clock `shift`ed like the bot's."""
+    standin = ShopifySandbox(wall_clock=lambda: time.time() + shift.total_seconds())
+    standin.register_app(API_KEY, API_SECRET, scopes_granted=",".join(SCOPES), own_shops=[SHOP])
     standin.add_shop(SHOP, currency="KRW", timezone="Asia/Seoul", name="데모 상점")
     return standin
 
@@ -77,51 +83,71 @@ def secrets() -> dict[str, str]:
 
 def shopify_half(app: App, standin: ShopifySandbox, kakao: KakaoSandbox, bot_port: int, step: int,
                  out: Callable[[str], None]) -> bool:
-    """Steps `step`… of the demo; True if the digest and the alert both reached "me"."""
-    _connect(app, out, step)
-    digest_ok = _digest(app, standin, out, step + 1)
-    alert_ok = _alert(app, standin, kakao, bot_port, out, step + 2)
-    return digest_ok and alert_ok
+    """Steps `step`… of the demo; True if the digest, its chart and every alert reached "me"."""
+    connected = _connect(app, out, step)
+    digest_ok = _digest(app, standin, kakao, out, step + 1)
+    alerts_ok = alerts(app, standin, kakao, bot_port, out, step + 2, secret=API_SECRET)
+    return connected and digest_ok and alerts_ok
 
 
-def _connect(app: App, out: Callable[[str], None], step: int) -> None:
+def _connect(app: App, out: Callable[[str], None], step: int) -> bool:
     answer = app.shopify_oauth(APP).client_credentials(SHOP)
     status = app.shopify_tokens.store(APP, SHOP, "client_credentials", answer)
-    created = subscribe(app.shopify_graphql(SHOP), webhook_uri(app.config.server.public_url, APP))
+    synced = sync_shop(app, app.shopify_graphql(SHOP), SHOP, APP)
     out(f"{step}. Shopify: {SHOP} connected with client credentials (like `shopify connect`): scopes "
-        f"{', '.join(status.scopes)}; webhooks {', '.join(created)} → {webhook_uri(app.config.server.public_url, APP)}")
+        f"{', '.join(status.scopes)}")
+    if synced.error:
+        out(f"   webhooks could not be subscribed: {synced.error}")
+        return False
+    out(f"   webhooks the jobs need ({', '.join(needed_topics(app, SHOP))}) → {synced.uri}: "
+        f"subscribed {', '.join(synced.created)}")
+    return True
 
 
-def _digest(app: App, standin: ShopifySandbox, out: Callable[[str], None], step: int) -> bool:
-    now = app.clock()
+def seed_orders(standin: ShopifySandbox, now: datetime) -> None:
+    """The shop's orders: the last hour's, the same hour yesterday and a week ago, and the chart's others.
+    Orders older than a day are fulfilled, so that only the demo's own late order is alerted as unfulfilled."""
     for minutes_ago, items in TODAYS_ORDERS:
         standin.add_order(SHOP, createdAt=now - timedelta(minutes=minutes_ago), lineItems=items)
+    past = [(now - timedelta(days=1, minutes=minutes), total) for minutes, total in YESTERDAY]
+    past += [(now - timedelta(days=7, minutes=minutes), total) for minutes, total in WEEK_AGO]
+    past += [(now - timedelta(days=7, hours=hours), total) for hours, total in WEEK_AGO_DAY]
+    for created, total in past:
+        standin.add_order(SHOP, createdAt=created, total=total, displayFulfillmentStatus="FULFILLED")
+    for hours, total in EARLIER_TODAY:
+        standin.add_order(SHOP, createdAt=now - timedelta(hours=hours), total=total)
+
+
+def _digest(app: App, standin: ShopifySandbox, kakao: KakaoSandbox, out: Callable[[str], None],
+            step: int) -> bool:
+    now = app.clock()
+    seed_orders(standin, now)
     job = app.config.job("orders")
-    out(f"{step}. job 'orders': the order digest of the last hour from the Admin GraphQL API, to me")
+    uploads = len(kakao.images.uploads)
+    out(f"{step}. job 'orders': the order digest of the last hour from the Admin GraphQL API, compared with the "
+        f"same hour yesterday and a week ago, with today's sales by hour as a chart (chart = \"hourly\"), to me")
     # The window is explicit: "today so far" would be nearly empty just after midnight.
     report = Runner(app).run(job, "demo-digest", since=now - timedelta(hours=1), until=now)
-    return _sent(report.fanout.results if report.fanout else [], report.error, out)
+    ok = _sent(report.fanout.results if report.fanout else [], report.error, out)
+    drawn = kakao.images.uploads[uploads:]
+    if report.chart_error or len(drawn) != 1:
+        out(f"   the chart: {report.chart_error or f'{len(drawn)} uploads'}")
+        return False
+    out(f"   the chart: drawn once, uploaded to Kakao ({drawn[0].width}×{drawn[0].height}), "
+        f"sent as a feed message")
+    return ok
 
 
-def _alert(app: App, standin: ShopifySandbox, kakao: KakaoSandbox, bot_port: int, out: Callable[[str], None],
-           step: int) -> bool:
-    before = len(kakao.received("me"))
-    with serve(create_app(app), port=bot_port) as server:
-        worker = WebhookWorker(app).start()
-        try:
-            order = standin.add_order(SHOP, lineItems=NEW_ORDER)
-            answer = standin.send_webhook(server.url + f"/shopify/{APP}/webhooks", topic="orders/create", shop=SHOP,
-                                          payload=standin.rest_order(SHOP, order["id"]), secret=API_SECRET)
-            out(f"{step}. a new order {order['name']} at the shop: Shopify's signed orders/create webhook → "
-                f"the bot's server answered HTTP {answer.status_code}; its worker sends the alert")
-            arrived = _wait(lambda: len(kakao.received("me")) > before, ALERT_DEADLINE)
-        finally:
-            worker.stop(5)
-    out(f"   me: {'sent' if arrived else f'nothing within {ALERT_DEADLINE:.0f} s'}")
-    return answer.status_code == 200 and arrived
+def save_chart(kakao: KakaoSandbox, folder: Path) -> Path | None:
+    """The PNG the Kakao stand-in received, written into `folder`; None if none was uploaded."""
+    if not kakao.images.uploads:
+        return None
+    path = folder / CHART_FILE
+    path.write_bytes(kakao.images.uploads[-1].data)
+    return path
 
 
-def _sent(results: list, error: str | None, out: Callable[[str], None]) -> bool:
+def _sent(results: list[Any], error: str | None, out: Callable[[str], None]) -> bool:
     if not results:
         out(f"   the job did not run: {error}")
         return False
@@ -129,11 +155,3 @@ def _sent(results: list, error: str | None, out: Callable[[str], None]) -> bool:
         out(f"   {result.label}: {result.status} {result.reason}".rstrip())
     return all(result.status == "sent" for result in results)
 
-
-def _wait(condition: Callable[[], bool], deadline: float) -> bool:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.02)
-    return True
