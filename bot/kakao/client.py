@@ -274,7 +274,6 @@ class KakaoApi:
             raise
         return _parse_send_result(uuids, body)
 
-
     def upload_image(self, image: bytes, *, filename: str = "chart.png",
                      content_type: str = "image/png") -> UploadedImage:
         """Upload an image for a message (`POST /v2/api/talk/message/image/upload`, multipart `file`).
