@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -115,6 +116,11 @@ class Runner:
             return self._login_dead(job, slot_key, now, late, exc)
 
         # One chart per delivery, drawn and uploaded once for every recipient; without it the text goes out.
+        # A re-run of a slot everybody already has (a retry, cron calling twice) draws and uploads nothing.
+        if not dry_run and targets and self.app.deliveries.settled(
+                job=job.name, slot_key=slot_key, recipients=[target.key for target in targets]) >= {
+                target.key for target in targets}:
+            outcome = replace(outcome, chart=None, chart_error=None)
         chart = attach_chart(self.app, job, outcome, dry_run=dry_run, chart_dir=self.chart_dir)
         outcome = chart.outcome
         try:

@@ -29,6 +29,7 @@ from bot.store.db import Database, insert_for, utcnow
 from bot.store.models import Delivery
 
 RETAKEABLE = ("failed", "skipped")
+FINAL = ("sent", "unknown")  # outcomes a later run of the slot never sends again
 DIED_REASON = "the sending process stopped during the request; the message may have been delivered"
 LOST_REASON = ("the outcome of the request could not be recorded (the database was unavailable); "
                "the message may have been delivered")
@@ -161,6 +162,16 @@ class DeliveryLog:
         if claim.row_id is not None:
             self.mark([claim.row_id], "skipped", reason=reason)
         return claim
+
+    def settled(self, *, job: str, slot_key: str, recipients: Sequence[str]) -> set[str]:
+        """The recipients of (job, slot_key) whose outcome is final — sent, or unknown (reported, never
+        repeated): a run of that slot will not send to them again."""
+        if not recipients:
+            return set()
+        with self.db.session() as session:
+            return set(session.scalars(select(Delivery.recipient).where(
+                Delivery.job == job, Delivery.slot_key == slot_key, Delivery.recipient.in_(list(recipients)),
+                Delivery.status.in_(FINAL))))
 
     def history(self, *, job: str | None = None, limit: int = 20) -> list[Delivery]:
         with self.db.session() as session:

@@ -79,6 +79,24 @@ def test_one_upload_for_every_recipient_and_its_url_is_the_feeds_image(chart_bot
     assert len(messages[0]["buttons"]) <= 2
 
 
+def test_a_rerun_of_a_slot_everybody_has_uploads_nothing_and_one_still_missing_gets_the_chart(
+        chart_bot: App, sandbox: KakaoSandbox):
+    sandbox.fail_next("/v1/api/talk/friends/message/default/send", 400,
+                      {"code": -530, "msg": "receiver refuses"}, times=1)  # one friend call fails
+    first = _run(chart_bot)
+    assert first.chart_error is None and sandbox.count(UPLOAD_PATH) == 1
+    missing = {r.label for r in first.fanout.results if r.status != "sent"}
+    assert missing  # the re-run below has somebody to send to
+
+    again = _run(chart_bot)  # the same slot: the friends left over get the chart, freshly uploaded
+    assert sandbox.count(UPLOAD_PATH) == 2
+    assert {r.label for r in again.fanout.results if r.status == "sent"} == missing
+
+    third = _run(chart_bot)  # everybody has it now: no drawing, no upload, nothing sent
+    assert sandbox.count(UPLOAD_PATH) == 2 and third.chart_error is None
+    assert not [r for r in third.fanout.results if r.status == "sent"]
+
+
 @pytest.mark.parametrize("status, body", [
     (500, {"msg": "internal error", "code": -9798}),
     (400, {"msg": "image size exceeds the limit", "code": -602}),
