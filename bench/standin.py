@@ -1,0 +1,131 @@
+"""Shared pieces of the benchmarks: a stand-in in its own process, a shared clock, run statistics.
+
+A stand-in served in the benchmark's own process shares its GIL and has its CPU counted as the
+bot's, so `StandinProcess` runs one in a spawned child instead (its own interpreter and GIL).
+The child builds the stand-in with a top-level function of the calling script (`build(args)`
+returns the stand-in's state object, its WSGI app and a picklable greeting such as a token),
+serves it on a real port, and then answers `ask(query, payload)`: it calls the top-level
+function `query(state, payload)` in the child and sends back the picklable result, so the
+benchmark reads the stand-in's records (calls made, costs, inboxes) after a run.
+
+`SharedClock` is a monotonic clock plus an offset shared with the stand-in's process: a throttle
+wait advances the offset at once (simulated) or sleeps for real, and the stand-in's bucket refills
+by the same clock. `spread` prints min / median / max of a run's figures.
+
+    with StandinProcess(build, {"latency": 0.05}) as standin:
+        requests.get(standin.url + "/v1/user/access_token_info")
+        calls = standin.ask(calls_made)
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import statistics
+import time
+from multiprocessing.connection import Connection
+from typing import Any, Callable, Sequence
+
+from bot.sandbox.server import serve
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, Any]], args: dict[str, Any],
+           port: int) -> None:
+    """The stand-in's process: build and serve, then answer queries until None."""
+    state, app, greeting = build(args)
+    with serve(app, port=port) as server:
+        conn.send((server.url, greeting))
+        while (message := conn.recv()) is not None:
+            query, payload = message
+            try:
+                conn.send((True, query(state, payload)))
+            except Exception as exc:  # reported to the benchmark, which raises it there
+                conn.send((False, f"{type(exc).__name__}: {exc}"))
+
+
+def cpu_seconds(state: Any, payload: Any = None) -> float:
+    """A query: CPU seconds (user + system) the stand-in's process has used so far."""
+    times = os.times()
+    return times.user + times.system
+
+
+class StandinProcess:
+    """A stand-in served from a spawned process: `.url`, `.greeting`, `.pid`, `.ask()`, `.close()`."""
+
+    def __init__(self, build: Callable[[dict[str, Any]], tuple[Any, Any, Any]], args: dict[str, Any],
+                 port: int = 0, name: str = "standin"):
+        self._conn, theirs = SPAWN.Pipe()
+        self._process = SPAWN.Process(target=_child, args=(theirs, build, args, port), name=name, daemon=True)
+        self._process.start()
+        self.pid = self._process.pid
+        self.url, self.greeting = self._conn.recv()
+
+    def ask(self, query: Callable[[Any, Any], Any], payload: Any = None) -> Any:
+        """Run the top-level function `query(state, payload)` in the stand-in's process; its result."""
+        self._conn.send((query, payload))
+        ok, result = self._conn.recv()
+        if not ok:
+            raise RuntimeError(f"the stand-in's {query.__name__} failed: {result}")
+        return result
+
+    def close(self) -> None:
+        """Stop serving and wait for the process (terminated after 10 s); safe to call twice."""
+        if self._process.is_alive():
+            try:
+                self._conn.send(None)
+            except OSError:
+                pass
+            self._process.join(timeout=10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join()
+
+    def __enter__(self) -> "StandinProcess":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class SharedClock:
+    """Monotonic time plus an offset shared with a stand-in's process (a `SPAWN.Value("d")`);
+    `sleep` adds to the offset (simulated) or sleeps for real. `slept` counts the waits."""
+
+    def __init__(self, offset: Any, real: bool):
+        self.offset, self.real, self.slept = offset, real, 0.0
+
+    def clock(self) -> float:
+        return time.monotonic() + self.offset.value
+
+    def sleep(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.slept += seconds
+        if self.real:
+            time.sleep(seconds)
+        else:
+            with self.offset.get_lock():
+                self.offset.value += seconds
+
+
+class FixedToken:
+    """A ShopTokenSource holding one legacy token."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def access_token(self) -> str:
+        return self._token
+
+    def renew_refused(self) -> bool:
+        return False
+
+    def rejected(self, reason: str) -> None:
+        raise SystemExit(f"the stand-in refused the token: {reason}")
+
+
+def spread(values: Sequence[float], fmt: str = "{:.3f}", unit: str = "") -> str:
+    """"min X, median Y, max Z" of the runs' values."""
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"min {fmt.format(low)}{unit}, median {fmt.format(mid)}{unit}, max {fmt.format(high)}{unit}"
