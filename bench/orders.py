@@ -121,7 +121,7 @@ def main() -> int:
                   f"{args.restore_rate:g}; network {network_floor:.2f} s = {len(records)} x "
                   f"{args.latency * 1000:.0f} ms; wall / max = {ratios[-1]:.3f}x")
     print(f"wall time over {len(walls)} runs: {spread(walls, '{:.2f}', ' s')}")
-    print(f"ratio to max(throttle floor, network floor): {spread(ratios, unit="x")} (goal: ≤ {GOAL}x)")
+    print(f"ratio to max(throttle floor, network floor): {spread(ratios, unit='x')} (goal: ≤ {GOAL}x)")
     return 0 if ok and max(ratios) <= GOAL else 1
 
 

@@ -20,7 +20,6 @@ by the same clock. `spread` prints min / median / max of a run's figures.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import statistics
 import time
 from multiprocessing.connection import Connection
@@ -47,8 +46,7 @@ def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, A
 
 def cpu_seconds(state: Any, payload: Any = None) -> float:
     """A query: CPU seconds (user + system) the stand-in's process has used so far."""
-    times = os.times()
-    return times.user + times.system
+    return time.process_time()
 
 
 class StandinProcess:
