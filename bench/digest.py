@@ -1,6 +1,6 @@
 """Benchmark: a `shopify-orders` digest with both comparison windows over 10,000 orders.
 
-The Shopify stand-in runs in its own process (spawned, its own GIL), answering after LATENCY
+The Shopify stand-in runs in its own process (spawned, its own GIL: bench/standin.py), answering after LATENCY
 seconds and keeping Shopify's leaky cost bucket (BUCKET points, refilled at RESTORE points/s).
 Its shop holds ORDERS orders spread evenly over the three windows the digest reads: today
 08:00–20:00 (in the shop's zone), and the same hours yesterday and a week ago. Each run is one
@@ -23,19 +23,17 @@ that same clock. `--real-time` sleeps for real (try `--restore-rate 1000`: Shopi
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
 import sys
 import time
 from datetime import datetime, timedelta
-from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
 
 from bot.config.model import JobConfig
-from bot.sandbox.server import serve
 from bot.sandbox.shopify import ShopifySandbox
 from bot.shopify.client import ShopifyHttp
 from bot.shopify.graphql import ShopifyGraphQL
@@ -45,44 +43,11 @@ from jobs.base import JobContext
 from jobs.digest_compare import COMPARISONS, shifted
 from jobs.shopify_orders import ShopifyOrdersParams, collect
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from standin import SPAWN, FixedToken, SharedClock, StandinProcess  # noqa: E402
+
 SHOP = "bench-shop.myshopify.com"
 ZONE = "Asia/Seoul"
-
-
-class SharedClock:
-    """Monotonic time plus an offset shared with the stand-in's process; `sleep` adds to the offset
-    (simulated) or sleeps for real."""
-
-    def __init__(self, offset: Any, real: bool):
-        self.offset, self.real, self.slept = offset, real, 0.0
-
-    def clock(self) -> float:
-        return time.monotonic() + self.offset.value
-
-    def sleep(self, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        self.slept += seconds
-        if self.real:
-            time.sleep(seconds)
-        else:
-            with self.offset.get_lock():
-                self.offset.value += seconds
-
-
-class FixedToken:
-    """A ShopTokenSource holding one legacy token."""
-
-    def __init__(self, token: str):
-        self._token = token
-
-    def access_token(self) -> str:
-        return self._token
-
-    def renew_refused(self) -> bool:
-        return False
-
-    def rejected(self, reason: str) -> None:
-        raise SystemExit(f"the stand-in refused the token: {reason}")
 
 
 class State:
@@ -99,23 +64,25 @@ def windows(end: datetime) -> list[tuple[datetime, datetime]]:
     return [(start, end)] + [(shifted(start, c.days), shifted(end, c.days)) for c in COMPARISONS.values()]
 
 
-def standin(conn: Connection, offset: Any, args: dict[str, Any], end: datetime) -> None:
-    """The stand-in's process: serve, then answer "records" (and forget them) until "stop"."""
+def build(args: dict[str, Any]) -> tuple[ShopifySandbox, Any, str]:
+    """In the stand-in's process: the shop with its orders over the three windows; greets with its token."""
+    offset = args["offset"]
     sandbox = ShopifySandbox(clock=lambda: time.monotonic() + offset.value, latency=args["latency"],
                              bucket_size=args["bucket"], restore_rate=args["restore_rate"])
     sandbox.add_shop(SHOP, timezone=ZONE)
-    spans = windows(end)
+    spans = windows(args["end"])
     for i, (lo, hi) in enumerate(spans):
         count = args["orders"] // len(spans) + (1 if i < args["orders"] % len(spans) else 0)
         sandbox.add_orders(SHOP, count, start=lo, every=(hi - lo) / count, line_items=args["order_line_items"],
                            cancelled_every=20, refunded_every=15)
-    with serve(sandbox.wsgi_app(), port=args["port"]) as server:
-        conn.send((server.url, sandbox.legacy_token(SHOP)))
-        while (command := conn.recv()) != "stop":
-            assert command == "records"
-            conn.send([{k: r[k] for k in ("requested_cost", "actual_cost", "throttled")}
-                       for r in sandbox.graphql_requests])
-            sandbox.graphql_requests.clear()
+    return sandbox, sandbox.wsgi_app(), sandbox.legacy_token(SHOP)
+
+
+def take_records(sandbox: ShopifySandbox, payload: Any = None) -> list[dict[str, Any]]:
+    """A query: the GraphQL requests' costs since the last call, forgotten afterwards."""
+    records = [{k: r[k] for k in ("requested_cost", "actual_cost", "throttled")} for r in sandbox.graphql_requests]
+    sandbox.graphql_requests.clear()
+    return records
 
 
 def one_run(url: str, token: str, timing: SharedClock, end: datetime, line_items: int) -> tuple[float, dict]:
@@ -145,27 +112,23 @@ def main() -> int:
     parser.add_argument("--real-time", action="store_true", help="sleep for real during throttle waits")
     args = parser.parse_args()
 
-    context = multiprocessing.get_context("spawn")
-    offset = context.Value("d", 0.0)
+    offset = SPAWN.Value("d", 0.0)
     timing = SharedClock(offset, args.real_time)
     end = datetime.now(ZoneInfo(ZONE)).replace(hour=20, minute=0, second=0, microsecond=0) - timedelta(days=1)
-    mine, theirs = context.Pipe()
-    process = context.Process(target=standin, args=(theirs, offset, vars(args), end), name="shopify-standin")
-    process.start()
     walls: list[float] = []
     floors: list[float] = []
-    try:
-        url, token = mine.recv()
+    with StandinProcess(build, dict(vars(args), offset=offset, end=end), port=args.port,
+                        name="shopify-standin") as standin:
+        url, token = standin.url, standin.greeting
         print(f"orders: {args.orders:,} over 3 windows of 12 h ({ZONE}); latency {args.latency * 1000:.0f} ms, "
-              f"bucket {args.bucket}, restore {args.restore_rate:g} points/s; stand-in in process {process.pid}; "
+              f"bucket {args.bucket}, restore {args.restore_rate:g} points/s; stand-in in process {standin.pid}; "
               f"{'real' if args.real_time else 'simulated'} throttle waits")
         for run in range(1, args.runs + 1):
             if run > 1:  # a full bucket again, as at the first run
                 timing.sleep(args.bucket / args.restore_rate + 1)
             timing.slept = 0.0
             wall, c = one_run(url, token, timing, end, args.line_items)
-            mine.send("records")
-            records = mine.recv()
+            records = standin.ask(take_records)
             requested = sum(r["requested_cost"] or 0 for r in records if not r["throttled"])
             actual = sum(r["actual_cost"] or 0 for r in records)
             throttled = sum(1 for r in records if r["throttled"])
@@ -178,11 +141,6 @@ def main() -> int:
                   f"throttle waits {timing.slept:.2f} s; wall {wall:.2f} s; floor {floor:.2f} s "
                   f"({wall / floor if floor else float('inf'):.3f}x)")
             print(f"        {c['compare_text']['revenue']} | {c['compare_text']['count']}")
-        mine.send("stop")
-    finally:
-        process.join(timeout=10)
-        if process.is_alive():
-            process.terminate()
     floor = statistics.median(floors)
     ratios = sorted(w / f for w, f in zip(walls, floors) if f)
     print(f"wall time over {len(walls)} runs: min {min(walls):.2f} s, median {statistics.median(walls):.2f} s, "
