@@ -1,22 +1,31 @@
-"""The database: engine, sessions and schema migrations (Alembic).
+"""The database: engine, sessions, short Core write transactions and schema migrations (Alembic).
 
 SQLite by default (the file and its folder are created private, 0600/0700); PostgreSQL
 (psycopg 3) when several instances share state. `migrate()` is idempotent and is run by
 every command that touches the database.
+
+Hot paths write with `write_transaction()` (a Core Connection, no ORM Session) or `run_write()`
+(the same, run once more when the connection turned out dead before anything was committed).
+Pooled connections are not pinged on every checkout (a round trip each on PostgreSQL): only one
+that sat idle for IDLE_PING_AFTER, and a dead one met under load is `run_write`'s single retry.
+SQLite keeps `synchronous=FULL` (its WAL default): every commit is on disk before the answer,
+power loss included.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
-from sqlalchemy import DateTime, Engine, TypeDecorator, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from bot.config.model import ConfigError
@@ -31,6 +40,12 @@ MIGRATION_LOCK_KEY = 0x6B616B61
 # The newest revision under migrations/versions (a test keeps the two equal). A database already there
 # is not handed to Alembic at all: importing it costs `run` some 10 MB of resident memory for nothing.
 SCHEMA_HEAD = "0004"
+# A pooled connection unused this long is pinged before it is handed out (the server may have restarted
+# meanwhile); busy connections are not, which spares a round trip per transaction under load.
+IDLE_PING_AFTER = 10.0
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Base(DeclarativeBase):
@@ -86,6 +101,46 @@ class Database:
             return
         with self._write_lock, self.session() as session:
             yield session
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """One short write as a SQLAlchemy Core transaction: committed on exit, rolled back on any exception.
+
+        No ORM Session (its set-up costs more than a short write itself). On SQLite the writers of
+        this process queue on the same lock as `write_session` (a hand-over takes microseconds, where
+        SQLite's own busy wait sleeps in steps of milliseconds), and the transaction starts with
+        BEGIN IMMEDIATE: it holds the write lock from its first statement, so a read followed by a
+        write can never meet SQLITE_BUSY on the upgrade (which the busy timeout does not cover).
+        PostgreSQL locks rows, not the database: no lock there.
+        """
+        if not self.is_sqlite:
+            with self.engine.begin() as connection:
+                yield connection
+            return
+        with self._write_lock, self.engine.begin() as connection:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            yield connection
+
+    def run_write(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` in one `write_transaction`, its result returned.
+
+        The one place that retries a transaction because its connection died: if the driver reports a
+        disconnect (a restarted PostgreSQL, a connection dropped while pooled) before the commit was
+        sent, nothing was written, and `work` runs once more on a fresh connection. A failure during
+        the commit itself is never retried (it may have been committed).
+        """
+        for attempt in (1, 2):
+            committing = False
+            try:
+                with self.write_transaction() as connection:
+                    result = work(connection)
+                    committing = True
+                return result
+            except DBAPIError as exc:
+                if committing or attempt == 2 or not exc.connection_invalidated:
+                    raise
+                log.warning("database connection lost before the commit; trying once more on a new one")
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def migrate(self) -> None:
         """Bring the schema to head; DatabaseUnavailable if the database cannot be reached."""
@@ -158,7 +213,9 @@ def normalize_url(url: str, base_dir: Path | None) -> str:
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url)
+        _ping_when_idle(engine)
+        return engine
     if parsed.database and parsed.database != ":memory:":
         _create_private_file(Path(parsed.database))
     engine = create_engine(url, connect_args={"timeout": 30})
@@ -176,6 +233,30 @@ def _make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before handing it out only if it sat unused for IDLE_PING_AFTER.
+
+    A dead one is replaced (DisconnectionError makes the pool connect afresh); one met dead under load
+    is `Database.run_write`'s retry, and SQLAlchemy then invalidates the pool's older connections too.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection, record) -> None:  # noqa: ANN001
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection, record, _proxy) -> None:  # noqa: ANN001
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < IDLE_PING_AFTER:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # noqa: BLE001 - whatever the driver raises, the connection is unusable
+            raise DisconnectionError(f"idle connection failed its ping: {exc.__class__.__name__}") from exc
+        if not alive:
+            raise DisconnectionError("idle connection failed its ping")
 
 
 def _create_private_file(path: Path) -> None:

@@ -3,6 +3,10 @@
 The route that verifies and answers is `bot.web.webhook_intake`; the worker that processes the
 rows is `bot.webhooks.worker`. A redelivery — Shopify keeps the webhook id on retries — finds
 the row (`store_event` answers False) and is not stored or processed again.
+
+One statement in one short Core transaction (`Database.run_write`: no ORM Session, retried once
+on a connection found dead before the commit): `INSERT … ON CONFLICT (app, webhook_id) DO NOTHING
+RETURNING id`, built once per dialect.
 """
 
 from __future__ import annotations
@@ -23,9 +27,8 @@ def store_event(bot: App, *, app: str, shop: str, topic: str, webhook_id: str, b
     values = dict(app=app, shop=shop, topic=topic, webhook_id=webhook_id, event_id=event_id,
                   triggered_at=triggered_at, api_version=api_version, body=body, received_at=bot.clock(),
                   status="pending", attempts=0)
-    with bot.db.write_session() as session:
-        inserted = session.connection().execute(_insert_statement(session.bind.dialect.name),
-                                                values).scalar_one_or_none()
+    statement = _insert_statement(bot.db.engine.dialect.name)
+    inserted = bot.db.run_write(lambda connection: connection.execute(statement, values).scalar_one_or_none())
     return inserted is not None
 
 
