@@ -32,6 +32,7 @@ from bot.web.context import error_response, printable
 from bot.web.health import blueprint as health_blueprint
 from bot.web.kakao_callback import blueprint as kakao_callback_blueprint
 from bot.web.shopify_routes import blueprint as shopify_blueprint
+from bot.web.webhook_intake import WebhookIntake
 from bot.web.webhook_intake import blueprint as webhooks_blueprint
 from tokens.vault import VaultError
 
@@ -54,7 +55,8 @@ def create_app(app: App) -> Flask:
     flask_app.before_request(_refuse_big_bodies)
     flask_app.register_error_handler(HTTPException, _http_error)
     flask_app.register_error_handler(Exception, _unexpected_error)
-    flask_app.wsgi_app = AccessLog(flask_app.wsgi_app)  # type: ignore[method-assign]
+    # Webhooks are answered in front of Flask (bot.web.webhook_intake): the least work before the 200.
+    flask_app.wsgi_app = AccessLog(WebhookIntake(app, flask_app.wsgi_app, MAX_BODY_BYTES))  # type: ignore[method-assign]
     return flask_app
 
 

@@ -4,15 +4,19 @@ The route that verifies and answers is `bot.web.webhook_intake`; the worker that
 rows is `bot.webhooks.worker`. A redelivery — Shopify keeps the webhook id on retries — finds
 the row (`store_event` answers False) and is not stored or processed again.
 
-One statement in one short Core transaction (`Database.run_write`: no ORM Session, retried once
-on a connection found dead before the commit): `INSERT … ON CONFLICT (app, webhook_id) DO NOTHING
-RETURNING id`, built once per dialect.
+One statement in a short Core transaction (no ORM Session; retried once on a connection found dead
+before the commit): `INSERT … ON CONFLICT (app, webhook_id) DO NOTHING RETURNING id`, built once per
+dialect. On SQLite the inserts of concurrent requests share one transaction (`Database.group_commit`):
+one wait for the disk for all of them, each answered only once its row is committed.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Connection
 
 from bot.app import App
 from bot.store.db import insert_for
@@ -27,9 +31,12 @@ def store_event(bot: App, *, app: str, shop: str, topic: str, webhook_id: str, b
     values = dict(app=app, shop=shop, topic=topic, webhook_id=webhook_id, event_id=event_id,
                   triggered_at=triggered_at, api_version=api_version, body=body, received_at=bot.clock(),
                   status="pending", attempts=0)
-    statement = _insert_statement(bot.db.engine.dialect.name)
-    inserted = bot.db.run_write(lambda connection: connection.execute(statement, values).scalar_one_or_none())
-    return inserted is not None
+    return bot.db.group_commit("webhook_events.insert", _insert)(values) is not None
+
+
+def _insert(connection: Connection, values: dict[str, Any]) -> int | None:
+    """The new row's id, or None if (app, webhook_id) is there already."""
+    return connection.execute(_insert_statement(connection.dialect.name), values).scalar_one_or_none()
 
 
 @lru_cache(maxsize=None)
