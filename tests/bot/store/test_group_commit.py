@@ -1,0 +1,97 @@
+"""Group commit: callers that wait for the same turn share one transaction; each gets its own result,
+and a write that fails fails only its own caller."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from bot.app import App
+from bot.store.group_commit import GroupCommit
+from bot.webhooks.inbox import store_event
+
+from webhook_helpers import events, wait_for
+
+
+class Transactions:
+    """A stand-in for Database.run_write: records the writes of each transaction."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[Any]] = []
+
+    def run_write(self, work: Callable[[Any], Any]) -> Any:
+        writes: list[Any] = []
+        result = work(writes)
+        self.batches.append(writes)
+        return result
+
+
+def test_callers_queued_behind_a_commit_share_the_next_one() -> None:
+    transactions = Transactions()
+    inside, release = threading.Event(), threading.Event()
+
+    def write(writes: list, params: str) -> str:
+        if params == "first":
+            inside.set()
+            assert release.wait(10)
+        if params == "bad":
+            raise ValueError("refused")
+        writes.append(params)
+        return params.upper()
+
+    group = GroupCommit(transactions.run_write, write)
+    results: dict[str, Any] = {}
+
+    def call(params: str) -> None:
+        try:
+            results[params] = group(params)
+        except ValueError as exc:
+            results[params] = exc
+
+    first = threading.Thread(target=call, args=("first",))
+    first.start()
+    assert inside.wait(10)
+    others = [threading.Thread(target=call, args=(name,)) for name in ("b", "bad", "d")]
+    for thread in others:
+        thread.start()
+    wait_for(lambda: len(group._queue) == 3)  # noqa: SLF001 - all three queued behind the first commit
+    release.set()
+    for thread in [first, *others]:
+        thread.join(10)
+
+    assert {name: value for name, value in results.items() if name != "bad"} == {"first": "FIRST", "b": "B", "d": "D"}
+    assert isinstance(results["bad"], ValueError)
+    # One transaction for the first; the three queued shared one, which failed on "bad": each then alone.
+    assert transactions.batches[0] == ["first"]
+    assert sorted(transactions.batches[1:], key=str) == [["b"], ["d"]]
+
+
+def test_a_lone_caller_is_committed_at_once() -> None:
+    transactions = Transactions()
+    group = GroupCommit(transactions.run_write, lambda writes, params: writes.append(params) or params)
+    assert [group(1), group(2)] == [1, 2]
+    assert transactions.batches == [[1], [2]]
+
+
+def test_concurrent_deliveries_are_each_stored_once(bot: App) -> None:
+    threads = 8
+    start = threading.Barrier(threads)
+    answers: list[bool] = []
+    lock = threading.Lock()
+
+    def send(number: int) -> None:
+        start.wait(10)
+        for i in range(20):
+            # Every delivery twice, from two threads: one is stored, the other is a duplicate.
+            stored = store_event(bot, app="default", shop="my-store.myshopify.com", topic="orders/updated",
+                                 webhook_id=f"w{(number // 2)}-{i}", body="{}")
+            with lock:
+                answers.append(stored)
+
+    workers = [threading.Thread(target=send, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    assert answers.count(True) == threads // 2 * 20 and answers.count(False) == threads // 2 * 20
+    assert len({stored.webhook_id for stored in events(bot)}) == len(events(bot)) == threads // 2 * 20
