@@ -1,6 +1,8 @@
 """The database: engine and sessions, tables, migrations, and the bookkeeping stored in them.
 
-    db.py            engine, sessions, write_session (SQLite's in-process write queue), migrations
+    db.py            engine, sessions, write_session (SQLite's in-process write queue), Core write transactions
+                     (write_transaction, run_write: the one retry on a dead connection), migrations
+    group_commit.py  concurrent short writes sharing one commit (SQLite: one wait for the disk)
     models.py        tables: deliveries, job memory, webhook events, order snapshots; migrations/: Alembic
     claims.py        the one claim engine: who holds a row, when a claim is abandoned, the guarded UPDATE
     deliveries.py    the delivery log: claim, sending, sent / failed / unknown / skipped
