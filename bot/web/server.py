@@ -11,7 +11,8 @@ What every route gets from here:
   The query string is never logged (OAuth redirects carry code, state and hmac there).
 
 Routes: `GET /kakao/callback` (bot.web.kakao_callback), `GET /healthz` (bot.web.health), the Shopify app
-(bot.web.shopify_routes) and webhook intake (bot.web.webhook_intake).
+(bot.web.shopify_routes) and webhook intake (bot.web.webhook_intake), whose POSTs are answered by a
+WSGI layer in front of Flask (same answers, same access-log line, none of Flask's per-request work).
 """
 
 from __future__ import annotations

@@ -201,3 +201,16 @@ def test_a_post_without_content_length_reaches_the_flask_route(bot: App) -> None
     client = create_app(bot).test_client()
     answer = client.post(HOOK_PATH, data=body, headers=headers, environ_overrides=environ_overrides)
     assert answer.status_code == 200 and answer.get_json() == {"status": "accepted"}
+
+
+@pytest.mark.postgres
+def test_a_connection_idle_for_a_while_is_pinged_and_replaced_if_dead(make_bot: Callable[..., App], postgres_url: str,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    app = make_bot(db_url=postgres_url, login=False, connect=False)
+    with app.db.session() as session:  # a pooled connection, now idle
+        session.execute(text("SELECT 1"))
+    monkeypatch.setattr("bot.store.db.IDLE_PING_AFTER", 0.0)  # "a while" is now
+    assert _kill_other_connections(postgres_url) >= 1
+    # An ORM session has no retry of its own: the ping at checkout is what saves it.
+    with app.db.session() as session:
+        assert session.execute(text("SELECT 2")).scalar_one() == 2
