@@ -44,6 +44,10 @@ SCHEMA_HEAD = "0004"
 # A pooled connection unused this long is pinged before it is handed out (the server may have restarted
 # meanwhile); busy connections are not, which spares a round trip per transaction under load.
 IDLE_PING_AFTER = 10.0
+# PostgreSQL connections kept open: `run`'s 8 request threads, its webhook worker(s), the scheduler and
+# /healthz at once. With SQLAlchemy's default of 5, the 6th concurrent request opened a connection and
+# closed it again on return: a new server process per request under load (milliseconds each).
+POOL_SIZE = 16
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -228,7 +232,7 @@ def normalize_url(url: str, base_dir: Path | None) -> str:
 def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        engine = create_engine(url)
+        engine = create_engine(url, pool_size=POOL_SIZE)
         _ping_when_idle(engine)
         return engine
     if parsed.database and parsed.database != ":memory:":

@@ -214,3 +214,29 @@ def test_a_connection_idle_for_a_while_is_pinged_and_replaced_if_dead(make_bot: 
     # An ORM session has no retry of its own: the ping at checkout is what saves it.
     with app.db.session() as session:
         assert session.execute(text("SELECT 2")).scalar_one() == 2
+
+
+@pytest.mark.postgres
+def test_concurrent_requests_do_not_open_a_connection_each(make_bot: Callable[..., App], postgres_url: str) -> None:
+    app = make_bot(db_url=postgres_url, login=False, connect=False)
+    opened: list[int] = []
+    event.listen(app.db.engine, "connect", lambda *_a: opened.append(1))
+    threads, rounds = 8, 4  # as many at once as `run` has request threads
+    together = threading.Barrier(threads)
+
+    def write(connection) -> None:  # noqa: ANN001
+        connection.execute(text("SELECT 1"))
+        together.wait(10)  # all eight transactions open at the same moment
+
+    def requests_of_one_thread() -> None:
+        for _ in range(rounds):
+            app.db.run_write(write)
+            together.wait(10)  # all eight back in the pool before the next round (a lull between bursts)
+
+    workers = [threading.Thread(target=requests_of_one_thread) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    # Eight connections, kept in the pool between rounds (a pool of 5 closed three after every round).
+    assert len(opened) <= threads
