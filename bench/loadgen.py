@@ -29,7 +29,6 @@ import multiprocessing
 import random
 import selectors
 import socket
-import statistics
 import time
 import uuid
 from array import array
@@ -230,6 +229,7 @@ class _Lane:
 
     def __init__(self, port: int, requests: list[bytes]):
         self.port, self.requests, self.next, self.buffer, self.sent_at = port, requests, 0, b"", 0.0
+        self.reconnects = 0
         self.sock = self.connect()
 
     def connect(self) -> socket.socket:
@@ -237,8 +237,19 @@ class _Lane:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def send(self) -> None:
+    def send(self) -> bool:
+        """Send the lane's next request; False if the server had closed the connection."""
         self.sent_at = time.perf_counter()
+        try:
+            self.sock.sendall(self.requests[self.next])
+        except OSError:
+            return False
+        return True
+
+    def reconnect(self) -> None:
+        """A new connection, and the request in hand sent again (the server closed the old one unanswered)."""
+        self.sock.close()
+        self.sock, self.buffer, self.reconnects = self.connect(), b"", self.reconnects + 1
         self.sock.sendall(self.requests[self.next])
 
 
@@ -261,21 +272,23 @@ def _client_process(pipe: Connection) -> None:
 def _drive(lanes: list[_Lane]) -> dict[str, Any]:
     """Send every lane's requests, each after the previous answer; latencies, answers, times, CPU used."""
     selector = selectors.DefaultSelector()
-    latencies, answers, reconnects = array("d"), {}, 0
+    latencies, answers = array("d"), {}
     cpu, first = time.process_time(), time.monotonic()
     for lane in lanes:
-        lane.send()
+        if not lane.send():
+            lane.reconnect()
         selector.register(lane.sock, selectors.EVENT_READ, lane)
     waiting = len(lanes)
     while waiting:
         for key, _ in selector.select():
             lane: _Lane = key.data
-            chunk = lane.sock.recv(65536)
-            if not chunk:  # the server closed the connection: reconnect, send the request again
-                selector.unregister(lane.sock)
-                lane.sock.close()
-                lane.sock, lane.buffer, reconnects = lane.connect(), b"", reconnects + 1
-                lane.send()
+            try:
+                chunk = lane.sock.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:  # closed before answering: the request again, on a new connection
+                selector.unregister(key.fileobj)
+                lane.reconnect()
                 selector.register(lane.sock, selectors.EVENT_READ, lane)
                 continue
             lane.buffer += chunk
@@ -288,16 +301,14 @@ def _drive(lanes: list[_Lane]) -> dict[str, Any]:
             answers[kind] = answers.get(kind, 0) + 1
             lane.buffer = lane.buffer[used:]
             lane.next += 1
-            if lane.next < len(lane.requests):
-                lane.send()
-            else:
+            if lane.next == len(lane.requests):
                 selector.unregister(lane.sock)
                 waiting -= 1
+                continue
+            if not lane.send():
+                selector.unregister(lane.sock)
+                lane.reconnect()
+                selector.register(lane.sock, selectors.EVENT_READ, lane)
     last = time.monotonic()
     return {"latencies": latencies.tolist(), "answers": answers, "first": first, "last": last,
-            "cpu": time.process_time() - cpu, "reconnects": reconnects}
-
-
-def spread_text(values: list[float], fmt: str = "{:.0f}") -> str:
-    """"min / median / max" of the rounds' values."""
-    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+            "cpu": time.process_time() - cpu, "reconnects": sum(lane.reconnects for lane in lanes)}

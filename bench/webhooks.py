@@ -76,6 +76,7 @@ class Figures:
     server_cpu: float
     drained: float | None = None  # seconds from the last answer until the backlog was empty
     problems: list[str] = field(default_factory=list)
+    statuses: dict[str, int] = field(default_factory=dict)  # this round's events by status, once drained
 
     def cores(self, cpu: float) -> float:
         return cpu / self.load.wall if self.load.wall > 0 else 0.0
@@ -90,7 +91,9 @@ def measure(clients: LoadClients, target: Target, work: list[Delivery], deadline
     figures = Figures(load, target.server.cpu() - before)
     if target.bot:
         figures.drained = wait_drained(target.server, after, load.last, deadline)
-        figures.problems = check(target.server, after, work, load, figures.drained)
+        figures.problems, figures.statuses = check(target.server, after, work, load, figures.drained)
+    if load.reconnects:
+        figures.problems.append(f"the server closed connections {load.reconnects} times (not keep-alive)")
     time.sleep(SETTLE)
     return figures
 
@@ -104,8 +107,10 @@ def wait_drained(service: BotService, after: int, last_answer: float, deadline: 
     return max(0.0, time.monotonic() - last_answer)
 
 
-def check(service: BotService, after: int, work: list[Delivery], load: LoadResult, drained: float | None) -> list[str]:
-    """What went wrong: answers other than expected, events not processed exactly once."""
+def check(service: BotService, after: int, work: list[Delivery], load: LoadResult,
+          drained: float | None) -> tuple[list[str], dict[str, int]]:
+    """What went wrong (answers other than expected, events not processed exactly once), and the events
+    by status."""
     unique = sum(1 for item in work if not item.duplicate)
     expected = {kind: n for kind, n in (("accepted", unique), ("duplicate", len(work) - unique)) if n}
     problems = []
@@ -118,7 +123,7 @@ def check(service: BotService, after: int, work: list[Delivery], load: LoadResul
         problems.append(f"{processed} of {unique} unique events processed (stored by status: {statuses})")
     if outcome["attempts"] > 1:
         problems.append(f"an event was claimed {outcome['attempts']} times")
-    return problems
+    return problems, statuses
 
 
 def ms(load: LoadResult, share: float) -> float:
@@ -142,7 +147,8 @@ def sustained(args: argparse.Namespace, clients: LoadClients, targets: list[Targ
             table[target.label].append(figures)
             load = figures.load
             done = "" if figures.drained is None and not target.bot else (
-                f"{figures.drained:.2f} s after the last answer" if figures.drained is not None else "NOT drained")
+                f"{figures.drained:.2f} s after the last answer ({outcome_text(figures)})" if figures.drained is not None
+                else "NOT drained")
             print(f"{number + 1:<6}{target.label:<24}{load.rate:>8.0f}{ms(load, 0.5):>8.2f}{ms(load, 0.99):>8.2f}"
                   f"{ms(load, 1.0):>8.2f}{figures.cores(figures.server_cpu):>6.2f} cpu"
                   f"{figures.cores(load.client_cpu):>6.2f} cpu  {done}")
@@ -199,7 +205,8 @@ def burst(args: argparse.Namespace, clients: LoadClients, targets: list[Target])
             load, drained = figures.load, figures.drained
             shown = f"{drained:>9.2f}{drained / load.wall:>7.2f}{args.burst / (load.wall + drained):>10.0f}" \
                 if drained is not None else "  NOT drained"
-            print(f"{number + 1:<6}{target.label:<24}{load.wall:>9.2f}{load.rate:>8.0f}{ms(load, 0.99):>8.2f}{shown}")
+            print(f"{number + 1:<6}{target.label:<24}{load.wall:>9.2f}{load.rate:>8.0f}{ms(load, 0.99):>8.2f}{shown}"
+                  f"  {outcome_text(figures)}")
             for problem in figures.problems:
                 print(f"      PROBLEM: {problem}")
     print(f"\nmin / median / max over {args.rounds} rounds:")
@@ -213,6 +220,10 @@ def burst(args: argparse.Namespace, clients: LoadClients, targets: list[Target])
               f"{spread([f.drained for f in done], '{:.2f}', ' s')} after the last answer; ratio "
               f"{spread(ratios, '{:.2f}')} (goal ≤ {DRAIN_GOAL}: {verdict(statistics.median(ratios) <= DRAIN_GOAL)})")
     return not any(figures.problems for rounds in table.values() for figures in rounds)
+
+
+def outcome_text(figures: Figures) -> str:
+    return ", ".join(f"{count} {status}" for status, count in sorted(figures.statuses.items()))
 
 
 def spread_cell(values: list[float], fmt: str) -> str:
