@@ -113,22 +113,23 @@ def deliveries(count: int, duplicates: float, seed: int = 7, *, orders: int | No
     return made
 
 
-def parse_answer(buffer: bytes) -> tuple[int, bytes, int] | None:
-    """(status, body, bytes used) of the first complete HTTP answer in `buffer`; None while incomplete."""
+def parse_answer(buffer: bytes) -> tuple[int, bytes, int, bool] | None:
+    """(status, body, bytes used, whether the server closes the connection) of the first complete HTTP
+    answer in `buffer`; None while incomplete."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return None
-    head = buffer[:end]
+    head = buffer[:end].lower()
     status = int(head[9:12])
     length = 0
-    at = head.lower().find(b"\r\ncontent-length:")
+    at = head.find(b"\r\ncontent-length:")
     if at >= 0:
         line_end = head.find(b"\r\n", at + 2)
         length = int(head[at + 17:line_end if line_end >= 0 else len(head)])
     total = end + 4 + length
     if len(buffer) < total:
         return None
-    return status, buffer[end + 4:total], total
+    return status, buffer[end + 4:total], total, b"\r\nconnection: close" in head
 
 
 def answer_kind(status: int, body: bytes) -> str:
@@ -296,7 +297,7 @@ def _drive(lanes: list[_Lane]) -> dict[str, Any]:
             if answer is None:
                 continue
             latencies.append(time.perf_counter() - lane.sent_at)
-            status, body, used = answer
+            status, body, used, closing = answer
             kind = answer_kind(status, body)
             answers[kind] = answers.get(kind, 0) + 1
             lane.buffer = lane.buffer[used:]
@@ -304,8 +305,7 @@ def _drive(lanes: list[_Lane]) -> dict[str, Any]:
             if lane.next == len(lane.requests):
                 selector.unregister(lane.sock)
                 waiting -= 1
-                continue
-            if not lane.send():
+            elif closing or not lane.send():  # "Connection: close" (not keep-alive): counted as a reconnect
                 selector.unregister(lane.sock)
                 lane.reconnect()
                 selector.register(lane.sock, selectors.EVENT_READ, lane)
