@@ -175,6 +175,10 @@ def report_sustained(args: argparse.Namespace, clients: LoadClients, targets: li
         print(f"{target.label} / bare Flask: {spread(ratios, '{:.2f}', '×')} (goal ≥ {RATIO_GOAL:.2f}×, "
               f"{RATIO_BETTER:.1f}× better: {verdict(statistics.median(ratios) >= RATIO_GOAL)}); "
               f"p99 median {p99:.1f} ms (goal ≤ {P99_GOAL:.0f} ms: {verdict(p99 <= P99_GOAL)})")
+        floor = table.get(target.label.replace("run", "floor"))
+        if target.bot and floor:
+            print(f"  {target.label} / {target.label.replace('run', 'floor')}: "
+                  f"{spread([f.load.rate / b.load.rate for f, b in zip(rounds, floor)], '{:.2f}', '×')}")
         if target.bot:
             drained = [f.drained for f in rounds if f.drained is not None]
             if drained:
