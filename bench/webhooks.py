@@ -50,7 +50,7 @@ from loadgen import PATH, SECRET, SHOP, Delivery, LoadClients, LoadResult, deliv
 from standin import spread  # noqa: E402
 from webhook_targets import CONFIG, BotService, ServerProcess, scratch_postgres  # noqa: E402,F401
 
-POLL = 0.01  # seconds between looks at the backlog
+POLL, POLL_MAX = 0.005, 0.1  # seconds between looks at the backlog: at first, at most
 SETTLE = 0.5  # seconds between targets: the bot's after-drain housekeeping must not land in the next load
 RATIO_GOAL, RATIO_BETTER, P99_GOAL, DRAIN_GOAL = 0.40, 0.50, 15.0, 0.25
 
@@ -101,9 +101,12 @@ def measure(clients: LoadClients, target: Target, work: list[Delivery], deadline
 def wait_drained(service: BotService, after: int, last_answer: float, deadline: float) -> float | None:
     """Seconds from the last answer until no event above `after` is left unprocessed; None past `deadline`."""
     while service.backlog(after):
-        if time.monotonic() - last_answer > deadline:
+        waited = time.monotonic() - last_answer
+        if waited > deadline:
             return None
-        time.sleep(POLL)
+        # Each look is a query on the bot's database: 2% of the wait so far, so the looks neither load the
+        # database nor blur a short drain.
+        time.sleep(min(POLL_MAX, max(POLL, waited / 50)))
     return max(0.0, time.monotonic() - last_answer)
 
 
@@ -289,7 +292,7 @@ def main() -> int:
     parser.add_argument("--floor", action="store_true", help="also a plain Flask view: HMAC check + one INSERT")
     parser.add_argument("--burst", type=int, default=0, metavar="N", help="instead: N-delivery bursts at `run`")
     parser.add_argument("--orders", type=int, default=1000, help="with --burst: distinct orders updated")
-    parser.add_argument("--drain-deadline", type=float, default=300.0, help="seconds to wait for the backlog")
+    parser.add_argument("--drain-deadline", type=float, default=900.0, help="seconds to wait for the backlog")
     parser.add_argument("--ports", type=int, default=0, metavar="BASE", help="listen on BASE, BASE+1, … (0: free)")
     args = parser.parse_args()
     if not 0 <= args.duplicates < 1 or min(args.requests, args.rounds, args.processes, args.connections,
