@@ -34,6 +34,7 @@ What is measured, and how:
 from __future__ import annotations
 
 import argparse
+import signal
 import socket
 import statistics
 import sys
@@ -299,6 +300,8 @@ def main() -> int:
                                            args.orders) < 1 or args.warmup < 0 or args.burst < 0:
         parser.error("counts must be positive, --duplicates in [0, 1)")
 
+    # A SIGTERM unwinds like Ctrl-C: the services stopped, the scratch databases dropped, the folder removed.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with tempfile.TemporaryDirectory(prefix="bench-webhooks-") as temporary, ExitStack() as stack:
         clients = stack.enter_context(LoadClients(args.processes, args.connections))
         targets = start_targets(args, stack, Path(temporary))
@@ -308,7 +311,7 @@ def main() -> int:
         else:
             print(f"{args.requests} signed orders/updated per target and round, {args.duplicates:.0%} redeliveries, "
                   f"{connections} keep-alive connections ({args.processes} processes × {args.connections}); "
-                  f"server and client CPU in cores (CPU s / load s)")
+                  f"server and client CPU in cores (CPU s / load s; the server's own process, PostgreSQL's not counted)")
             ok = sustained(args, clients, targets)
     if not ok:
         print("FAILED: answers or processing not as expected", file=sys.stderr)
