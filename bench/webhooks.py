@@ -278,9 +278,12 @@ def report_exit(service: BotService) -> None:
               file=sys.stderr)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """--help: the docstring as written (what is measured and how), each option with its default."""
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--requests", type=int, default=3000, help="deliveries per target and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each target once per round, in turn")
     parser.add_argument("--warmup", type=int, default=300, help="deliveries per target before the rounds, not counted")
