@@ -1,0 +1,237 @@
+"""The servers the webhook benchmark loads, each in a process of its own, and their databases.
+
+- `ServerProcess("bare")`: a bare Flask app whose webhook route returns 200 at once, served by
+  waitress with the bot's thread count (bot.service.run.THREADS): the floor of the HTTP stack.
+- `ServerProcess("floor", database_url)`: a plain Flask view that checks the HMAC, parses the JSON
+  and INSERTs the delivery (one SQLAlchemy Core transaction, ON CONFLICT DO NOTHING; on SQLite the
+  writers of the process take turns on a lock, as SQLite has one writer): the floor of the stack
+  with the bot's guarantee "stored before the 200".
+- `BotService(database_url)`: the real service, `python -m bot --config … run`, with a temporary
+  config (one `shopify-order-alert` job on the bench shop), secrets in its environment and its log
+  in a file; `.backlog()` and `.outcome()` read its database from the benchmark's process.
+- `scratch_postgres(server_url)`: a database `h11bench_<random>` created on that server, dropped
+  (WITH FORCE) on exit.
+
+Every one has `.port`, `.pid` and `.cpu()` (CPU seconds of its process so far, from /proc).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Iterator
+
+import requests
+from cryptography.fernet import Fernet
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, text
+from sqlalchemy.engine import Engine, make_url
+
+from loadgen import PATH, SECRET, SHOP, SPAWN
+from bot.service.run import THREADS
+from bot.shopify.signing import webhook_hmac
+
+ROOT = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CONFIG = """\
+[database]
+url = "{database}"
+
+[server]
+listen = "127.0.0.1:{port}"
+
+[[jobs]]
+name = "new-orders"
+kind = "shopify-order-alert"
+shop = "{shop}"
+to = ["me"]
+"""
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system, all threads) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+# -- bare Flask and the stack floor -------------------------------------------------------------------
+
+
+def _bare_app() -> Any:
+    from flask import Flask
+
+    app = Flask("bare")
+
+    @app.post(PATH)
+    def ok() -> tuple[str, int]:
+        return "", 200
+
+    return app
+
+
+def _floor_app(database_url: str) -> Any:
+    """HMAC check, JSON parse, one INSERT … ON CONFLICT DO NOTHING in a short Core transaction."""
+    from flask import Flask, request
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    engine = create_engine(database_url, connect_args={"timeout": 30} if database_url.startswith("sqlite") else {})
+    table = Table("floor_events", MetaData(), Column("id", Integer, primary_key=True, autoincrement=True),
+                  Column("webhook_id", String(255), unique=True), Column("topic", String(100)), Column("body", Text))
+    is_sqlite = engine.dialect.name == "sqlite"
+    if is_sqlite:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+    table.metadata.create_all(engine)
+    insert = (sqlite if is_sqlite else postgresql).insert(table).on_conflict_do_nothing().returning(table.c.id)
+    writers = threading.Lock() if is_sqlite else None  # SQLite has one writer: take turns, do not spin
+    app = Flask("floor")
+
+    @app.post(PATH)
+    def store() -> tuple[str, int, dict[str, str]]:
+        body = request.get_data(cache=False)
+        if not hmac.compare_digest(webhook_hmac(body, SECRET), request.headers.get("X-Shopify-Hmac-Sha256", "")):
+            return '{"error": "invalid HMAC"}', 401, {"Content-Type": "application/json"}
+        text_body = body.decode("utf-8")
+        if not isinstance(json.loads(text_body), dict):
+            return '{"error": "not a JSON object"}', 400, {"Content-Type": "application/json"}
+        values = {"webhook_id": request.headers["X-Shopify-Webhook-Id"],
+                  "topic": request.headers["X-Shopify-Topic"], "body": text_body}
+        if writers is not None:
+            with writers, engine.begin() as connection:
+                stored = connection.execute(insert, values).scalar_one_or_none()
+        else:
+            with engine.begin() as connection:
+                stored = connection.execute(insert, values).scalar_one_or_none()
+        answer = '{"status": "accepted"}' if stored is not None else '{"status": "duplicate"}'
+        return answer, 200, {"Content-Type": "application/json"}
+
+    return app
+
+
+def _serve(pipe: Connection, kind: str, port: int, database_url: str | None) -> None:
+    import waitress
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth": that is the load
+
+    app = _bare_app() if kind == "bare" else _floor_app(database_url or "")
+    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=THREADS, ident=None)
+    pipe.send(server.effective_port)
+    server.run()
+
+
+class ServerProcess:
+    """The bare Flask app ("bare") or the stack floor ("floor", on `database_url`) in a spawned process."""
+
+    def __init__(self, kind: str, database_url: str | None = None, port: int = 0):
+        mine, theirs = SPAWN.Pipe()
+        self._process = SPAWN.Process(target=_serve, args=(theirs, kind, port, database_url), daemon=True,
+                                      name=f"bench-{kind}")
+        self._process.start()
+        if not mine.poll(60):
+            raise SystemExit(f"the {kind} server did not start")
+        self.port: int = mine.recv()
+        self.pid: int = self._process.pid
+
+    def cpu(self) -> float:
+        return process_cpu(self.pid)
+
+    def close(self) -> None:
+        self._process.terminate()
+        self._process.join(10)
+
+
+# -- the real service -------------------------------------------------------------------------------
+
+
+class BotService:
+    """`python -m bot run` on `database_url` in a child process, with a config of its own in `folder`."""
+
+    def __init__(self, database_url: str, folder: Path, port: int):
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.toml").write_text(CONFIG.format(database=database_url, port=port, shop=SHOP),
+                                            encoding="utf-8")
+        skip = ("BOT_CONFIG", "BOT_DATABASE_URL", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC")
+        env = {key: value for key, value in os.environ.items() if key not in skip}
+        env.update(BOT_SECRET_KEY=Fernet.generate_key().decode(), KAKAO_REST_API_KEY="unused",
+                   SHOPIFY_API_KEY="bench-client-id", SHOPIFY_API_SECRET=SECRET, PYTHONPATH=str(ROOT))
+        self.log = folder / "run.log"
+        self.port = port
+        self._process = subprocess.Popen([sys.executable, "-m", "bot", "--config", "config.toml", "run"],
+                                         cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=open(self.log, "wb"))
+        self.pid = self._process.pid
+        self.engine: Engine = create_engine(database_url, pool_size=1, max_overflow=0)
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self._process.poll() is None:
+            try:
+                if requests.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code in (200, 503):
+                    return
+            except requests.RequestException:
+                time.sleep(0.2)
+        self.close()
+        raise SystemExit(f"`run` did not start; its log:\n{self.log.read_text(errors='replace')[-3000:]}")
+
+    def cpu(self) -> float:
+        return process_cpu(self.pid)
+
+    def last_id(self) -> int:
+        """The id of the last stored event (0 if none)."""
+        with self.engine.connect() as connection:
+            return connection.execute(text("SELECT COALESCE(MAX(id), 0) FROM webhook_events")).scalar_one()
+
+    def backlog(self, after_id: int) -> int:
+        """Events with an id above `after_id` not yet done or ignored."""
+        with self.engine.connect() as connection:
+            return connection.execute(text("SELECT COUNT(*) FROM webhook_events WHERE id > :after "
+                                           "AND status NOT IN ('done', 'ignored')"), {"after": after_id}).scalar_one()
+
+    def outcome(self, after_id: int) -> dict[str, Any]:
+        """Of the events above `after_id`: count by status, and the most claims one event took."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(text("SELECT status, COUNT(*), MAX(attempts) FROM webhook_events "
+                                           "WHERE id > :after GROUP BY status"), {"after": after_id}).all()
+        return {"statuses": {status: count for status, count, _ in rows},
+                "attempts": max((attempts or 0 for *_, attempts in rows), default=0)}
+
+    def close(self) -> int | None:
+        """SIGTERM, then the exit code (killed after 30 s)."""
+        self.engine.dispose()
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        return self._process.returncode
+
+
+@contextmanager
+def scratch_postgres(server_url: str) -> Iterator[str]:
+    """The URL of a new database `h11bench_<random>` on the server of `server_url`; dropped on exit."""
+    name = "h11bench_" + secrets.token_hex(6)
+    url = make_url(server_url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
