@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, ContextManager, Iterable, Iterator, Sequence
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from bot.kakao.quota import ME_RESERVE, QuotaBook
-from bot.store.claims import abandoned, held_by, instance_id, update_if_unchanged
+from bot.store.claims import abandoned, instance_id, update_if_unchanged
 from bot.store.db import Database, insert_for, utcnow
 from bot.store.models import Delivery
 from bot.store.quota_counts import load_quota_book
@@ -35,6 +35,17 @@ DIED_REASON = "the sending process stopped during the request; the message may h
 LOST_REASON = ("the outcome of the request could not be recorded (the database was unavailable); "
                "the message may have been delivered")
 ID_CHUNK = 500  # row ids per `IN (…)`: well under any database's limit of bound parameters
+
+_rows = Delivery.__table__
+# The status change of a fan-out's rows, several per second: built once (only its parameters change
+# per call), on the table rather than the mapped class, which spares the ORM's statement handling.
+SET_STATUS = (
+    update(_rows)
+    .where(_rows.c.id.in_(bindparam("ids", expanding=True)), _rows.c.claimed_by == bindparam("owner"))
+    .values(status=bindparam("new_status"), code=bindparam("new_code"), reason=bindparam("new_reason"),
+            updated_at=bindparam("now", type_=_rows.c.updated_at.type))
+    .returning(_rows.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -196,10 +207,9 @@ class DeliveryLog:
         changed: set[int] = set()
         ids, now = list(row_ids), self.clock()
         for start in range(0, len(ids), ID_CHUNK):
-            changed.update(connection.execute(
-                update(Delivery).where(Delivery.id.in_(ids[start:start + ID_CHUNK]), held_by(Delivery, self.owner))
-                .values(status=status, code=code, reason=reason, updated_at=now)
-                .returning(Delivery.id)).scalars())
+            changed.update(connection.execute(SET_STATUS, {
+                "ids": ids[start:start + ID_CHUNK], "owner": self.owner, "new_status": status, "new_code": code,
+                "new_reason": reason, "now": now}).scalars())
         return changed
 
     def skip(self, *, job: str, slot_key: str, recipient: str, label: str, sender: str, quota_day: str,
