@@ -634,3 +634,20 @@ def spy_leases(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[set[str]]]:
 
     monkeypatch.setattr(KakaoTokens, "lease", spy)
     return seen
+
+
+def test_what_a_job_remembers_while_collecting_is_stored_in_one_commit(make_app, logged_in, sandbox, web, friends):
+    """The scrape's items and validators are one memory: stored together (a crash between two of them
+    would leave new validators next to old items, and a 304 would then bring back the old items)."""
+    app = make_app(menu_job(web.url, ["me"]))
+    logged_in(app)
+    writes: list[str] = []
+    commits: list[list[str]] = []
+    event.listen(app.db.engine, "before_cursor_execute",
+                 lambda _c, _cursor, statement, *_rest: writes.append(statement) if "job_memory" in statement
+                 and not statement.lstrip().upper().startswith("SELECT") else None)
+    event.listen(app.db.engine, "commit", lambda _connection: commits.append(writes[:]) or writes.clear())
+    Runner(app).run(app.config.job("menu"), SLOT)
+    memory_commits = [c for c in commits if c]
+    # What the scrape collected (url, selector, validators, items), then what was delivered (its fingerprint).
+    assert [len(c) for c in memory_commits] == [5, 1]
