@@ -139,7 +139,9 @@ class Fanout:
         friends = [(t, r) for t, r in allowed if t.uuid is not None]
         pending = [me] if me else []
         pending += [friends[i:i + MAX_RECEIVERS] for i in range(0, len(friends), MAX_RECEIVERS)]
-        texts: dict[int, str] = {}  # each template object's JSON, by id(): serialised once per fan-out
+        # Each template object's JSON, serialised once per fan-out; keyed by id(), the object kept alive
+        # with it so that its id cannot be reused by another template meanwhile.
+        texts: dict[int, tuple[dict, str]] = {}
         api: KakaoApi | None = None
         for index, batch in enumerate(pending):
             if self.stopping is not None and self.stopping.is_set():
@@ -150,7 +152,9 @@ class Fanout:
                     outcomes.add(rest, "skipped", STOPPED_REASON, None)
                 return
             template = message_for(batch[0][0])
-            text = texts.setdefault(id(template), template_json(template))
+            if id(template) not in texts:
+                texts[id(template)] = (template, template_json(template))
+            text = texts[id(template)][1]
             try:
                 api = self._send_batch(batch, text, api, outcomes)
             except KakaoOAuthError as exc:

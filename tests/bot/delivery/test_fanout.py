@@ -651,3 +651,18 @@ def test_what_a_job_remembers_while_collecting_is_stored_in_one_commit(make_app,
     memory_commits = [c for c in commits if c]
     # What the scrape collected (url, selector, validators, items), then what was delivered (its fingerprint).
     assert [len(c) for c in memory_commits] == [5, 1]
+
+
+def test_each_call_carries_its_own_template_when_message_for_builds_a_new_one_each_time(
+        make_app, logged_in, sandbox, web, friends):
+    """Templates are serialised once per fan-out, by object: a new object per call (its predecessor gone,
+    its id free for reuse) must still be serialised, never mistaken for an earlier one."""
+    app = make_app(menu_job(web.url, nicknames(12)))
+    logged_in(app)
+    fanout = app_fanout(app, "default", "menu", SLOT, app.clock())
+    targets, unreachable = resolve(app.config.job("menu").to, app.kakao_api("default").friends())
+    report = fanout.deliver(targets, unreachable, lambda target: {
+        "object_type": "text", "text": f"for {target.label}", "link": {"web_url": "https://bot.example.com"}})
+    assert {r.status for r in report.results} == {"sent"}
+    texts = [sandbox.received(friends[f"친구{i:02d}"])[0]["text"] for i in range(1, 13)]
+    assert texts == ["for 친구01"] * 5 + ["for 친구06"] * 5 + ["for 친구11"] * 2
