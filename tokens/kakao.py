@@ -20,7 +20,7 @@ from typing import Callable
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.kakao.client import KakaoAuth, TokenAnswer
+from bot.kakao.client import AccessLease, KakaoAuth, TokenAnswer
 from bot.kakao.errors import KakaoLoginRequired, KakaoNoLogin
 from bot.store.db import Database, utcnow
 from tokens.minting import DeadLogin, MintLocks
@@ -79,27 +79,35 @@ class KakaoTokens:
 
     # -- minting ---------------------------------------------------------------------
     def access_token(self, account: str) -> str:
+        return self.lease(account).token
+
+    def lease(self, account: str) -> AccessLease:
+        """A valid access token of `account` (refreshed first if due) and until when it may be used
+        without asking again: its expiry less the refresh margin."""
         with self.db.session() as session:
             row = self._row(session, account)
             if self._fresh(row):
-                return self.vault.decrypt(row.access_token_enc)
+                return self._lease(row)
         return self._refresh(account, rejected=None)
+
+    def _lease(self, row: KakaoLogin) -> AccessLease:
+        return AccessLease(self.vault.decrypt(row.access_token_enc), row.access_expires_at - self.margin, self.clock)
 
     def renew(self, account: str, rejected: str) -> str:
         """Kakao refused `rejected` (-401): refresh, unless another caller already did."""
-        return self._refresh(account, rejected=rejected)
+        return self._refresh(account, rejected=rejected).token
 
     def source(self, account: str) -> "BoundTokens":
         return BoundTokens(self, account)
 
-    def _refresh(self, account: str, rejected: str | None) -> str:
+    def _refresh(self, account: str, rejected: str | None) -> AccessLease:
         lock_row = update(KakaoLogin).where(KakaoLogin.account == account).values(account=KakaoLogin.account)
         return self._locks.refresh(account, lock_row, lambda session: self._refresh_row(session, account, rejected))
 
-    def _refresh_row(self, session: Session, account: str, rejected: str | None) -> str | DeadLogin:
+    def _refresh_row(self, session: Session, account: str, rejected: str | None) -> AccessLease | DeadLogin:
         row = self._row(session, account, populate_existing=True)
-        current = self.vault.decrypt(row.access_token_enc)
-        if self._fresh(row) and current != rejected:
+        current = self._lease(row)
+        if self._fresh(row) and current.token != rejected:
             return current
         try:
             answer = self._ask_kakao(row, account)
@@ -108,7 +116,7 @@ class KakaoTokens:
             row.needs_login_reason = f"{exc.code or exc.error}: {exc.description or exc.error}"
             return DeadLogin(exc, log, "Kakao login %r needs a person: %s", (account, exc))
         self._apply(row, answer)
-        return answer.access_token
+        return AccessLease(answer.access_token, row.access_expires_at - self.margin, self.clock)
 
     def _ask_kakao(self, row: KakaoLogin, account: str) -> TokenAnswer:
         if row.refresh_expires_at <= self.clock():
@@ -168,6 +176,9 @@ class BoundTokens:
 
     def access_token(self) -> str:
         return self.tokens.access_token(self.account)
+
+    def lease(self) -> AccessLease:
+        return self.tokens.lease(self.account)
 
     def renew(self, rejected: str) -> str:
         return self.tokens.renew(self.account, rejected)

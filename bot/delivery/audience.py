@@ -30,7 +30,7 @@ def app_fanout(app: App, sender: str, job: str, slot_key: str, now: datetime, *,
                alert: bool = False, stopping: threading.Event | None = None,
                progress: Progress = QUIET) -> Fanout:
     """A fan-out of `job`'s message for `slot_key`, sent by the Kakao login `sender` of `app`."""
-    return Fanout(app.deliveries, app.kakao_api(sender), app.db.session, job, slot_key, sender, now,
+    return Fanout(app.deliveries, app.kakao_api(sender), job, slot_key, sender, now,
                   late=late, alert=alert, reserve=app.config.quota_reserve, stopping=stopping, progress=progress)
 
 

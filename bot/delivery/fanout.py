@@ -13,12 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Sequence
 
-from bot.kakao.client import MAX_RECEIVERS, KakaoApi
+from bot.kakao.client import MAX_RECEIVERS, KakaoApi, template_json
 from bot.kakao.errors import KakaoError, KakaoOAuthError, KakaoSendUnknown
 from bot.kakao.quota import ME_RESERVE, quota_day
 from bot.kakao.recipients import Recipient, Target, Unreachable
-from bot.store.deliveries import Claim, DeliveryLog
-from bot.store.quota_counts import load_quota_book
+from bot.store.deliveries import Claim, DeliveryLog, Outcome
 from bot.util.progress import QUIET, Progress
 from bot.util.report_logging import IN_REPORT
 
@@ -59,13 +58,36 @@ class FanoutReport:
         return sum(1 for r in self.results if r.status == status)
 
 
+Batch = list[tuple[Target, int]]  # the recipients of one Kakao call, with their rows
+
+
+class _Outcomes:
+    """The outcomes of a fan-out: in the report at once, written with the fan-out's next commit (the
+    next call's `sending`, or `flush`), so one call costs one commit, not two."""
+
+    def __init__(self, log: DeliveryLog, report: FanoutReport):
+        self.log, self.report = log, report
+        self.pending: list[Outcome] = []
+
+    def add(self, batch: Batch, status: str, reason: str, code: int | None, *, retryable: bool = False) -> None:
+        if not batch:
+            return
+        self.pending.append(Outcome(tuple(row for _, row in batch), status, code, reason or None))
+        for target, _ in batch:
+            self.report.results.append(RecipientResult(target.key, target.label, status, reason, code, retryable))
+
+    def flush(self, *, sending: Sequence[int] = ()) -> set[int]:
+        """Write the pending outcomes, and move `sending` to `sending`, in one commit; the ids moved."""
+        pending, self.pending = self.pending, []
+        return self.log.record(pending, sending=sending)
+
+
 @dataclass
 class Fanout:
     """Everything one delivery needs; `message_for` gives each target its template object."""
 
     log: DeliveryLog
     api: KakaoApi
-    db_session: Callable  # Database.session, for the quota counts
     job: str
     slot_key: str
     sender: str
@@ -84,130 +106,136 @@ class Fanout:
         day = quota_day(self.now)
         for problem in unreachable:
             self._skip(report, problem.key, problem.label, problem.reason, day)
-        claimed: list[tuple[Target, int]] = []
-        claims = self.log.claim_many(job=self.job, slot_key=self.slot_key, sender=self.sender, quota_day=day,
-                                     recipients=[(t.key, t.label) for t in targets], late=self.late)
+        claims, book = self.log.claim_counted(job=self.job, slot_key=self.slot_key, sender=self.sender, quota_day=day,
+                                              recipients=[(t.key, t.label) for t in targets], late=self.late,
+                                              reserve=self.reserve)
         by_key = {target.key: target for target in targets}
+        outcomes = _Outcomes(self.log, report)
+        allowed: Batch = []
         for claim in claims:
             target = by_key[claim.recipient]
             if claim.row_id is None:
                 report.results.append(_not_claimed(target, claim))
+            elif refusal := book.take(target.key, alert=self.alert):
+                outcomes.add([(target, claim.row_id)], "skipped", refusal, None)
             else:
-                claimed.append((target, claim.row_id))
-        with self.db_session() as session:
-            book = load_quota_book(session, self.sender, day, [t.key for t, _ in claimed], self.reserve)
-        allowed = []
-        for target, row_id in claimed:
-            refusal = book.take(target.key, alert=self.alert)
-            if refusal:
-                self.log.mark([row_id], "skipped", reason=refusal)
-                report.results.append(RecipientResult(target.key, target.label, "skipped", refusal))
-            else:
-                allowed.append((target, row_id))
-        self._send_all(allowed, message_for, report)
+                allowed.append((target, claim.row_id))
+        # Registered for the whole fan-out: a row's outcome is written with the next call's commit, so
+        # it stays `sending` a little after its request; the sweep must leave it to this fan-out meanwhile.
+        with self.log.in_flight(row for _, row in allowed):
+            try:
+                self._send_all(allowed, message_for, outcomes)
+            except BaseException:
+                _flush_known(outcomes)
+                raise
+            outcomes.flush()
         for result in report.problems:
             if result.reason != STOPPED_REASON:  # those are summed up in one line (_send_all)
                 log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason, extra=IN_REPORT)
         return report
 
-    def _send_all(self, allowed: list[tuple[Target, int]], message_for: Callable[[Target], dict],
-                  report: FanoutReport) -> None:
+    def _send_all(self, allowed: Batch, message_for: Callable[[Target], dict], outcomes: _Outcomes) -> None:
         me = [(t, r) for t, r in allowed if t.uuid is None]
         friends = [(t, r) for t, r in allowed if t.uuid is not None]
-        batches = [friends[i:i + MAX_RECEIVERS] for i in range(0, len(friends), MAX_RECEIVERS)]
         pending = [me] if me else []
-        pending += batches
+        pending += [friends[i:i + MAX_RECEIVERS] for i in range(0, len(friends), MAX_RECEIVERS)]
+        # Each template object's JSON, serialised once per fan-out; keyed by id(), the object kept alive
+        # with it so that its id cannot be reused by another template meanwhile.
+        texts: dict[int, tuple[dict, str]] = {}
+        api: KakaoApi | None = None
         for index, batch in enumerate(pending):
             if self.stopping is not None and self.stopping.is_set():
-                report.stopped = True
+                outcomes.report.stopped = True
                 log.info("%s: stopping: %d recipient(s) left for a re-run", self.job,
                          sum(len(rest) for rest in pending[index:]))
                 for rest in pending[index:]:
-                    self._record(rest, report, "skipped", STOPPED_REASON, None)
+                    outcomes.add(rest, "skipped", STOPPED_REASON, None)
                 return
+            template = message_for(batch[0][0])
+            if id(template) not in texts:
+                texts[id(template)] = (template, template_json(template))
+            text = texts[id(template)][1]
             try:
-                self._send_batch(batch, message_for, report)
-                self.progress.recipients(self.job, sum(map(len, pending[:index + 1])), len(allowed))
+                api = self._send_batch(batch, text, api, outcomes)
             except KakaoOAuthError as exc:
                 # No access token to be had (dead login, issuance rate limit, bad client secret):
                 # no send can succeed and every try asks Kakao's token endpoint again, so the
                 # rest are recorded as failed, by name.
-                report.token_error = str(exc)
+                outcomes.report.token_error = str(exc)
                 for rest in pending[index + 1:]:
-                    self._record(rest, report, "failed", str(exc), None, retryable=exc.retryable)
+                    outcomes.add(rest, "failed", str(exc), None, retryable=exc.retryable)
                 return
+            self.progress.recipients(self.job, sum(map(len, pending[:index + 1])), len(allowed))
 
-    def _send_batch(self, batch: list[tuple[Target, int]], message_for: Callable[[Target], dict],
-                    report: FanoutReport) -> None:
-        template = message_for(batch[0][0])
-        try:
+    def _send_batch(self, batch: Batch, text: str, api: KakaoApi | None, outcomes: _Outcomes) -> KakaoApi | None:
+        """One Kakao call, with the API of the previous one while its token is valid; the API for the next."""
+        if api is None or not api.fresh():
             # Minted (refreshed, if due) before `sending` is committed: the window in which a crash
-            # leaves an `unknown` holds the POST alone, no token request or database lock.
-            api = self.api.minted()
-        except KakaoOAuthError as exc:
-            self._record(batch, report, "failed", str(exc), None, retryable=exc.retryable)
-            raise
-        except KakaoError as exc:
-            self._record(batch, report, "failed", str(exc), _int_code(exc), retryable=exc.retryable)
-            return
-        with self.log.in_flight(row for _, row in batch):
-            self._post(batch, template, api, report)
+            # leaves an `unknown` holds the POST alone, no token request or database lock. For the same
+            # reason the outcomes known so far are written first, not after a token request.
+            outcomes.flush()
+            try:
+                api = self.api.minted()
+            except KakaoOAuthError as exc:
+                outcomes.add(batch, "failed", str(exc), None, retryable=exc.retryable)
+                raise
+            except KakaoError as exc:
+                outcomes.add(batch, "failed", str(exc), _int_code(exc), retryable=exc.retryable)
+                return None
+        self._post(batch, text, api, outcomes)
+        return api
 
-    def _post(self, batch: list[tuple[Target, int]], template: dict, api: KakaoApi, report: FanoutReport) -> None:
-        """`sending` committed, the request, its outcome recorded (a failure to record it leaves `sending`
-        for the sweep to resolve as `unknown`: DeliveryLog.resolve_stuck)."""
-        moved = self.log.mark([row for _, row in batch], "sending")
+    def _post(self, batch: Batch, text: str, api: KakaoApi, outcomes: _Outcomes) -> None:
+        """`sending` committed (with the outcome of the call before), the request, its outcome noted for the
+        next commit (a failure to write it leaves `sending` for the sweep to resolve as `unknown`:
+        DeliveryLog.resolve_stuck)."""
+        moved = outcomes.flush(sending=[row for _, row in batch])
         for target, row in batch:
             if row not in moved:
                 # Our claim went stale and another instance took the row over: it sends, we don't.
-                report.results.append(RecipientResult(target.key, target.label, "elsewhere",
-                                                      "taken over by another instance"))
+                outcomes.report.results.append(RecipientResult(target.key, target.label, "elsewhere",
+                                                               "taken over by another instance"))
         batch = [(target, row) for target, row in batch if row in moved]
         if not batch:
             return
         try:
             if batch[0][0].uuid is None:
-                api.send_to_me(template)
-                self._record(batch, report, "sent", "", None)
+                api.send_to_me(text)
+                outcomes.add(batch, "sent", "", None)
                 return
-            result = api.send_to_friends([t.uuid for t, _ in batch], template)
+            result = api.send_to_friends([t.uuid for t, _ in batch], text)
         except KakaoSendUnknown as exc:
-            self._record(batch, report, "unknown", str(exc), None)
+            outcomes.add(batch, "unknown", str(exc), None)
             return
         except KakaoOAuthError as exc:
-            self._record(batch, report, "failed", str(exc), None, retryable=exc.retryable)
+            outcomes.add(batch, "failed", str(exc), None, retryable=exc.retryable)
             raise
         except KakaoError as exc:
-            self._record(batch, report, "failed", str(exc), _int_code(exc), retryable=exc.retryable)
+            outcomes.add(batch, "failed", str(exc), _int_code(exc), retryable=exc.retryable)
             return
-        self._record([(t, row) for t, row in batch if t.uuid in result.sent], report, "sent", "", None)
+        outcomes.add([(t, row) for t, row in batch if t.uuid in result.sent], "sent", "", None)
         for target, row in batch:
             if target.uuid not in result.sent:
                 error = result.failed[target.uuid]
                 status = "unknown" if isinstance(error, KakaoSendUnknown) else "failed"
-                self._record([(target, row)], report, status, str(error), _int_code(error),
+                outcomes.add([(target, row)], status, str(error), _int_code(error),
                              retryable=status == "failed" and error.retryable)
-
-    def _record(self, batch: list[tuple[Target, int]], report: FanoutReport, status: str, reason: str,
-                code: int | None, *, retryable: bool = False) -> None:
-        self.log.mark([row for _, row in batch], status, code=code, reason=reason or None)
-        for target, _ in batch:
-            report.results.append(RecipientResult(target.key, target.label, status, reason, code, retryable))
 
     def fail_all(self, recipients: Sequence[Recipient], reason: str) -> FanoutReport:
         """Record every configured recipient as failed for `reason`, without sending (e.g. dead login:
         friends cannot even be looked up, so each is keyed as configured, "friend:<nickname>")."""
         report = FanoutReport(self.job, self.slot_key, token_error=reason)
-        day = quota_day(self.now)
-        for recipient in recipients:
-            key, label = str(recipient), "me" if recipient.kind == "me" else recipient.value
-            target = Target(key, label)
-            claim = self.log.claim(job=self.job, slot_key=self.slot_key, recipient=key, label=label,
-                                   sender=self.sender, quota_day=day, late=self.late)
+        targets = {str(r): Target(str(r), "me" if r.kind == "me" else r.value) for r in recipients}
+        claims = self.log.claim_many(job=self.job, slot_key=self.slot_key, sender=self.sender,
+                                     quota_day=quota_day(self.now), late=self.late,
+                                     recipients=[(t.key, t.label) for t in targets.values()])
+        outcomes = _Outcomes(self.log, report)
+        for claim in claims:
             if claim.row_id is None:
-                report.results.append(_not_claimed(target, claim))
+                report.results.append(_not_claimed(targets[claim.recipient], claim))
             else:
-                self._record([(target, claim.row_id)], report, "failed", reason, None)
+                outcomes.add([(targets[claim.recipient], claim.row_id)], "failed", reason, None)
+        outcomes.flush()
         for result in report.problems:
             log.warning("%s → %s: %s %s", self.job, result.label, result.status, result.reason, extra=IN_REPORT)
         return report
@@ -230,6 +258,15 @@ def _not_claimed(target: Target, claim: Claim) -> RecipientResult:
     # Another instance holds this recipient (it claimed or retook the row first): not a problem
     # to report, it sends; `elsewhere` keeps it out of the problem report to "me".
     return RecipientResult(target.key, target.label, "elsewhere", f"being sent by another instance ({claim.previous_status})")
+
+
+def _flush_known(outcomes: _Outcomes) -> None:
+    """On the way out of a fan-out cut short by an exception: write the outcomes already known, so that a
+    call that went through is not left `sending` (and later reported unknown) for want of its commit."""
+    try:
+        outcomes.flush()
+    except Exception:  # noqa: BLE001 — the first exception is the one to raise; the sweep resolves these rows
+        log.warning("%s: could not record the outcome of the last Kakao call", outcomes.report.job, exc_info=True)
 
 
 def _int_code(error: KakaoError) -> int | None:

@@ -31,7 +31,7 @@ from bot.util.progress import QUIET, Progress
 from bot.util.report_logging import IN_REPORT
 from bot.util.retry import can_pass
 from jobs import job_kind
-from jobs.base import JobContext, JobFailed, JobState, Outcome
+from jobs.base import JobContext, JobFailed, Outcome
 from tokens.vault import VaultError
 
 log = logging.getLogger(__name__)
@@ -39,17 +39,24 @@ log = logging.getLogger(__name__)
 LAST_FAILED_KEY = "last_failed_slot"  # job memory: the slot key of the latest failed run
 
 
-class _DryRunState:
-    """Reads the job's memory, keeps writes in memory: a dry run records nothing."""
+class _PendingState:
+    """The job's memory while it collects: reads see its writes at once; `store` writes them together,
+    in one transaction (one commit, not one per key, and no half-updated memory — new validators with
+    old items — if the process dies in between). A dry run never stores: it records nothing."""
 
-    def __init__(self, stored: JobState):
+    def __init__(self, stored: StoredJobState):
         self.stored, self.written = stored, {}
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.written.get(key, self.stored.get(key, default))
+        return self.written[key] if key in self.written else self.stored.get(key, default)
 
     def set(self, key: str, value: Any) -> None:
         self.written[key] = value
+
+    def store(self) -> None:
+        if self.written:
+            self.stored.set_many(self.written)
+            self.written = {}
 
 
 class Runner:
@@ -98,11 +105,16 @@ class Runner:
         kind = job_kind(job.kind)
         stored = StoredJobState(self.app.db, job.name)
         now = self.app.clock().astimezone(self.app.config.timezone)
-        ctx = JobContext(state=_DryRunState(stored) if dry_run else stored, http=self.app.http, now=now,
+        state = _PendingState(stored)
+        ctx = JobContext(state=state, http=self.app.http, now=now,
                          since=since, until=until, link_url=self.app.config.kakao.web_domain,
                          shopify=lambda shop: self.app.shopify_graphql(shop, progress=self.progress))
         try:
-            outcome = kind.collect(job, ctx)
+            try:
+                outcome = kind.collect(job, ctx)
+            finally:
+                if not dry_run:
+                    state.store()
         except JobFailed as exc:
             return self._failed(job, slot_key, str(exc), retryable=exc.retryable)
         if outcome.empty and (job.skip_if_empty or outcome.context.get("unchanged")):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Protocol, Sequence
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -38,6 +39,14 @@ FORM = "application/x-www-form-urlencoded;charset=utf-8"
 MAX_RECEIVERS = 5  # Kakao's limit per friend-message call
 FRIENDS_PAGE = 100
 MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Kakao's limit for a message image (-602 above it)
+
+# A message's template object, or its JSON text: a fan-out serialises it once, not once per call.
+Template = dict | str
+
+
+def template_json(template: Template) -> str:
+    """`template_object` as Kakao takes it: the template's JSON (a str is that JSON already)."""
+    return template if isinstance(template, str) else json.dumps(template, ensure_ascii=False)
 
 
 class KakaoHttp:
@@ -176,10 +185,25 @@ def _without(body: Any, values: Sequence[str]) -> Any:
 # -- API ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AccessLease:
+    """An access token and the instant until which it may be used without asking its source again
+    (its expiry less the source's refresh margin), judged by the source's clock."""
+
+    token: str = field(repr=False)
+    valid_until: datetime
+    clock: Callable[[], datetime] = field(repr=False, compare=False)
+
+    def fresh(self) -> bool:
+        return self.clock() < self.valid_until
+
+
 class TokenSource(Protocol):
     """Hands out a valid access token for one login; `renew` after Kakao said -401."""
 
     def access_token(self) -> str: ...
+
+    def lease(self) -> AccessLease: ...
 
     def renew(self, rejected: str) -> str: ...
 
@@ -205,15 +229,23 @@ class UploadedImage:
 class MintedToken:
     """A TokenSource holding one access token minted beforehand; a -401 still renews through `source`."""
 
-    token: str = field(repr=False)
+    held: AccessLease
     source: TokenSource
+    renewed: bool = False  # a -401 replaced the token: its validity is the source's to say again
 
     def access_token(self) -> str:
-        return self.token
+        return self.held.token
+
+    def lease(self) -> AccessLease:
+        return self.held
+
+    def fresh(self) -> bool:
+        return not self.renewed and self.held.fresh()
 
     def renew(self, rejected: str) -> str:
-        self.token = self.source.renew(rejected)
-        return self.token
+        token = self.source.renew(rejected)
+        self.held, self.renewed = AccessLease(token, self.held.valid_until, self.held.clock), True
+        return token
 
 
 class KakaoApi:
@@ -224,8 +256,14 @@ class KakaoApi:
 
     def minted(self) -> "KakaoApi":
         """This login's API with its access token minted now (a refresh, if due, happens here): a
-        sender mints before it records `sending`, so nothing that can block sits between that and the POST."""
-        return KakaoApi(self.http, api_url=self.api_url, tokens=MintedToken(self.tokens.access_token(), self.tokens))
+        sender mints before it records `sending`, so nothing that can block sits between that and the POST.
+        It may go on using that API for as long as `fresh()` says, without asking the token store again."""
+        return KakaoApi(self.http, api_url=self.api_url, tokens=MintedToken(self.tokens.lease(), self.tokens))
+
+    def fresh(self) -> bool:
+        """Whether this API's minted token is still valid (False for one that mints on every call, and
+        once a -401 renewed it: the next `minted()` asks the store for its validity)."""
+        return isinstance(self.tokens, MintedToken) and self.tokens.fresh()
 
     def _call(self, method: str, path: str, *, delivers: bool = False, **kwargs: Any) -> dict:
         token = self.tokens.access_token()
@@ -254,14 +292,14 @@ class KakaoApi:
             params = next_params
         return list(friends.values())
 
-    def send_to_me(self, template: dict) -> None:
-        form = {"template_object": json.dumps(template, ensure_ascii=False)}
+    def send_to_me(self, template: Template) -> None:
+        form = {"template_object": template_json(template)}
         self._call("POST", "/v2/api/talk/memo/default/send", data=form, delivers=True)
 
-    def send_to_friends(self, uuids: Sequence[str], template: dict) -> FriendSendResult:
+    def send_to_friends(self, uuids: Sequence[str], template: Template) -> FriendSendResult:
         if not 1 <= len(uuids) <= MAX_RECEIVERS:
             raise ValueError(f"1 to {MAX_RECEIVERS} receivers per call, got {len(uuids)}")
-        form = {"receiver_uuids": json.dumps(list(uuids)), "template_object": json.dumps(template, ensure_ascii=False)}
+        form = {"receiver_uuids": json.dumps(list(uuids)), "template_object": template_json(template)}
         try:
             body = self._call("POST", "/v1/api/talk/friends/message/default/send", data=form, delivers=True)
         except KakaoError as exc:

@@ -19,20 +19,33 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, ContextManager, Iterable, Iterator, Sequence
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, bindparam, select, update
 
-from bot.store.claims import abandoned, held_by, instance_id, update_if_unchanged
+from bot.kakao.quota import ME_RESERVE, QuotaBook
+from bot.store.claims import abandoned, instance_id, update_if_unchanged
 from bot.store.db import Database, insert_for, utcnow
 from bot.store.models import Delivery
+from bot.store.quota_counts import load_quota_book
 
 RETAKEABLE = ("failed", "skipped")
 FINAL = ("sent", "unknown")  # outcomes a later run of the slot never sends again
 DIED_REASON = "the sending process stopped during the request; the message may have been delivered"
 LOST_REASON = ("the outcome of the request could not be recorded (the database was unavailable); "
                "the message may have been delivered")
+ID_CHUNK = 500  # row ids per `IN (…)`: well under any database's limit of bound parameters
+
+_rows = Delivery.__table__
+# The status change of a fan-out's rows, several per second: built once (only its parameters change
+# per call), on the table rather than the mapped class, which spares the ORM's statement handling.
+SET_STATUS = (
+    update(_rows)
+    .where(_rows.c.id.in_(bindparam("ids", expanding=True)), _rows.c.claimed_by == bindparam("owner"))
+    .values(status=bindparam("new_status"), code=bindparam("new_code"), reason=bindparam("new_reason"),
+            updated_at=bindparam("now", type_=_rows.c.updated_at.type))
+    .returning(_rows.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +56,16 @@ class Claim:
     row_id: int | None
     previous_status: str | None = None  # the status found, when not claimable
     previous_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of some rows (a batch's send, a quota refusal), to be written with `DeliveryLog.record`."""
+
+    row_ids: tuple[int, ...]
+    status: str
+    code: int | None = None
+    reason: str | None = None
 
 
 class DeliveryLog:
@@ -60,40 +83,57 @@ class DeliveryLog:
     def claim_many(self, *, job: str, slot_key: str, recipients: Sequence[tuple[str, str]], sender: str,
                    quota_day: str, late: bool = False) -> list[Claim]:
         """Claim (recipient key, label) pairs in one transaction: one commit, not one per recipient."""
+        with self._transaction() as connection:
+            return self._claim(connection, job, slot_key, recipients, sender, quota_day, late)
+
+    def claim_counted(self, *, job: str, slot_key: str, recipients: Sequence[tuple[str, str]], sender: str,
+                      quota_day: str, late: bool = False, reserve: int = ME_RESERVE) -> tuple[list[Claim], QuotaBook]:
+        """`claim_many`, and the quota counts of the day for the recipients claimed, in one transaction."""
+        with self._transaction() as connection:
+            claims = self._claim(connection, job, slot_key, recipients, sender, quota_day, late)
+            claimed = [claim.recipient for claim in claims if claim.row_id is not None]
+            return claims, load_quota_book(connection, sender, quota_day, claimed, reserve)
+
+    def _transaction(self) -> ContextManager[Connection]:
+        # A Core transaction: an ORM Session costs more to set up than these short statements take.
+        return self.db.engine.begin()
+
+    def _claim(self, connection: Connection, job: str, slot_key: str, recipients: Sequence[tuple[str, str]],
+               sender: str, quota_day: str, late: bool) -> list[Claim]:
         now = self.clock()
         rows = [dict(job=job, slot_key=slot_key, recipient=key, label=label, sender=sender, status="claimed",
                      quota_day=quota_day, claimed_by=self.owner, late=late, created_at=now, updated_at=now)
                 for key, label in dict(recipients).items()]
         if not rows:
             return []
-        with self.db.session() as session:
-            inserted = dict(session.execute(
-                insert_for(session.bind.dialect.name, Delivery).values(rows)
-                .on_conflict_do_nothing(index_elements=["job", "slot_key", "recipient"])
-                .returning(Delivery.recipient, Delivery.id)
-            ).all())
-            return [Claim(row["recipient"], inserted[row["recipient"]]) if row["recipient"] in inserted
-                    else self._reclaim(session, row, now) for row in rows]
+        # One statement with many parameter sets: compiled once and cached, whatever the number of rows
+        # (SQLAlchemy sends them as multi-row INSERTs with RETURNING).
+        inserted = dict(connection.execute(
+            insert_for(connection.dialect.name, Delivery.__table__)
+            .on_conflict_do_nothing(index_elements=["job", "slot_key", "recipient"])
+            .returning(Delivery.recipient, Delivery.id), rows).all())
+        return [Claim(row["recipient"], inserted[row["recipient"]]) if row["recipient"] in inserted
+                else self._reclaim(connection, row, now) for row in rows]
 
-    def _reclaim(self, session: Session, values: dict, now: datetime) -> Claim:
+    def _reclaim(self, connection: Connection, values: dict, now: datetime) -> Claim:
         """The row existed already: decide what this run may do with it (see the module docstring)."""
         recipient, label, quota_day = values["recipient"], values["label"], values["quota_day"]
-        row = session.execute(select(Delivery).where(
+        row = connection.execute(select(Delivery.id, Delivery.status, Delivery.claimed_by, Delivery.updated_at,
+                                        Delivery.reason).where(
             Delivery.job == values["job"], Delivery.slot_key == values["slot_key"],
-            Delivery.recipient == recipient)).scalar_one()
+            Delivery.recipient == recipient)).one()
         if row.status == "sending" and abandoned(row.claimed_by, row.updated_at, now):
             # The process that started this request died before recording its outcome.
             # Conditional: never overwrite an outcome its sender recorded meanwhile.
             reason = DIED_REASON
-            changed = session.execute(
+            changed = connection.execute(
                 update_if_unchanged(Delivery, row.id, "sending", row.claimed_by)
                 .values(status="unknown", reason=reason, updated_at=now)
-                .execution_options(synchronize_session=False)
             ).rowcount
             return Claim(recipient, None, "unknown" if changed else "sending", reason if changed else None)
         if row.status in RETAKEABLE or (row.status == "claimed" and abandoned(row.claimed_by, row.updated_at, now)):
             # Conditional update: of several instances retaking the same row, one wins.
-            won = session.execute(
+            won = connection.execute(
                 update_if_unchanged(Delivery, row.id, row.status, row.claimed_by)
                 .values(status="claimed", claimed_by=self.owner, code=None, reason=None,
                         quota_day=quota_day, label=label, updated_at=now)
@@ -145,14 +185,32 @@ class DeliveryLog:
         """
         if not row_ids:
             return set()
-        with self.db.session() as session:
-            changed = session.execute(
-                update(Delivery).where(Delivery.id.in_(list(row_ids)), held_by(Delivery, self.owner))
-                .values(status=status, code=code, reason=reason, updated_at=self.clock())
-                .returning(Delivery.id)
-                .execution_options(synchronize_session=False)
-            ).scalars().all()
-        return set(changed)
+        with self._transaction() as connection:
+            return self._set(connection, row_ids, status, code, reason)
+
+    def record(self, outcomes: Sequence[Outcome], *, sending: Sequence[int] = ()) -> set[int]:
+        """Write `outcomes` and move the rows `sending` to `sending`, in one transaction: a fan-out
+        commits the outcome of one call together with the start of the next, so the start is still
+        committed before its request goes out. Returns the ids of `sending` moved (see `mark`)."""
+        if not outcomes and not sending:
+            return set()
+        groups: dict[tuple[str, int | None, str | None], list[int]] = {}  # one UPDATE per kind of outcome
+        for outcome in outcomes:
+            groups.setdefault((outcome.status, outcome.code, outcome.reason), []).extend(outcome.row_ids)
+        with self._transaction() as connection:
+            for (status, code, reason), row_ids in groups.items():
+                self._set(connection, row_ids, status, code, reason)
+            return self._set(connection, sending, "sending", None, None) if sending else set()
+
+    def _set(self, connection: Connection, row_ids: Sequence[int], status: str, code: int | None,
+             reason: str | None) -> set[int]:
+        changed: set[int] = set()
+        ids, now = list(row_ids), self.clock()
+        for start in range(0, len(ids), ID_CHUNK):
+            changed.update(connection.execute(SET_STATUS, {
+                "ids": ids[start:start + ID_CHUNK], "owner": self.owner, "new_status": status, "new_code": code,
+                "new_reason": reason, "now": now}).scalars())
+        return changed
 
     def skip(self, *, job: str, slot_key: str, recipient: str, label: str, sender: str, quota_day: str,
              reason: str) -> Claim:
@@ -168,8 +226,8 @@ class DeliveryLog:
         repeated): a run of that slot will not send to them again."""
         if not recipients:
             return set()
-        with self.db.session() as session:
-            return set(session.scalars(select(Delivery.recipient).where(
+        with self._transaction() as connection:
+            return set(connection.scalars(select(Delivery.recipient).where(
                 Delivery.job == job, Delivery.slot_key == slot_key, Delivery.recipient.in_(list(recipients)),
                 Delivery.status.in_(FINAL))))
 

@@ -19,9 +19,16 @@ class StoredJobState:
             return json.loads(row.value_json) if row else default
 
     def set(self, key: str, value: Any) -> None:
-        # An upsert: two instances running the same job at once must not collide on the key.
-        value_json, now = json.dumps(value, ensure_ascii=False), utcnow()
+        self.set_many({key: value})
+
+    def set_many(self, values: dict[str, Any]) -> None:
+        """Several keys in one transaction: all of them stored, or none."""
+        now = utcnow()
         with self.db.session() as session:
-            insert = insert_for(session.bind.dialect.name, JobMemory).values(job=self.job, key=key, value_json=value_json, updated_at=now)
-            session.execute(insert.on_conflict_do_update(index_elements=["job", "key"],
-                                                         set_={"value_json": value_json, "updated_at": now}))
+            for key, value in values.items():
+                # An upsert: two instances running the same job at once must not collide on the key.
+                value_json = json.dumps(value, ensure_ascii=False)
+                insert = insert_for(session.bind.dialect.name, JobMemory).values(job=self.job, key=key,
+                                                                                value_json=value_json, updated_at=now)
+                session.execute(insert.on_conflict_do_update(index_elements=["job", "key"],
+                                                             set_={"value_json": value_json, "updated_at": now}))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from bot.kakao.quota import ME_RESERVE, QuotaBook
@@ -14,9 +14,10 @@ from bot.store.models import Delivery
 COUNTED = ("sending", "sent", "unknown")  # an unknown send may have been delivered: count it
 
 
-def load_quota_book(session: Session, sender: str, day: str, recipients: Iterable[str],
+def load_quota_book(session: Session | Connection, sender: str, day: str, recipients: Iterable[str],
                     reserve: int = ME_RESERVE) -> QuotaBook:
-    """Today's counts of `sender` (and of `recipients`, and of the app) from the deliveries table."""
+    """Today's counts of `sender` (and of `recipients`, and of the app) from the deliveries table, read
+    with `session` (an ORM Session, or a Core Connection in the middle of a transaction)."""
     recipients = list(recipients)
     counted = (Delivery.quota_day == day) & Delivery.status.in_(COUNTED)
     app_total = session.scalar(select(func.count()).where(counted)) or 0

@@ -12,19 +12,22 @@ import textwrap
 from typing import Callable, Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.app import App, load_config
+from bot.delivery.audience import app_fanout
 from bot.delivery.problems import open_problems
 from bot.delivery.runner import Runner
 from bot.kakao.client import KakaoApi
 from bot.kakao.quota import quota_day
+from bot.kakao.recipients import resolve
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.store.deliveries import DeliveryLog
 from bot.store.models import Delivery, JobMemory
 from bot.util.retry import RetryPolicy
+from tokens.kakao import KakaoTokens
 
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 MEMO_PATH = "/v2/api/talk/memo/default/send"
@@ -512,3 +515,154 @@ def test_token_rate_limit_mid_fanout_stops_asking_for_tokens(make_app, logged_in
     assert refreshes(sandbox) == 1  # one refused token request, not one per remaining batch
     assert sandbox.count(SEND_PATH) == 2
     assert {statuses(app)[key] for key in rest} == {"failed"}
+
+
+# -- bookkeeping per Kakao call: one commit per batch, the token minted once ----------------
+
+
+def count_commits(app: App) -> list[int]:
+    """A list growing by one with every COMMIT on the app's database."""
+    commits: list[int] = []
+    event.listen(app.db.engine, "commit", lambda _connection: commits.append(1))
+    return commits
+
+
+def test_a_fanout_commits_once_per_batch(make_app, logged_in, sandbox, web, friends, monkeypatch):
+    """The outcome of batch k and `sending` of batch k+1 share one commit; claiming and the quota counts
+    another; the access token is read once: 1 + 1 + 4 batches + the last outcome."""
+    app = make_app(menu_job(web.url, ["me", *nicknames(12)]))
+    logged_in(app)
+    fanout = app_fanout(app, "default", "menu", SLOT, app.clock())
+    targets, unreachable = resolve(app.config.job("menu").to, app.kakao_api("default").friends())
+    commits = count_commits(app)
+    report = fanout.deliver(targets, unreachable, lambda _target: {"object_type": "text", "text": "x",
+                                                                    "link": {"web_url": "https://bot.example.com"}})
+    assert {r.status for r in report.results} == {"sent"} and len(report.results) == 13
+    assert sandbox.count(SEND_PATH) == 3 and sandbox.count(MEMO_PATH) == 1
+    assert len(commits) == 1 + 1 + 4 + 1
+
+
+def test_quota_skips_are_written_in_one_commit(make_app, logged_in, sandbox, web, friends):
+    app = make_app(menu_job(web.url, nicknames(12)))
+    logged_in(app)
+    prefill(app, 92)  # 3 more may be sent today: 9 of the 12 are skipped
+    fanout = app_fanout(app, "default", "menu", SLOT, app.clock())
+    targets, unreachable = resolve(app.config.job("menu").to, app.kakao_api("default").friends())
+    commits = count_commits(app)
+    report = fanout.deliver(targets, unreachable, lambda _target: {"object_type": "text", "text": "x",
+                                                                    "link": {"web_url": "https://bot.example.com"}})
+    # claim, the skips (written before the token is minted), the token, one batch, its outcome
+    assert len(commits) == 1 + 1 + 1 + 1 + 1
+    assert sorted(r.status for r in report.results) == ["sent"] * 3 + ["skipped"] * 9
+    assert sorted(statuses(app).values()) == ["sent"] * 3 + ["skipped"] * 9
+
+
+def test_a_crash_between_the_merged_commit_and_the_post_leaves_unknown_never_resent(
+        make_app, logged_in, sandbox, web, friends, monkeypatch):
+    app = make_app(menu_job(web.url, nicknames(12)))
+    logged_in(app)
+    job = app.config.job("menu")
+    app.deliveries = DeliveryLog(app.db, owner=dead_owner(), clock=app.clock)
+
+    def die_before_the_second_request(call: int, _uuids: list[str]) -> None:
+        if call == 2:
+            raise KeyboardInterrupt  # after the commit (batch 1's outcome, batch 2 `sending`), before the POST
+
+    calls = spy_sends(monkeypatch, before=die_before_the_second_request)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(app).run(job, SLOT)
+    first, second = ([f"uuid:{u}" for u in c] for c in calls)
+    state = statuses(app)
+    assert {state[key] for key in first} == {"sent"}  # written in the same commit as the second's `sending`
+    assert {state[key] for key in second} == {"sending"}
+    assert sorted(state.values()) == ["claimed"] * 2 + ["sending"] * 5 + ["sent"] * 5
+
+    monkeypatch.undo()
+    app.deliveries = DeliveryLog(app.db, clock=app.clock)
+    report = Runner(app).run(job, SLOT)
+    by_key = {r.key: r for r in report.fanout.results}
+    assert {by_key[key].status for key in second} == {"unknown"}
+    assert {rows(app)[key].status for key in second} == {"unknown"}
+    # The second batch never reached Kakao and is not sent now either: its outcome is unknown to the bot.
+    assert sandbox.count(SEND_PATH) == 2
+    assert sum(len(sandbox.received(u)) for u in friends.values()) == 7
+    assert all(sandbox.received(key.removeprefix("uuid:")) == [] for key in second)
+
+
+def test_the_access_token_is_read_once_per_fanout_while_it_is_valid(make_app, logged_in, sandbox, web, friends,
+                                                                     monkeypatch):
+    app = make_app(menu_job(web.url, ["me", *nicknames(12)]))
+    logged_in(app)
+    leases = spy_leases(monkeypatch)
+    report = Runner(app).run(app.config.job("menu"), SLOT)
+    assert set(results(report).values()) == {"sent"}
+    assert sandbox.count(SEND_PATH) == 3 and sandbox.count(MEMO_PATH) == 1
+    assert len(leases["fanout"]) == 1  # four calls, one read of the stored token
+
+
+def test_a_token_expiring_mid_fanout_is_refreshed_before_the_next_batch_is_sending(
+        make_app, logged_in, sandbox, web, friends, monkeypatch, clock):
+    app = make_app(menu_job(web.url, nicknames(12)))
+    logged_in(app)
+
+    def six_hours_pass(call: int, _uuids: list[str]) -> None:
+        if call == 1:
+            clock.advance(hours=6)  # the token expires (here and at the stand-in) between two calls
+
+    spy_sends(monkeypatch, after=six_hours_pass)
+    leases = spy_leases(monkeypatch)
+    report = Runner(app).run(app.config.job("menu"), SLOT)
+    assert set(results(report).values()) == {"sent"}
+    assert refreshes(sandbox) == 1
+    assert sandbox.count(SEND_PATH) == 3  # no -401: the new token was minted before the second call
+    assert len(leases["fanout"]) == 2
+    # The refresh happened while no row was `sending`: a crash in it leaves retakeable rows.
+    assert all("sending" not in seen for seen in leases["fanout"])
+
+
+def spy_leases(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[set[str]]]:
+    """Every read of a stored access token during a fan-out ("fanout": the statuses of the menu rows
+    then), and the others ("other")."""
+    real = KakaoTokens.lease
+    seen: dict[str, list[set[str]]] = {"fanout": [], "other": []}
+
+    def spy(self, account):  # noqa: ANN001, ANN202
+        with self.db.session() as session:
+            now = {row.status for row in session.scalars(select(Delivery).where(Delivery.job == "menu"))}
+        seen["fanout" if now else "other"].append(now)
+        return real(self, account)
+
+    monkeypatch.setattr(KakaoTokens, "lease", spy)
+    return seen
+
+
+def test_what_a_job_remembers_while_collecting_is_stored_in_one_commit(make_app, logged_in, sandbox, web, friends):
+    """The scrape's items and validators are one memory: stored together (a crash between two of them
+    would leave new validators next to old items, and a 304 would then bring back the old items)."""
+    app = make_app(menu_job(web.url, ["me"]))
+    logged_in(app)
+    writes: list[str] = []
+    commits: list[list[str]] = []
+    event.listen(app.db.engine, "before_cursor_execute",
+                 lambda _c, _cursor, statement, *_rest: writes.append(statement) if "job_memory" in statement
+                 and not statement.lstrip().upper().startswith("SELECT") else None)
+    event.listen(app.db.engine, "commit", lambda _connection: commits.append(writes[:]) or writes.clear())
+    Runner(app).run(app.config.job("menu"), SLOT)
+    memory_commits = [c for c in commits if c]
+    # What the scrape collected (url, selector, validators, items), then what was delivered (its fingerprint).
+    assert [len(c) for c in memory_commits] == [5, 1]
+
+
+def test_each_call_carries_its_own_template_when_message_for_builds_a_new_one_each_time(
+        make_app, logged_in, sandbox, web, friends):
+    """Templates are serialised once per fan-out, by object: a new object per call (its predecessor gone,
+    its id free for reuse) must still be serialised, never mistaken for an earlier one."""
+    app = make_app(menu_job(web.url, nicknames(12)))
+    logged_in(app)
+    fanout = app_fanout(app, "default", "menu", SLOT, app.clock())
+    targets, unreachable = resolve(app.config.job("menu").to, app.kakao_api("default").friends())
+    report = fanout.deliver(targets, unreachable, lambda target: {
+        "object_type": "text", "text": f"for {target.label}", "link": {"web_url": "https://bot.example.com"}})
+    assert {r.status for r in report.results} == {"sent"}
+    texts = [sandbox.received(friends[f"친구{i:02d}"])[0]["text"] for i in range(1, 13)]
+    assert texts == ["for 친구01"] * 5 + ["for 친구06"] * 5 + ["for 친구11"] * 2

@@ -251,7 +251,7 @@ def test_a_fanout_without_alert_would_have_been_refused(app, clock):
         for index in range(95):
             session.add(Delivery(job="menu", slot_key=f"run:{index}", recipient="me", label="me", sender="default",
                                  status="sent", quota_day=day, claimed_by="test"))
-    fanout = Fanout(app.deliveries, app.kakao_api("default"), app.db.session, "menu", "run:x", "default", clock.now,
+    fanout = Fanout(app.deliveries, app.kakao_api("default"), "menu", "run:x", "default", clock.now,
                     reserve=app.config.quota_reserve)
     report = fanout.deliver([Target("me", "me")], [], lambda _t: {"object_type": "text", "text": "x",
                                                                   "link": {}})

@@ -78,13 +78,13 @@ def test_no_row_is_sending_while_an_access_token_is_minted(app, sandbox, monkeyp
     """Minting (here a refresh at Kakao's token endpoint) happens before `sending` is committed: a crash
     or a hang during it leaves a retakeable `claimed` row, never an `unknown`."""
     seen: list[set[str]] = []
-    real = KakaoTokens.access_token
+    real = KakaoTokens.lease  # the fan-out's minting: the token and how long it may be used
 
     def spy(self, account):  # noqa: ANN001, ANN202
         seen.append({row.status for row in rows(app).values()})
         return real(self, account)
 
-    monkeypatch.setattr(KakaoTokens, "access_token", spy)
+    monkeypatch.setattr(KakaoTokens, "lease", spy)
     sandbox.expire_access_tokens()
     report = Runner(app).run(app.config.job("menu"), SLOT)
     assert {r.status for r in report.fanout.results} == {"sent"}
@@ -142,13 +142,14 @@ def test_a_row_whose_outcome_could_not_be_written_is_resolved_by_the_sweep_witho
     """The database goes away during the Kakao call: the message went out, `sent` could not be written.
     The sweep leaves the row alone while the request is in flight, and resolves it (unknown, reported)
     once the database answers again."""
-    real_mark, real_send = DeliveryLog.mark, KakaoApi.send_to_friends
+    real_record, real_send = DeliveryLog.record, KakaoApi.send_to_friends
     during: list[list[int]] = []
 
-    def mark(self, row_ids, status, **kwargs):  # noqa: ANN001, ANN202
-        if status == "sent" and "uuid:uuid-friend-01" in self_rows(self, row_ids):
+    def record(self, outcomes, **kwargs):  # noqa: ANN001, ANN202
+        sent = [row for outcome in outcomes if outcome.status == "sent" for row in outcome.row_ids]
+        if "uuid:uuid-friend-01" in self_rows(self, sent):
             raise OperationalError("UPDATE deliveries", {}, Exception("server closed the connection unexpectedly"))
-        return real_mark(self, row_ids, status, **kwargs)
+        return real_record(self, outcomes, **kwargs)
 
     def self_rows(log, row_ids):  # noqa: ANN001, ANN202
         with log.db.session() as session:
@@ -158,7 +159,7 @@ def test_a_row_whose_outcome_could_not_be_written_is_resolved_by_the_sweep_witho
         during.append(sweep(app))  # a round while the request is in flight: nothing to resolve
         return real_send(self, uuids, template)
 
-    monkeypatch.setattr(DeliveryLog, "mark", mark)
+    monkeypatch.setattr(DeliveryLog, "record", record)
     monkeypatch.setattr(KakaoApi, "send_to_friends", send)
     report = Runner(app).run(app.config.job("menu"), SLOT)
     assert report.status == "failed" and during == [[]]
@@ -166,7 +167,7 @@ def test_a_row_whose_outcome_could_not_be_written_is_resolved_by_the_sweep_witho
     row = rows(app)["uuid:uuid-friend-01"]
     assert row.status == "sending"
 
-    monkeypatch.setattr(DeliveryLog, "mark", real_mark)  # the database is back
+    monkeypatch.setattr(DeliveryLog, "record", real_record)  # the database is back
     assert sweep(app) == [row.id]
     row = rows(app)["uuid:uuid-friend-01"]
     assert row.status == "unknown" and "could not be recorded" in row.reason

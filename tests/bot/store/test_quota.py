@@ -169,6 +169,9 @@ class FakeApi:
     def minted(self) -> "FakeApi":
         return self
 
+    def fresh(self) -> bool:
+        return True
+
     def send_to_me(self, template: dict) -> None:
         self.sent.append("me")
 
@@ -179,8 +182,7 @@ class FakeApi:
 
 def fan_out(db: Database, at: datetime, uuids: list[str], job: str = "menu") -> tuple[FakeApi, object]:
     api = FakeApi()
-    fanout = Fanout(DeliveryLog(db, clock=lambda: at), api, db.session, job, f"slot-{at.isoformat()}", "default",
-                    at)
+    fanout = Fanout(DeliveryLog(db, clock=lambda: at), api, job, f"slot-{at.isoformat()}", "default", at)
     targets = [Target(f"uuid:{u}", u, u) for u in uuids]
     return api, fanout.deliver(targets, [], lambda _t: {"object_type": "text"})
 
