@@ -95,8 +95,9 @@ class DeliveryLog:
             return claims, load_quota_book(connection, sender, quota_day, claimed, reserve)
 
     def _transaction(self) -> ContextManager[Connection]:
-        # A Core transaction: an ORM Session costs more to set up than these short statements take.
-        return self.db.engine.begin()
+        # A Core transaction (an ORM Session costs more to set up than these short statements take),
+        # queued with the process's other SQLite writers and holding the write lock from its start.
+        return self.db.write_transaction()
 
     def _claim(self, connection: Connection, job: str, slot_key: str, recipients: Sequence[tuple[str, str]],
                sender: str, quota_day: str, late: bool) -> list[Claim]:
