@@ -1,7 +1,9 @@
 """Shared pieces of the benchmarks: a stand-in in its own process, a shared clock, run statistics.
 
 A stand-in served in the benchmark's own process shares its GIL and has its CPU counted as the
-bot's, so `StandinProcess` runs one in a spawned child instead (its own interpreter and GIL).
+bot's, so `StandinProcess` runs one in a spawned child instead (its own interpreter and GIL),
+served by waitress with keep-alive: Kakao and Shopify keep connections open, and werkzeug's
+server (which the tests use) opens a TCP connection per call, a cost no real upstream adds.
 The child builds the stand-in with a top-level function of the calling script (`build(args)`
 returns the stand-in's state object, its WSGI app and a picklable greeting such as a token),
 serves it on a real port, and then answers `ask(query, payload)`: it calls the top-level
@@ -21,11 +23,12 @@ from __future__ import annotations
 
 import multiprocessing
 import statistics
+import threading
 import time
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Sequence
 
-from bot.sandbox.server import serve
+import waitress
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -34,14 +37,20 @@ def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, A
            port: int) -> None:
     """The stand-in's process: build and serve, then answer queries until None."""
     state, app, greeting = build(args)
-    with serve(app, port=port) as server:
-        conn.send((server.url, greeting))
+    # Threads enough for a client that holds requests open (a stand-in's latency is a sleep).
+    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=16, ident=None)
+    thread = threading.Thread(target=server.run, name="standin-server", daemon=True)
+    thread.start()
+    conn.send((f"http://127.0.0.1:{server.effective_port}", greeting))
+    try:
         while (message := conn.recv()) is not None:
             query, payload = message
             try:
                 conn.send((True, query(state, payload)))
             except Exception as exc:  # reported to the benchmark, which raises it there
                 conn.send((False, f"{type(exc).__name__}: {exc}"))
+    finally:
+        server.close()
 
 
 def cpu_seconds(state: Any, payload: Any = None) -> float:
