@@ -220,6 +220,25 @@ def growth_table(title: str, trees: list[Path], results: dict[Path, dict], warm_
     return ok
 
 
+def growth(backend: str, trees: list[Path], standins: Standins, folder: Path, args: argparse.Namespace) -> bool:
+    """The slot-run and the webhook growth of each checkout, each on a fresh, migrated database."""
+    ok = True
+    for what, count, title in (
+            ("runs", args.runs, "slot runs (run_service in the process; scheduler callback)"),
+            ("webhooks", args.webhooks, "signed orders/updated webhooks to `python -m bot run`, each block processed")):
+        if not count:
+            continue
+        results = {}
+        for tree in trees:
+            with fresh_database(backend, folder, args) as url:
+                deployment = Deployment.make(folder, url, standins, name=f"growth-{what}")
+                deployment.prepare(login=True)
+                results[tree] = (slot_growth(tree, deployment, count, args.every) if what == "runs"
+                                 else webhook_growth(tree, deployment, count, args.every, running))
+        ok &= growth_table(f"{backend}: {count} {title}", trees, results, args.warm)
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--starts", type=int, default=3, help="starts of each kind (default 3)")
@@ -245,18 +264,7 @@ def main() -> int:
             for backend in backends:
                 ok &= start_table(backend, trees, measure_starts(backend, trees, standins, folder, args))
             for backend in [b for b in args.growth_backends.split(",") if b]:
-                with fresh_database(backend, folder, args) as url:
-                    deployment = Deployment.make(folder, url, standins, name="growth")
-                    deployment.prepare(login=True)
-                    if args.runs:
-                        results = {tree: slot_growth(tree, deployment, args.runs, args.every) for tree in trees}
-                        ok &= growth_table(f"{backend}: {args.runs} slot runs (run_service in the process; "
-                                           f"scheduler callback)", trees, results, args.warm)
-                    if args.webhooks:
-                        results = {tree: webhook_growth(tree, deployment, args.webhooks, args.every, running)
-                                   for tree in trees}
-                        ok &= growth_table(f"{backend}: {args.webhooks} signed orders/updated webhooks to "
-                                           f"`python -m bot run`, each block processed", trees, results, args.warm)
+                ok &= growth(backend, trees, standins, folder, args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(f"\n{'all goals met' if ok else 'NOT all goals met'}")
