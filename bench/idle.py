@@ -215,7 +215,7 @@ def growth_table(title: str, trees: list[Path], results: dict[Path, dict], warm_
         print(f"{_label(tree, trees)}RSS by count (MB): " + "  ".join(f"{n}: {mb(kb):.1f}" for n, kb in points))
         print(f"  {data['summary']}")
         print(f"  once warm (from {verdict['warm'][0]}): slope {verdict['slope_kb'] * 1000:+.1f} kB per 1,000 "
-              f"= {verdict['slope_mb']:+.2f} MB over {verdict['span']}; last - warm {verdict['diff_mb']:+.2f} MB "
+              f"= {verdict['slope_mb']:+.2f} MB over {verdict['span']} (projected if fewer); last - warm {verdict['diff_mb']:+.2f} MB "
               f"-> {'PASS' if verdict['pass'] else 'FAIL'} (<= {GROWTH_GOAL_MB:.0f} MB)")
     return ok
 
