@@ -1,155 +1,70 @@
-"""Benchmark: resident memory of an idle `run`, and after many slot runs; the time from start to READY.
+"""Benchmark: resident memory of an idle `python -m bot run`, first and warm start, SQLite and PostgreSQL,
+and its growth over 10,000 slot runs and 10,000 webhooks.
 
-Stand-ins in this process: Kakao (the owner and a few friends) and a web page to scrape. A
-temporary config (SQLite in a temp dir, a free 127.0.0.1 port, one `scrape` job to "me" and
-2 friends, `[delivery] quota_reserve = 0`) and a Kakao login stored as bench/fanout.py does.
+Every process is its own: the service (`python -m bot run`, under a fake $NOTIFY_SOCKET), the Kakao
+stand-in and the scraped web page (spawned, bench/standin.py), the webhook client (this process). The
+deployment is a temporary config — one `scrape` job to "me" and 2 friends, one `shopify-order-alert`
+job, `[delivery] quota_reserve = 0` — and a database: a SQLite file in a temp dir, or a scratch
+PostgreSQL database (`<prefix><random>` on --postgres, dropped after).
 
-1. `python -m bot run` is spawned with $NOTIFY_SOCKET bound here: the time from spawn to
-   READY=1, its VmRSS right after READY and after IDLE seconds of idling; then SIGTERM.
-2. A second process (this script with --child) runs `run_service` in a thread (HTTP server,
-   webhook workers, scheduler: all of `run`) and, once it is ready, drives RUNS slot runs
-   through `BotScheduler(app).fire_at(job, instant, now=instant)` — the APScheduler callback's
-   own path: scrape, render, claim, send to Kakao, record. Each run is a distinct slot on its
-   own day (instant = first noon + i days; the app's clock follows), so the bot's per-Korean-day
-   QuotaBook never blocks and every run really sends 3 messages; token lifetimes stay on the real
-   clock (the stand-in issues them on the real clock), and the stand-in's own daily caps are
-   lifted. Its VmRSS is read after start-up, every 1,000 runs, at the end, and after gc.collect().
+1. Starts (--starts N of each, alternating with the baseline): a **first start** on an empty
+   database (migrations run) and a **warm start** on a migrated one holding a Kakao login. Read:
+   seconds to READY=1, VmRSS at READY and after --idle seconds. Baseline, same run: a bare python
+   that imports flask, sqlalchemy, requests, apscheduler, waitress (+ psycopg on PostgreSQL).
+2. Growth (bench/idle_growth.py): RUNS slot runs driven through the scheduler's own callback in a
+   process running `run_service` (each run its own day, so every run really sends 3 messages), and
+   WEBHOOKS signed `orders/updated` deliveries posted to the `run` process's route, each block of
+   --every processed (the events are `done` in the database) before its VmRSS is read. Judged once
+   warm (the readings from --warm on): least-squares slope × the span, and last − first warm reading;
+   PASS if both are <= 2 MB.
 
-Baseline, same machine: the VmRSS of a bare `python -c "import flask, sqlalchemy, requests,
-apscheduler, waitress"`. Goal: <= 80 MB, and no growth with runs.
+--code DIR (repeatable) measures another checkout's `bot` too (e.g. --code /work/main --code .), in the
+same run, alternating: before and after side by side.
 
-    python bench/idle.py [--runs 10000] [--idle 5]
+    python bench/idle.py [--starts 3] [--runs 10000] [--webhooks 10000] [--backends sqlite,postgres]
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import json
 import os
+import secrets as token
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from datetime import datetime, timedelta
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from idle_growth import judge, slot_growth, webhook_growth  # noqa: E402
+from idle_setup import Deployment, Standins, free_port, rss_kb  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_MB = 80.0
-JOB = "menu"
-FRIENDS = ["직원A", "직원B", "직원C", "직원D"]  # the stand-in's friends; the job sends to the first two
-SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "INVOCATION_ID")
-BASELINE = ("import flask, sqlalchemy, requests, apscheduler, waitress\n"
-            "print([l for l in open('/proc/self/status') if l.startswith('VmRSS:')][0].split()[1])")
-
-CONFIG = """\
-[database]
-url = "sqlite:///{db}"
-
-[server]
-listen = "127.0.0.1:{port}"
-
-[delivery]
-quota_reserve = 0
-
-[kakao]
-redirect_uri = "http://127.0.0.1:8080/kakao/callback"
-auth_url = "{kakao}"
-api_url = "{kakao}"
-web_domain = "{web}"
-
-[[jobs]]
-name = "{job}"
-kind = "scrape"
-url = "{web}/menu"
-select = "ul.menu > li"
-at = ["noon"]
-to = ["me", "friend:{f1}", "friend:{f2}"]
-"""
+GROWTH_GOAL_MB = 2.0
+BASE_IMPORTS = {"sqlite": "flask, sqlalchemy, requests, apscheduler, waitress",
+                "postgres": "flask, sqlalchemy, requests, apscheduler, waitress, psycopg"}
+BASELINE = "import {imports}\nprint([l for l in open('/proc/self/status') if l.startswith('VmRSS:')][0].split()[1])"
 
 
-def rss_kb(pid: int | str = "self") -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
+def baseline_kb(backend: str) -> int:
+    """VmRSS of a bare python importing the service's stack."""
+    done = subprocess.run([sys.executable, "-c", BASELINE.format(imports=BASE_IMPORTS[backend])],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout.strip())
 
 
-def mb(kb: float) -> str:
-    return f"{kb / 1024:6.1f} MB"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# -- the child: `run` in a thread, slot runs driven through the scheduler --------------------------------
-
-
-def child(config_path: str, runs: int) -> int:
-    from bot.app import App, load_config
-    from bot.config.secrets import Secrets
-    from bot.service.run import run_service
-    from bot.service.scheduler import BotScheduler
-    from bot.service.systemd import Notifier
-    from bot.store.db import utcnow
-
-    config = load_config(Path(config_path))
-    offset = [timedelta(0)]  # the simulated calendar: the app's clock is the real one plus this
-    app = App(config, Secrets.load(config.base_dir), clock=lambda: utcnow() + offset[0])
-    app.kakao_tokens.clock = utcnow  # token lifetimes: real time, as the stand-in issues them
-
-    ready, stop = threading.Event(), threading.Event()
-    result: dict = {}
-    service = threading.Thread(target=lambda: result.setdefault("code", run_service(
-        app, ready=ready.set, stop_event=stop, notifier=Notifier(None))), name="run-service")
-    service.start()
-    if not ready.wait(60):
-        print(json.dumps({"error": "run_service was not ready within 60 s"}), flush=True)
-        stop.set()
-        service.join(30)
-        return 1
-    time.sleep(1.0)
-    points = [(0, rss_kb())]
-
-    scheduler = BotScheduler(app, stopping=stop)  # not started: fire_at is the callback's own path
-    zone = config.timezone
-    today = datetime.now(zone)
-    first = today.replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    sent = problems = 0
-    started = time.perf_counter()
-    for i in range(1, runs + 1):
-        instant = first + timedelta(days=i)
-        offset[0] = instant - datetime.now(zone)  # "now" is the slot's own instant: on time, its own day
-        report = scheduler.fire_at(JOB, instant, now=instant)
-        ok = report is not None and report.fanout is not None
-        statuses = [r.status for r in report.fanout.results] if ok else []
-        sent += statuses.count("sent")
-        problems += 0 if ok and statuses == ["sent"] * 3 else 1
-        if i % 1000 == 0 or i == runs:
-            points.append((i, rss_kb()))
-    elapsed = time.perf_counter() - started
-    offset[0] = timedelta(0)
-    gc.collect()
-    after_gc = rss_kb()
-    stop.set()
-    service.join(60)
-    print(json.dumps({"points": points, "after_gc": after_gc, "elapsed": elapsed, "sent": sent,
-                      "problems": problems, "service_code": result.get("code")}), flush=True)
-    return 0
-
-
-# -- the bench ----------------------------------------------------------------------------------------------
-
-
-def wait_ready(sock: socket.socket, proc: subprocess.Popen, deadline_s: float = 60.0) -> None:
+def wait_ready(sock: socket.socket, proc: subprocess.Popen, log: Path, deadline_s: float = 120.0) -> None:
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         sock.settimeout(0.05)
@@ -158,128 +73,201 @@ def wait_ready(sock: socket.socket, proc: subprocess.Popen, deadline_s: float = 
                 return
         except socket.timeout:
             if proc.poll() is not None:
-                raise RuntimeError(f"`run` exited with {proc.returncode} before READY=1:\n{proc.stderr.read()}")
+                raise RuntimeError(f"`run` exited with {proc.returncode} before READY=1:\n{_tail(log)}")
     raise RuntimeError(f"no READY=1 within {deadline_s} s")
 
 
-def measure_run(config_path: Path, env: dict[str, str], folder: Path, idle: float) -> tuple[float, int, int]:
-    """`python -m bot run` under a fake $NOTIFY_SOCKET: (seconds to READY=1, VmRSS at READY, after idling)."""
-    address = str(folder / "notify")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+@contextmanager
+def running(tree: Path, deployment: Deployment) -> Iterator[tuple[subprocess.Popen, float]]:
+    """`python -m bot run` of `tree` under a fake $NOTIFY_SOCKET: (the process, seconds to READY=1);
+    SIGTERM on exit (exit code checked)."""
+    address = str(deployment.folder / f"notify-{token.token_hex(4)}")
+    env = deployment.env(tree)
+    log = deployment.folder / "run.log"  # a file, not a pipe: a full pipe would stall the service's logging
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock, open(log, "w+", encoding="utf-8") as err:
         sock.bind(address)
         started = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(config_path), "run"], cwd=folder,
-                                env={**env, "NOTIFY_SOCKET": address}, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "--config", str(deployment.config), "run"],
+                                cwd=deployment.folder, env={**env, "NOTIFY_SOCKET": address},
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
         try:
-            wait_ready(sock, proc)
-            to_ready = time.perf_counter() - started
-            at_ready = rss_kb(proc.pid)
-            time.sleep(idle)
-            after_idle = rss_kb(proc.pid)
+            wait_ready(sock, proc, log)
+            yield proc, time.perf_counter() - started
             proc.send_signal(signal.SIGTERM)
-            proc.communicate(timeout=30)
+            proc.wait(timeout=60)
+            if proc.returncode != 0:
+                raise RuntimeError(f"`run` exited with {proc.returncode} after SIGTERM:\n{_tail(log)}")
         finally:
             if proc.poll() is None:
                 proc.kill()
-                proc.communicate()
-    return to_ready, at_ready, after_idle
+                proc.wait()
+            os.unlink(address)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text(encoding="utf-8", errors="replace")[-3000:]
+
+
+@dataclass
+class StartReading:
+    to_ready: float
+    at_ready: int
+    idle: int
+
+
+def one_start(tree: Path, deployment: Deployment, idle: float) -> StartReading:
+    with running(tree, deployment) as (proc, to_ready):
+        at_ready = rss_kb(proc.pid)
+        time.sleep(idle)
+        return StartReading(to_ready, at_ready, rss_kb(proc.pid))
+
+
+@contextmanager
+def scratch_postgres(server: str, prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on `server`, dropped on exit (WITH FORCE)."""
+    name = prefix + token.token_hex(5)
+    url = make_url(server)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def fresh_database(backend: str, folder: Path, args: argparse.Namespace) -> Iterator[str]:
+    if backend == "postgres":
+        with scratch_postgres(args.postgres, args.db_prefix) as url:
+            yield url
+        return
+    path = folder / f"bot-{token.token_hex(4)}.sqlite3"
+    try:
+        yield f"sqlite:///{path}"
+    finally:
+        for leftover in folder.glob(path.name + "*"):
+            leftover.unlink()
+
+
+def measure_starts(backend: str, trees: list[Path], standins: Standins, folder: Path,
+                   args: argparse.Namespace) -> dict[str, list]:
+    """{"baseline": [kB…], (tree, "first"): [StartReading…], (tree, "warm"): […]}, alternating."""
+    readings: dict = {"baseline": []}
+    with fresh_database(backend, folder, args) as warm_url:
+        warm = Deployment.make(folder, warm_url, standins, name="warm")
+        warm.prepare(login=True)  # migrated (in this process), a Kakao login stored
+        for _ in range(args.starts):
+            readings["baseline"].append(baseline_kb(backend))
+            for tree in trees:
+                with fresh_database(backend, folder, args) as url:
+                    first = Deployment.make(folder, url, standins, name="first")
+                    readings.setdefault((tree, "first"), []).append(one_start(tree, first, args.idle))
+                readings.setdefault((tree, "warm"), []).append(one_start(tree, warm, args.idle))
+    return readings
+
+
+def mb(kb: float) -> float:
+    return kb / 1024
+
+
+def spread(values: list[float], fmt: str = "{:5.1f}") -> str:
+    return " / ".join(fmt.format(v) for v in (min(values), statistics.median(values), max(values)))
+
+
+def start_table(backend: str, trees: list[Path], readings: dict[str, list]) -> bool:
+    base = [mb(kb) for kb in readings["baseline"]]
+    print(f"\n== {backend}: idle `python -m bot run`, min / median / max of {len(base)} starts each (MB)")
+    print(f"{'':<34} {'to READY s':>18} {'RSS at READY':>20} {'RSS idle':>20} {'idle - base':>8}  goal")
+    print(f"{'baseline: import ' + BASE_IMPORTS[backend].replace(', ', ','):<34.34} {'':>18} {'':>20} "
+          f"{spread(base):>20}")
+    ok = True
+    for tree in trees:
+        for kind in ("first", "warm"):
+            rows: list[StartReading] = readings[(tree, kind)]
+            idle = [mb(r.idle) for r in rows]
+            worst = max(max(idle), max(mb(r.at_ready) for r in rows))
+            met = worst <= GOAL_MB
+            ok &= met
+            print(f"{_label(tree, trees) + kind + ' start':<34} {spread([r.to_ready for r in rows], '{:5.2f}'):>18} "
+                  f"{spread([mb(r.at_ready) for r in rows]):>20} {spread(idle):>20} "
+                  f"{statistics.median(idle) - statistics.median(base):+8.1f}  "
+                  f"{'PASS' if met else 'FAIL'} (max {worst:.1f} <= {GOAL_MB:.0f})")
+    return ok
+
+
+def _label(tree: Path, trees: list[Path]) -> str:
+    return "" if len(trees) == 1 else f"{tree.name}: "
+
+
+def growth_table(title: str, trees: list[Path], results: dict[Path, dict], warm_from: int) -> bool:
+    print(f"\n== {title}")
+    ok = True
+    for tree in trees:
+        data = results[tree]
+        points = data["points"]
+        verdict = judge(points, warm_from)
+        ok &= verdict["pass"] and not data.get("problems")
+        print(f"{_label(tree, trees)}RSS by count (MB): " + "  ".join(f"{n}: {mb(kb):.1f}" for n, kb in points))
+        print(f"  {data['summary']}")
+        print(f"  once warm (from {verdict['warm'][0]}): slope {verdict['slope_kb'] * 1000:+.1f} kB per 1,000 "
+              f"= {verdict['slope_mb']:+.2f} MB over {verdict['span']} (projected if fewer); last - warm {verdict['diff_mb']:+.2f} MB "
+              f"-> {'PASS' if verdict['pass'] else 'FAIL'} (<= {GROWTH_GOAL_MB:.0f} MB)")
+    return ok
+
+
+def growth(backend: str, trees: list[Path], standins: Standins, folder: Path, args: argparse.Namespace) -> bool:
+    """The slot-run and the webhook growth of each checkout, each on a fresh, migrated database."""
+    ok = True
+    for what, count, title in (
+            ("runs", args.runs, "slot runs (run_service in the process; scheduler callback)"),
+            ("webhooks", args.webhooks, "signed orders/updated webhooks to `python -m bot run`, each block processed")):
+        if not count:
+            continue
+        results = {}
+        for tree in trees:
+            with fresh_database(backend, folder, args) as url:
+                deployment = Deployment.make(folder, url, standins, name=f"growth-{what}")
+                deployment.prepare(login=True)
+                results[tree] = (slot_growth(tree, deployment, count, args.every) if what == "runs"
+                                 else webhook_growth(tree, deployment, count, args.every, running))
+        ok &= growth_table(f"{backend}: {count} {title}", trees, results, args.warm)
+    return ok
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10000, help="simulated slot runs (default 10000)")
-    parser.add_argument("--idle", type=float, default=5.0, help="seconds `run` idles before the second reading")
-    parser.add_argument("--child", metavar="CONFIG", help=argparse.SUPPRESS)
+    parser.add_argument("--starts", type=int, default=3, help="starts of each kind (default 3)")
+    parser.add_argument("--idle", type=float, default=5.0, help="seconds idling before the idle reading")
+    parser.add_argument("--runs", type=int, default=10000, help="slot runs for the growth (0: skip)")
+    parser.add_argument("--webhooks", type=int, default=10000, help="webhooks for the growth (0: skip)")
+    parser.add_argument("--every", type=int, default=500, help="read VmRSS every this many runs / webhooks")
+    parser.add_argument("--warm", type=int, default=1000, help="growth judged from this count on")
+    parser.add_argument("--backends", default="sqlite,postgres")
+    parser.add_argument("--growth-backends", default="sqlite", help="backends of the growth runs")
+    parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                        help="server for the scratch databases (its own database is only connected to)")
+    parser.add_argument("--db-prefix", default="bench_idle_", help="name prefix of the scratch databases")
+    parser.add_argument("--code", action="append", type=Path, help="checkout(s) whose bot is measured "
+                        "(default: this one); several: alternated, side by side")
     args = parser.parse_args()
-    if args.child:
-        return child(args.child, args.runs)
-
-    from cryptography.fernet import Fernet
-
-    from bot.app import App, load_config
-    from bot.config.secrets import Secrets
-    from bot.sandbox.kakao import KakaoSandbox
-    from bot.sandbox.server import serve
-    from bot.sandbox.web import DEMO_MENU_HTML, create_web_app
-
-    sandbox = KakaoSandbox()
-    sandbox.sender_daily = sandbox.recipient_daily = sandbox.pair_daily = 10**9  # the bot's QuotaBook is what binds
-    for nickname in FRIENDS:
-        sandbox.add_friend(nickname)
-    secret_key = Fernet.generate_key().decode()
-    secrets = {"BOT_SECRET_KEY": secret_key, "KAKAO_REST_API_KEY": sandbox.rest_api_key,
-               "KAKAO_CLIENT_SECRET": sandbox.client_secret or ""}
-    skip = ("BOT_DATABASE_URL", "BOT_CONFIG", "CREDENTIALS_DIRECTORY", *SYSTEMD_VARIABLES)
-    env = {key: value for key, value in os.environ.items() if key not in skip}
-    env.update(secrets, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-
-    folder = Path(tempfile.mkdtemp(prefix="bench-idle-", dir="/tmp"))  # short: AF_UNIX paths ≤ 107 bytes
+    trees = [path.resolve() for path in (args.code or [ROOT])]
+    backends = [b for b in args.backends.split(",") if b]
+    folder = Path(tempfile.mkdtemp(prefix="bench-idle-", dir="/tmp"))  # short: AF_UNIX paths <= 107 bytes
+    ok = True
     try:
-        with serve(sandbox.wsgi_app()) as kakao, serve(create_web_app({"/menu": DEMO_MENU_HTML})) as web:
-            def write_config(name: str) -> Path:
-                path = folder / name
-                path.write_text(CONFIG.format(db=folder / "idle.sqlite3", port=free_port(), kakao=kakao.url,
-                                              web=web.url, job=JOB, f1=FRIENDS[0], f2=FRIENDS[1]), encoding="utf-8")
-                return path
-
-            config_path = write_config("run.toml")
-            app = App(load_config(config_path), Secrets(secrets))
-            app.db.migrate()
-            code = sandbox.issue_code(app.config.kakao.redirect_uri)
-            app.kakao_tokens.store_login("default", app.kakao_auth.exchange_code(code))
-            app.close()
-
-            to_ready, at_ready, after_idle = measure_run(config_path, env, folder, args.idle)
-
-            sends_before = sandbox.count("/send")
-            started = time.perf_counter()
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child",
-                                   str(write_config("child.toml")), "--runs", str(args.runs)],
-                                  cwd=folder, env=env, capture_output=True, text=True)
-            wall = time.perf_counter() - started
-            sends = sandbox.count("/send") - sends_before
-        base = subprocess.run([sys.executable, "-c", BASELINE], capture_output=True, text=True, check=True)
-        baseline = int(base.stdout.strip())
+        with Standins() as standins:
+            for backend in backends:
+                ok &= start_table(backend, trees, measure_starts(backend, trees, standins, folder, args))
+            for backend in [b for b in args.growth_backends.split(",") if b]:
+                ok &= growth(backend, trees, standins, folder, args)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode or not lines:
-        print(f"the child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr[-4000:]}", file=sys.stderr)
-        return 1
-    data = json.loads(lines[-1])
-    points = data["points"]
-    start_kb, end_kb = points[0][1], points[-1][1]
-    # growth per 1,000 runs, from the first 1,000-run reading on (the first runs warm caches, pools, imports)
-    warm = points[1] if len(points) > 2 else points[0]
-    span = (points[-1][0] - warm[0]) / 1000
-    growth = (end_kb - warm[1]) / span if span > 0 else float("nan")
-
-    print(f"baseline: bare `python -c \"import flask, sqlalchemy, requests, apscheduler, waitress\"`: {mb(baseline)}")
-    print(f"`python -m bot run` (NOTIFY_SOCKET): start -> READY=1 {to_ready:.2f} s")
-    print(f"  RSS at READY:                 {mb(at_ready)}   (baseline {mb(baseline)}, {at_ready - baseline:+.0f} kB)")
-    print(f"  {f'RSS after {args.idle:g} s idle:':<30}{mb(after_idle)}   (goal <= {GOAL_MB:.0f} MB: "
-          f"{'met' if after_idle <= GOAL_MB * 1024 else 'NOT met'})")
-    print(f"run_service in-process, {args.runs} slot runs via BotScheduler.fire_at "
-          f"({data['elapsed']:.1f} s, {args.runs / data['elapsed']:.0f} runs/s; child wall {wall:.1f} s):")
-    print(f"  messages sent: {data['sent']} (expected {3 * args.runs}); runs not fully sent: {data['problems']}; "
-          f"Kakao send calls seen by the stand-in: {sends}")
-    print("  RSS by runs:  " + "  ".join(f"{n}: {kb / 1024:.1f}" for n, kb in points) + "  (MB)")
-    print(f"  RSS after start-up:           {mb(start_kb)}")
-    print(f"  {f'RSS after {points[-1][0]} runs:':<30}{mb(end_kb)}   ({end_kb - start_kb:+d} kB since start-up)")
-    print(f"  RSS after gc.collect():       {mb(data['after_gc'])}")
-    print(f"  growth per 1,000 runs:        {growth:+.1f} kB (from run {warm[0]} on; goal: no growth)")
-    half = next((p for p in points if p[0] >= points[-1][0] / 2), None)
-    if half is not None and 0 < half[0] < points[-1][0]:
-        late = (end_kb - half[1]) / ((points[-1][0] - half[0]) / 1000)
-        print(f"  growth per 1,000 runs, 2nd half: {late:+.1f} kB (runs {half[0]}..{points[-1][0]}: "
-              f"warm-up excluded)")
-    largest = max([kb for _, kb in points] + [at_ready, after_idle, data["after_gc"]])
-    print(f"goal: <= {GOAL_MB:.0f} MB -> {'met' if largest <= GOAL_MB * 1024 else 'NOT met'} "
-          f"(largest reading, every one above counted: {mb(largest).strip()}); no growth -> "
-          f"see growth per 1,000 runs above")
-    ok = data["problems"] == 0 and data["service_code"] == 0
+    print(f"\n{'all goals met' if ok else 'NOT all goals met'}")
     return 0 if ok else 1
 
 

@@ -34,7 +34,7 @@ def _load() -> Flask:
         logging.getLogger("bot").warning("%s: %s", path, warning)
     app = App(config, Secrets.load(config.base_dir), redactor=redactor)
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no server
-    app.db.migrate()
+    app.db.migrate(in_child=True)  # Alembic in a child process: never in the server's memory
     return create_app(app)
 
 

@@ -18,7 +18,7 @@ from bot.config.model import Config, ConfigError, default_config_path
 from bot.config.secrets import MissingSecret, Secrets
 from bot.kakao.errors import KakaoError
 from bot.shopify.errors import ShopifyError
-from bot.store.db import DatabaseUnavailable
+from bot.store.db import DatabaseUnavailable, MigrationFailed
 from bot.util.redaction import Redactor
 from tokens.vault import VaultError
 
@@ -40,7 +40,7 @@ def errors_to_exit_codes(command: Callable) -> Callable:
             return command(*args, **kwargs)
         except (ConfigError, MissingSecret, VaultError) as exc:
             raise UsageProblem(str(exc)) from None
-        except (KakaoError, ShopifyError, DatabaseUnavailable) as exc:
+        except (KakaoError, ShopifyError, DatabaseUnavailable, MigrationFailed) as exc:
             raise Failed(str(exc)) from None
     return wrapper
 

@@ -3,8 +3,9 @@
     code = run_service(app)                       # until SIGTERM/SIGINT (main thread only)
     code = run_service(app, ready=..., stop_event=event)   # tests, embedding: until event is set
 
-Start: BOT_SECRET_KEY is checked, migrations applied, the Flask app built, the socket bound on
-`[server] listen` (loopback by default), the webhook workers started, the scheduler started
+Start: BOT_SECRET_KEY is checked, migrations applied (in a child process: Alembic never enters this
+one; bot.store.migrate_child), the Flask app built, the socket bound on `[server] listen` (loopback by
+default), the webhook workers started, the scheduler started
 (bot.service.scheduler: it first catches up on slots missed while down); then `ready()` is called.
 Stop (a signal or `stop_event`): the socket stops accepting, requests in flight get up to
 DRAIN_TIMEOUT to finish (the scheduler is stopped first: no new runs), idle connections are
@@ -70,7 +71,7 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     stop = stop_event if stop_event is not None else threading.Event()
     notifier = notifier if notifier is not None else Notifier.from_environ()
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no service: fail now (VaultError), not at the first login
-    app.db.migrate()
+    app.db.migrate(in_child=True)  # Alembic in a child process: never in the service's memory
     warn_if_ending(app.config.shopify.api_version, app.clock(), app.config.path)
     _report_unreadable_tokens(app)
     flask_app = create_app(app)

@@ -2,7 +2,8 @@
 
 SQLite by default (the file and its folder are created private, 0600/0700); PostgreSQL
 (psycopg 3) when several instances share state. `migrate()` is idempotent and is run by
-every command that touches the database.
+every command that touches the database; the service runs Alembic in a child process
+(`migrate(in_child=True)`, bot.store.migrate_child) so that it never holds Alembic's memory.
 
 Hot paths write with `write_transaction()` (a Core Connection, no ORM Session) or `run_write()`
 (the same, run once more when the connection turned out dead before anything was committed).
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -41,6 +44,10 @@ MIGRATION_LOCK_KEY = 0x6B616B61
 # The newest revision under migrations/versions (a test keeps the two equal). A database already there
 # is not handed to Alembic at all: importing it costs `run` some 10 MB of resident memory for nothing.
 SCHEMA_HEAD = "0004"
+# `migrate(in_child=True)`: the child's exit code for "cannot reach the database", and how long it may take
+# (Alembic's import and a migration take seconds; the wait for another instance's migration lock, longer).
+UNREACHABLE_EXIT = 3
+MIGRATION_TIMEOUT = 600
 # A pooled connection unused this long is pinged before it is handed out (the server may have restarted
 # meanwhile); busy connections are not, which spares a round trip per transaction under load.
 IDLE_PING_AFTER = 10.0
@@ -57,11 +64,31 @@ class Base(DeclarativeBase):
     pass
 
 
+class MigrationFailed(Exception):
+    """Migrating in a child process (`Database.migrate(in_child=True)`) failed for another reason than an
+    unreachable database (an unknown revision, a failing migration): the child's last line."""
+
+
+def migrate_here(url: str) -> int:
+    """The body of `python -m bot.store.migrate_child`: 0 migrated; UNREACHABLE_EXIT and the reason on
+    stderr when the database cannot be reached; any other failure is raised (exit 1, its last line)."""
+    database = Database(url)
+    try:
+        database.migrate()
+    except DatabaseUnavailable as exc:
+        print(exc.reason, file=sys.stderr)
+        return UNREACHABLE_EXIT
+    finally:
+        database.dispose()
+    return 0
+
+
 class DatabaseUnavailable(Exception):
     """The database cannot be opened or reached (at start, or for `migrate`): one line naming the URL
     with its password masked, for a person to act on; the CLI exits 1 with it."""
 
     def __init__(self, url: str, reason: str):
+        self.reason = reason
         shown = make_url(url).render_as_string(hide_password=True)
         super().__init__(f"cannot reach the database {shown}: {reason} "
                          f"(check that it is running, or fix {URL_SOURCE})")
@@ -161,12 +188,32 @@ class Database:
         with self._groups_lock:
             return self._groups.setdefault(name, GroupCommit(self.run_write, write))
 
-    def migrate(self) -> None:
-        """Bring the schema to head; DatabaseUnavailable if the database cannot be reached."""
+    def migrate(self, *, in_child: bool = False) -> None:
+        """Bring the schema to head; DatabaseUnavailable if the database cannot be reached.
+
+        in_child: Alembic runs in a python process of its own (`python -m bot.store.migrate_child`), so its
+        ~10 MB of modules never enter this one — for the long-running service; MigrationFailed if it
+        fails otherwise. A database at head is checked here with one SELECT either way, and an in-memory
+        SQLite database (nothing another process could open) is migrated here.
+        """
         try:
+            if in_child and make_url(self.url).database not in (None, "", ":memory:"):
+                if not self.schema_is_current():
+                    self._migrate_in_child()
+                return
             self._migrate()
         except OperationalError as exc:
             raise DatabaseUnavailable(self.url, _first_line(exc)) from None
+
+    def _migrate_in_child(self) -> None:
+        # The URL goes through stdin, not argv: it may hold a password, and argv is visible in `ps`.
+        done = subprocess.run([sys.executable, "-m", "bot.store.migrate_child"], input=self.url, text=True,
+                              capture_output=True, timeout=MIGRATION_TIMEOUT)
+        reason = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        if done.returncode == UNREACHABLE_EXIT:
+            raise DatabaseUnavailable(self.url, reason)
+        if done.returncode != 0:
+            raise MigrationFailed(f"the schema migration failed: {reason}")
 
     def _migrate(self) -> None:
         if self.schema_is_current():

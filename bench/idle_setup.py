@@ -1,0 +1,161 @@
+"""bench/idle.py's deployments: stand-ins in their own processes, a temporary config, VmRSS.
+
+Light at import (the slot-run child imports it beside the bot it measures): the stand-ins' modules
+are imported in their own processes.
+
+`Standins` starts the Kakao stand-in (the owner and 4 friends, its daily caps lifted: the bot's own
+QuotaBook is what binds) and the web page to scrape, each in a spawned process (bench/standin.py).
+`Deployment` is one config + database + secrets: `prepare(login=True)` migrates it and stores a Kakao
+login (in this process); `env(tree)` is the environment a `python -m bot` of checkout `tree` runs in.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from standin import StandinProcess  # noqa: E402
+
+JOB = "menu"
+SHOP = "bench-shop.myshopify.com"
+WEBHOOK_SECRET = "bench-webhook-secret"
+FRIENDS = ["직원A", "직원B", "직원C", "직원D"]  # the stand-in's friends; the job sends to the first two
+SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "JOURNAL_STREAM", "INVOCATION_ID")
+
+CONFIG = """\
+[database]
+url = "{db}"
+
+[server]
+listen = "127.0.0.1:{port}"
+
+[delivery]
+quota_reserve = 0
+
+[kakao]
+redirect_uri = "http://127.0.0.1:8080/kakao/callback"
+auth_url = "{kakao}"
+api_url = "{kakao}"
+web_domain = "{web}"
+
+[shopify]
+origin = "{web}/{{shop}}"
+
+[[jobs]]
+name = "{job}"
+kind = "scrape"
+url = "{web}/menu"
+select = "ul.menu > li"
+at = ["noon"]
+to = ["me", "friend:{f1}", "friend:{f2}"]
+
+[[jobs]]
+name = "new-orders"
+kind = "shopify-order-alert"
+shop = "{shop}"
+to = ["me"]
+"""
+
+
+def rss_kb(pid: int | str = "self") -> int:
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_kakao(args: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:
+    """In the Kakao stand-in's process: the owner, 4 friends, no daily caps of its own."""
+    from bot.sandbox.kakao import KakaoSandbox
+
+    sandbox = KakaoSandbox()
+    sandbox.sender_daily = sandbox.recipient_daily = sandbox.pair_daily = 10**9
+    for nickname in FRIENDS:
+        sandbox.add_friend(nickname)
+    return sandbox, sandbox.wsgi_app(), {"rest_api_key": sandbox.rest_api_key,
+                                         "client_secret": sandbox.client_secret or ""}
+
+
+def build_web(args: dict[str, Any]) -> tuple[None, Any, None]:
+    from bot.sandbox.web import DEMO_MENU_HTML, create_web_app
+
+    return None, create_web_app({"/menu": DEMO_MENU_HTML}), None
+
+
+def issue_code(sandbox: Any, redirect_uri: str) -> str:
+    """A query: an authorization code as if the owner had just consented."""
+    return sandbox.issue_code(redirect_uri)
+
+
+def sends(sandbox: Any, payload: Any = None) -> int:
+    """A query: Kakao send calls (to me and to friends) seen so far."""
+    return sandbox.count("/send")
+
+
+class Standins:
+    """The Kakao stand-in and the web page, each in its own process, and the secrets that go with them."""
+
+    def __enter__(self) -> "Standins":
+        from cryptography.fernet import Fernet
+
+        self.kakao = StandinProcess(build_kakao, {}, name="kakao-standin")
+        self.web = StandinProcess(build_web, {}, name="web-standin")
+        self.secrets = {"BOT_SECRET_KEY": Fernet.generate_key().decode(),
+                        "KAKAO_REST_API_KEY": self.kakao.greeting["rest_api_key"],
+                        "KAKAO_CLIENT_SECRET": self.kakao.greeting["client_secret"],
+                        "SHOPIFY_API_KEY": "bench-client-id", "SHOPIFY_API_SECRET": WEBHOOK_SECRET}
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.kakao.close()
+        self.web.close()
+
+
+@dataclass
+class Deployment:
+    folder: Path
+    url: str
+    config: Path
+    port: int
+    standins: Standins
+
+    @classmethod
+    def make(cls, folder: Path, url: str, standins: Standins, name: str) -> "Deployment":
+        port = free_port()
+        config = folder / f"{name}.toml"
+        config.write_text(CONFIG.format(db=url, port=port, kakao=standins.kakao.url, web=standins.web.url, job=JOB,
+                                        f1=FRIENDS[0], f2=FRIENDS[1], shop=SHOP), encoding="utf-8")
+        return cls(folder, url, config, port, standins)
+
+    def prepare(self, login: bool) -> None:
+        """Migrate, and store the owner's Kakao login (as `kakao login` would)."""
+        from bot.app import App, load_config
+        from bot.config.secrets import Secrets
+
+        app = App(load_config(self.config), Secrets(self.standins.secrets))
+        try:
+            app.db.migrate()
+            if login:
+                code = self.standins.kakao.ask(issue_code, app.config.kakao.redirect_uri)
+                app.kakao_tokens.store_login("default", app.kakao_auth.exchange_code(code))
+        finally:
+            app.close()
+
+    def env(self, tree: Path) -> dict[str, str]:
+        """The environment of a `python -m bot` of checkout `tree`: its secrets, that tree first on the path."""
+        skip = ("BOT_DATABASE_URL", "BOT_CONFIG", "CREDENTIALS_DIRECTORY", "PYTHONPATH", *SYSTEMD_VARIABLES)
+        env = {key: value for key, value in os.environ.items() if key not in skip}
+        env.update(self.standins.secrets, PYTHONPATH=str(tree))
+        return env
