@@ -7,7 +7,8 @@ request comes, never a placeholder:
 - problems: the open ones (bot.delivery.problems);
 - scheduler: running or not, per job its next run (local time with offset) and its last run in
   this process with the outcome (bot.service.last_runs); under `run` a scheduler that stopped is a 503;
-- webhooks: the backlog the worker has not processed yet (count, age of the oldest).
+- webhooks: the backlog the workers have not processed yet (`unprocessed`: pending, processing and
+  failed awaiting a retry, each counted too; the age of the oldest pending one).
 
 `run` (bot.service.run) attaches a ServiceState to the Flask app: that is how this route sees the
 scheduler and the workers. A Flask app without one (gunicorn through bot.wsgi, tests) runs no
@@ -24,7 +25,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol, Sequence
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 
 import bot
 from bot.app import App
@@ -205,14 +206,22 @@ def _scheduler_health(app: App, state: ServiceState | None) -> tuple[dict[str, A
 
 
 def _webhook_backlog(session: Any, state: ServiceState | None, now: datetime) -> dict[str, Any]:
-    """Stored webhooks not processed yet: pending ones (count, oldest age) and failed ones awaiting a retry."""
-    pending, oldest = session.execute(select(func.count(), func.min(WebhookEvent.received_at))
-                                      .where(WebhookEvent.status == "pending")).one()
-    retrying = session.scalar(select(func.count()).where(WebhookEvent.status == "failed",
-                                                         WebhookEvent.next_attempt_at.is_not(None)))
+    """Stored webhooks not processed yet — `unprocessed`: pending, being processed, and failed ones awaiting a
+    retry — each counted, and the age of the oldest pending one. Cheap at any backlog: the counts come from
+    the index on (status, next_attempt_at, id), the oldest pending row is the first of that index."""
+    counts = dict(session.execute(
+        select(WebhookEvent.status, func.count())
+        .where(or_(WebhookEvent.status.in_(("pending", "processing")),
+                   and_(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_not(None))))
+        .group_by(WebhookEvent.status)).all())
+    oldest = session.scalar(select(WebhookEvent.received_at)
+                            .where(WebhookEvent.status == "pending", WebhookEvent.next_attempt_at.is_(None))
+                            .order_by(WebhookEvent.id).limit(1))
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
-    body: dict[str, Any] = {"pending": pending, "oldest_pending_age_seconds": None if age is None else round(age),
-                            "retrying": retrying}
+    pending, processing, retrying = (counts.get(status, 0) for status in ("pending", "processing", "failed"))
+    body: dict[str, Any] = {"unprocessed": pending + processing + retrying, "pending": pending,
+                            "processing": processing, "retrying": retrying,
+                            "oldest_pending_age_seconds": None if age is None else round(age)}
     if state is not None:
         body["worker"] = "running" if state.workers and all(_alive(w) for w in state.workers) else "not running"
     if age is not None and age > BACKLOG_STUCK.total_seconds():

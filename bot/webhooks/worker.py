@@ -54,6 +54,7 @@ RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)
 POLL_INTERVAL = 5.0  # seconds between looks when nobody wakes the worker (retries, other instances)
 BATCH = 50  # failed/abandoned rows looked at per pass
+OTHERS_EVERY = 1.0  # seconds between looks for them while a drain goes on
 # Pending rows claimed at once (one statement). Large enough that a storm of one order's updates
 # coalesces and a run's snapshots and outcomes share a transaction; small enough that other workers
 # find rows left to take and a stop hands few back.
@@ -61,6 +62,10 @@ CLAIM_BATCH = 100
 KEEP_DONE = timedelta(days=7)  # Shopify retries a delivery for 4 hours: dedupe well beyond that
 KEEP_FAILED = timedelta(days=30)
 PRUNE_EVERY = 3600.0
+# Worker threads on PostgreSQL unless [webhooks] workers says otherwise: measured on 2 cores, 10,000
+# stored orders/updated of distinct orders drain at ~1.4x the rate of one with 2, no faster with 3 or 4
+# (they share the process's interpreter lock once the round trips overlap).
+DEFAULT_PG_WORKERS = 2
 
 # In StoredEvent's field order: claims return rows that become StoredEvent(*row).
 _EVENT_COLUMNS = (WebhookEvent.id, WebhookEvent.app, WebhookEvent.shop, WebhookEvent.topic, WebhookEvent.webhook_id,
@@ -80,13 +85,13 @@ class WebhookWorker:
 
     def __init__(self, app: App, *, poll_interval: float = POLL_INTERVAL, max_attempts: int = MAX_ATTEMPTS,
                  stale_claim: timedelta = STALE_CLAIM, claim_batch: int = CLAIM_BATCH, owner: str | None = None,
-                 alerts: AlertSender | None = None):
+                 alerts: AlertSender | None = None, name: str = "webhook-worker"):
         self.app = app
         self.claim_batch = claim_batch
         self.poll_interval, self.max_attempts, self.stale_claim = poll_interval, max_attempts, stale_claim
         self.owner = owner or instance_id()
         self.alerts = alerts or AlertSender(app)
-        self._loop = Repeating("webhook-worker", self._tick, poll_interval, wake=app.webhook_wakeup,
+        self._loop = Repeating(name, self._tick, poll_interval, wake=app.webhook_wakeup,
                                failure="webhook worker: draining failed; trying again shortly")
         self._stop = self._loop.stopping
         self._pruned_at = 0.0
@@ -123,10 +128,14 @@ class WebhookWorker:
 
     def drain_once(self) -> int:
         """Process every event that is due now (pending, retry due, or abandoned); returns how many."""
-        handled = 0
+        handled, looked = 0, None
         while not self._stop.is_set():
-            # Retries and take-overs first: looked for while nothing is in hand (see _abandoned).
-            retaken = [event for event in map(self._claim, self._others()) if event]
+            # Retries and take-overs first: looked for while nothing is in hand (see _abandoned), at the
+            # start of a drain and then once a second (two queries; a batch takes milliseconds).
+            retaken = []
+            if looked is None or time.monotonic() - looked >= OTHERS_EVERY:
+                looked = time.monotonic()
+                retaken = [event for event in map(self._claim, self._others()) if event]
             claimed = sorted(retaken + self._claim_pending(), key=lambda event: event.id)
             if not claimed:
                 break
@@ -153,7 +162,10 @@ class WebhookWorker:
         """
         now = self.app.clock()
         with self.app.db.write_session() as session:
-            oldest = (select(WebhookEvent.id).where(WebhookEvent.status == "pending")
+            # Pending rows never have a retry time: saying so lets the index (status, next_attempt_at,
+            # id) hand them over in id order.
+            oldest = (select(WebhookEvent.id).where(WebhookEvent.status == "pending",
+                                                    WebhookEvent.next_attempt_at.is_(None))
                       .order_by(WebhookEvent.id).limit(self.claim_batch))
             if not self.app.db.is_sqlite:
                 oldest = oldest.with_for_update(skip_locked=True)
@@ -346,7 +358,11 @@ def _units(claimed: list[StoredEvent]) -> list[list[StoredEvent]]:
 
 
 def start_background(app: App) -> list[WebhookWorker]:
-    """Start the webhook worker (it has .stop(timeout)); it first drains what an earlier process left
-    (stored and answered, but not processed). The order reconciliation is a scheduler job
-    (bot.service.run.register_reconciliation)."""
-    return [WebhookWorker(app).start()]
+    """Start the webhook workers (each has .stop(timeout)): `[webhooks] workers` threads, by default one
+    on SQLite (one writer at a time: a second only queues) and DEFAULT_PG_WORKERS on PostgreSQL, where
+    each claims its own rows (SKIP LOCKED) and their round trips overlap. They first drain what an
+    earlier process left (stored and answered, but not processed). The order reconciliation is a
+    scheduler job (bot.service.run.register_reconciliation)."""
+    count = app.config.webhooks.workers or (1 if app.db.is_sqlite else DEFAULT_PG_WORKERS)
+    return [WebhookWorker(app, name=f"webhook-worker-{index + 1}" if count > 1 else "webhook-worker").start()
+            for index in range(count)]
