@@ -115,9 +115,13 @@ def upsert_snapshots(connection: Connection, writes: list[SnapshotWrite], now: d
     At most one write per (shop, gid) (PostgreSQL refuses to touch one row twice in one statement)."""
     if not writes:
         return
-    connection.execute(_upsert_statement(connection.dialect.name), [
-        dict(shop=w.shop, order_id=w.gid, created_at=now, updated_at=w.updated_at, last_event_at=w.event_at,
-             snapshot_json=json.dumps(w.snapshot, ensure_ascii=False, sort_keys=True)) for w in writes])
+    rows = [dict(shop=w.shop, order_id=w.gid, created_at=now, updated_at=w.updated_at, last_event_at=w.event_at,
+                 snapshot_json=json.dumps(w.snapshot, ensure_ascii=False, sort_keys=True)) for w in writes]
+    statement = _upsert_statement(connection.dialect.name)
+    if connection.dialect.name == "postgresql":
+        connection.execute(statement.values(rows))  # one multi-row INSERT: an executemany is one per row
+    else:
+        connection.execute(statement, rows)  # SQLite: in-process, an executemany costs little
 
 
 def write_snapshot(app: App, shop: str, gid: str, snapshot: dict[str, Any], updated_at: datetime | None,
@@ -140,9 +144,11 @@ def _upsert_statement(dialect_name: str):  # noqa: ANN202 — built once per dia
     statement = insert_for(dialect_name, OrderSnapshot.__table__)
     new, stored = statement.excluded, OrderSnapshot.__table__.c
     # The mirror of `is_stale`: the stored snapshot is replaced only if it is not newer than the new one.
-    newer_source = and_(new.updated_at.is_not(None), or_(stored.updated_at.is_(None), stored.updated_at < new.updated_at))
+    newer_source = and_(new.updated_at.is_not(None),
+                        or_(stored.updated_at.is_(None), stored.updated_at < new.updated_at))
     same_source = or_(new.updated_at.is_(None), stored.updated_at.is_(None), stored.updated_at == new.updated_at)
-    event_ok = or_(new.last_event_at.is_(None), stored.last_event_at.is_(None), stored.last_event_at <= new.last_event_at)
+    event_ok = or_(new.last_event_at.is_(None), stored.last_event_at.is_(None),
+                   stored.last_event_at <= new.last_event_at)
     return statement.on_conflict_do_update(
         index_elements=["shop", "order_id"], where=or_(newer_source, and_(same_source, event_ok)),
         set_={"updated_at": new.updated_at, "last_event_at": new.last_event_at, "snapshot_json": new.snapshot_json})

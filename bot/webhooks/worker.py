@@ -32,7 +32,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
+from sqlalchemy import (Connection, Integer, String, Text, and_, bindparam, column, delete, or_, select, update,
+                        values)
 
 from bot.app import App
 from bot.delivery.alerts import AlertFailed, AlertSender
@@ -78,6 +79,26 @@ _FINISH = (update(WebhookEvent)
            .values(status=bindparam("new_status"), result=bindparam("outcome"), error=None, next_attempt_at=None,
                    body="")
            .execution_options(synchronize_session=False))
+
+
+def _finish_many(connection: Connection, owner: str, now: datetime, rows: list[tuple[int, str, str]]) -> int | None:
+    """Record (id, status, result) outcomes; how many rows matched, None when the driver cannot tell."""
+    if connection.dialect.name == "postgresql":
+        # One UPDATE … FROM (VALUES …) for the whole run: an executemany is an UPDATE per row.
+        given = values(column("row_id", Integer), column("new_status", String), column("outcome", Text),
+                       name="given").data(rows)
+        return connection.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == given.c.row_id, WebhookEvent.status == "processing",
+                   WebhookEvent.claimed_by == owner)
+            .values(status=given.c.new_status, result=given.c.outcome, error=None, next_attempt_at=None, body="",
+                    processed_at=now)
+            .execution_options(synchronize_session=False)).rowcount
+    # SQLite: in-process, an executemany costs little (and it has no column list for a VALUES alias).
+    changed = connection.execute(_FINISH.values(processed_at=now), [
+        dict(row_id=row_id, owner=owner, new_status=status, outcome=result)
+        for row_id, status, result in rows]).rowcount
+    return changed if connection.dialect.supports_sane_multi_rowcount else None
 
 
 class WebhookWorker:
@@ -308,10 +329,9 @@ class WebhookWorker:
         """Mark the events done or ignored (one statement), each only while still claimed by this worker."""
         if not outcomes:
             return
-        changed = connection.execute(_FINISH.values(processed_at=self.app.clock()), [
-            dict(row_id=event.id, owner=self.owner, new_status=handled.status, outcome=handled.result[:2000])
-            for event, handled in outcomes]).rowcount
-        if connection.dialect.supports_sane_multi_rowcount and changed < len(outcomes):
+        rows = [(event.id, handled.status, handled.result[:2000]) for event, handled in outcomes]
+        changed = _finish_many(connection, self.owner, self.app.clock(), rows)
+        if changed is not None and changed < len(outcomes):
             log.warning("%d webhook(s) processed, but another worker had taken them over meanwhile",
                         len(outcomes) - changed)
         for event, handled in outcomes:
