@@ -25,7 +25,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol, Sequence
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import func, select, text
 
 import bot
 from bot.app import App
@@ -34,6 +34,7 @@ from bot.delivery.problems import query_open
 from bot.store.models import WebhookEvent
 from bot.util.logs import redact
 from bot.web.health_access import HEALTH_TOKEN, may_see_details, summary
+from bot.webhooks.worker import PENDING, PENDING_ORDER
 from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault
@@ -209,16 +210,15 @@ def _webhook_backlog(session: Any, state: ServiceState | None, now: datetime) ->
     """Stored webhooks not processed yet — `unprocessed`: pending, being processed, and failed ones awaiting a
     retry — each counted, and the age of the oldest pending one. Cheap at any backlog: the counts come from
     the index on (status, next_attempt_at, id), the oldest pending row is the first of that index."""
-    counts = dict(session.execute(
-        select(WebhookEvent.status, func.count())
-        .where(or_(WebhookEvent.status.in_(("pending", "processing")),
-                   and_(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_not(None))))
-        .group_by(WebhookEvent.status)).all())
-    oldest = session.scalar(select(WebhookEvent.received_at)
-                            .where(WebhookEvent.status == "pending", WebhookEvent.next_attempt_at.is_(None))
-                            .order_by(WebhookEvent.id).limit(1))
+    def count(*where: Any) -> Any:
+        return select(func.count()).select_from(WebhookEvent).where(*where).scalar_subquery()
+
+    # One round trip; each part a range of that index (an OR of them would scan the whole table).
+    pending, processing, retrying, oldest = session.execute(select(
+        count(WebhookEvent.status == "pending"), count(WebhookEvent.status == "processing"),
+        count(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_not(None)),
+        select(WebhookEvent.received_at).where(*PENDING).order_by(*PENDING_ORDER).limit(1).scalar_subquery())).one()
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
-    pending, processing, retrying = (counts.get(status, 0) for status in ("pending", "processing", "failed"))
     body: dict[str, Any] = {"unprocessed": pending + processing + retrying, "pending": pending,
                             "processing": processing, "retrying": retrying,
                             "oldest_pending_age_seconds": None if age is None else round(age)}
