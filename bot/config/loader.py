@@ -28,6 +28,7 @@ from bot.config.model import (
     ServerConfig,
     ShopifyAppConfig,
     ShopifyConfig,
+    WebhooksConfig,
 )
 from bot.config.plan import plan_warnings
 from bot.kakao.recipients import parse_recipient
@@ -55,7 +56,7 @@ def load_config(path: str | os.PathLike, *, jobs: JobCatalog, require_file: bool
     return _Parser(path, jobs).parse(raw)
 
 
-_TOP_KEYS = {"timezone", "database", "server", "kakao", "shopify", "slots", "delivery", "jobs"}
+_TOP_KEYS = {"timezone", "database", "server", "kakao", "shopify", "webhooks", "slots", "delivery", "jobs"}
 _JOB_KEYS = {"name", "kind", "at", "to", "from", "skip_if_empty", "template"}
 # The keys of each fixed table; [slots] takes any slot name.
 SECTION_KEYS = {
@@ -65,7 +66,9 @@ SECTION_KEYS = {
     "shopify": {"api_version", "origin", "apps"},
     "shopify.apps": {"name", "api_key_env", "api_secret_env", "old_api_secret_env", "scopes"},
     "delivery": {"grace", "quota_reserve"},
+    "webhooks": {"workers"},
 }
+MAX_WEBHOOK_WORKERS = 16
 _SLOT_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 # Job names are stored in 100-character columns (deliveries, job memory).
 _JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -150,6 +153,7 @@ class _Parser:
             server=server,
             kakao=kakao,
             shopify=self.shopify(raw.get("shopify", {})),
+            webhooks=self.webhooks(raw.get("webhooks", {})),
             slots=slots,
             grace_seconds=grace,
             quota_reserve=reserve,
@@ -182,6 +186,13 @@ class _Parser:
         except (ArgumentError, ValueError):
             raise self.fail("database.url", "not a valid database URL (bad host, port or format)") from None
         return DatabaseConfig(url=url)
+
+    def webhooks(self, raw: Any) -> WebhooksConfig:
+        raw = self.table(raw, "webhooks", SECTION_KEYS["webhooks"])
+        workers = self.get(raw, "workers", "webhooks.workers", int, None)
+        if workers is not None and not 1 <= workers <= MAX_WEBHOOK_WORKERS:
+            raise self.fail("webhooks.workers", f"must be between 1 and {MAX_WEBHOOK_WORKERS}, got {workers}")
+        return WebhooksConfig(workers=workers)
 
     def server(self, raw: Any) -> ServerConfig:
         raw = self.table(raw, "server", SECTION_KEYS["server"])

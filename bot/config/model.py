@@ -35,6 +35,13 @@ class ServerConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    # Worker threads processing stored webhooks; None: 1 on SQLite (one writer at a time), 2 on
+    # PostgreSQL (measured: 2 drain a burst ~1.4x faster than 1; more add nothing on 2 cores).
+    workers: int | None = None
+
+
+@dataclass(frozen=True)
 class KakaoConfig:
     redirect_uri: str = "http://localhost:8080/kakao/callback"
     auth_url: str = "https://kauth.kakao.com"
@@ -80,6 +87,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     kakao: KakaoConfig = KakaoConfig()
     shopify: ShopifyConfig = ShopifyConfig()
+    webhooks: WebhooksConfig = WebhooksConfig()
     slots: dict[str, time] = field(
         default_factory=lambda: {"morning": time(8), "noon": time(12), "evening": time(18)}
     )

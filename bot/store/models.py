@@ -61,7 +61,7 @@ class WebhookEvent(Base):
     __tablename__ = "webhook_events"
     __table_args__ = (
         UniqueConstraint("app", "webhook_id", name="uq_webhook_event"),
-        Index("ix_webhook_events_status", "status", "next_attempt_at"),
+        Index("ix_webhook_events_due", "status", "next_attempt_at", "id"),  # the claim reads pending rows in id order
         Index("ix_webhook_events_shop", "shop"),
         Index("ix_webhook_events_received", "received_at"),
     )

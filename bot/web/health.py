@@ -7,7 +7,8 @@ request comes, never a placeholder:
 - problems: the open ones (bot.delivery.problems);
 - scheduler: running or not, per job its next run (local time with offset) and its last run in
   this process with the outcome (bot.service.last_runs); under `run` a scheduler that stopped is a 503;
-- webhooks: the backlog the worker has not processed yet (count, age of the oldest).
+- webhooks: the backlog the workers have not processed yet (`unprocessed`: pending, processing and
+  failed awaiting a retry, each counted too; the age of the oldest pending one).
 
 `run` (bot.service.run) attaches a ServiceState to the Flask app: that is how this route sees the
 scheduler and the workers. A Flask app without one (gunicorn through bot.wsgi, tests) runs no
@@ -33,6 +34,7 @@ from bot.delivery.problems import query_open
 from bot.store.models import WebhookEvent
 from bot.util.logs import redact
 from bot.web.health_access import HEALTH_TOKEN, may_see_details, summary
+from bot.webhooks.worker import PENDING, PENDING_ORDER
 from tokens.login_health import UNDECRYPTABLE, login_problem
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault
@@ -205,14 +207,21 @@ def _scheduler_health(app: App, state: ServiceState | None) -> tuple[dict[str, A
 
 
 def _webhook_backlog(session: Any, state: ServiceState | None, now: datetime) -> dict[str, Any]:
-    """Stored webhooks not processed yet: pending ones (count, oldest age) and failed ones awaiting a retry."""
-    pending, oldest = session.execute(select(func.count(), func.min(WebhookEvent.received_at))
-                                      .where(WebhookEvent.status == "pending")).one()
-    retrying = session.scalar(select(func.count()).where(WebhookEvent.status == "failed",
-                                                         WebhookEvent.next_attempt_at.is_not(None)))
+    """Stored webhooks not processed yet — `unprocessed`: pending, being processed, and failed ones awaiting a
+    retry — each counted, and the age of the oldest pending one. Cheap at any backlog: the counts come from
+    the index on (status, next_attempt_at, id), the oldest pending row is the first of that index."""
+    def count(*where: Any) -> Any:
+        return select(func.count()).select_from(WebhookEvent).where(*where).scalar_subquery()
+
+    # One round trip; each part a range of that index (an OR of them would scan the whole table).
+    pending, processing, retrying, oldest = session.execute(select(
+        count(WebhookEvent.status == "pending"), count(WebhookEvent.status == "processing"),
+        count(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_not(None)),
+        select(WebhookEvent.received_at).where(*PENDING).order_by(*PENDING_ORDER).limit(1).scalar_subquery())).one()
     age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else None
-    body: dict[str, Any] = {"pending": pending, "oldest_pending_age_seconds": None if age is None else round(age),
-                            "retrying": retrying}
+    body: dict[str, Any] = {"unprocessed": pending + processing + retrying, "pending": pending,
+                            "processing": processing, "retrying": retrying,
+                            "oldest_pending_age_seconds": None if age is None else round(age)}
     if state is not None:
         body["worker"] = "running" if state.workers and all(_alive(w) for w in state.workers) else "not running"
     if age is not None and age > BACKLOG_STUCK.total_seconds():

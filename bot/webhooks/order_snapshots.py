@@ -4,6 +4,8 @@ A snapshot keeps only what a change alert is about — a digest of the shipping 
 line items' (sku, quantity) multiset — never the address or the customer themselves. It is
 stored per (shop, order) with the order's `updated_at` and the event time it came from, so an
 older event (Shopify does not deliver in order) neither alerts nor overwrites a newer snapshot.
+The worker reads and writes the snapshots of a whole batch of events at once (`read_snapshots`,
+`upsert_snapshots`: one statement each, on the caller's connection).
 """
 
 from __future__ import annotations
@@ -12,16 +14,14 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import Any, Iterable
 
-from sqlalchemy import and_, false, or_, select, true, update
+from sqlalchemy import Connection, and_, or_, select
 
 from bot.app import App
 from bot.store.db import insert_for
 from bot.store.models import OrderSnapshot
-
-if TYPE_CHECKING:
-    from sqlalchemy.sql.elements import ColumnElement
 
 # Shipping address fields whose change is worth an alert; the snapshot keeps only their digest.
 ADDRESS_FIELDS = ("first_name", "last_name", "name", "company", "address1", "address2", "city", "province",
@@ -81,30 +81,54 @@ class StoredSnapshot:
     snapshot: dict[str, Any]
 
 
-def read_snapshot(app: App, shop: str, gid: str) -> StoredSnapshot | None:
-    """The stored snapshot of an order, or None if there is none yet."""
-    with app.db.session() as session:
-        row = session.execute(select(OrderSnapshot).where(OrderSnapshot.shop == shop,
-                                                          OrderSnapshot.order_id == gid)).scalar_one_or_none()
-        return StoredSnapshot(row.updated_at, row.last_event_at, json.loads(row.snapshot_json)) if row else None
+@dataclass(frozen=True)
+class SnapshotWrite:
+    """One snapshot to store for (shop, order gid), from an event with these times."""
+
+    shop: str
+    gid: str
+    snapshot: dict[str, Any]
+    updated_at: datetime | None
+    event_at: datetime | None
+
+
+def read_snapshots(connection: Connection, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], StoredSnapshot]:
+    """The stored snapshots of these (shop, order gid) pairs, in one statement; absent ones are missing."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    table = OrderSnapshot.__table__
+    # Two IN lists rather than (shop, order_id) IN (pairs): PostgreSQL plans a list of 100 pairs for
+    # longer than it runs it. A pair not asked for (another shop's order of the same id) is dropped.
+    rows = connection.execute(
+        select(table.c.shop, table.c.order_id, table.c.updated_at, table.c.last_event_at, table.c.snapshot_json)
+        .where(table.c.shop.in_(sorted({shop for shop, _ in wanted})),
+               table.c.order_id.in_(sorted({gid for _, gid in wanted}))))
+    asked = set(wanted)
+    return {(row.shop, row.order_id): StoredSnapshot(row.updated_at, row.last_event_at, json.loads(row.snapshot_json))
+            for row in rows if (row.shop, row.order_id) in asked}
+
+
+def upsert_snapshots(connection: Connection, writes: list[SnapshotWrite], now: datetime) -> None:
+    """Insert each snapshot, or replace the stored one unless it is newer (`is_stale`'s rule, in SQL):
+    one statement, whether the rows exist or not, so two writers never lose either's newer state.
+    At most one write per (shop, gid) (PostgreSQL refuses to touch one row twice in one statement)."""
+    if not writes:
+        return
+    rows = [dict(shop=w.shop, order_id=w.gid, created_at=now, updated_at=w.updated_at, last_event_at=w.event_at,
+                 snapshot_json=json.dumps(w.snapshot, ensure_ascii=False, sort_keys=True)) for w in writes]
+    statement = _upsert_statement(connection.dialect.name)
+    if connection.dialect.name == "postgresql":
+        connection.execute(statement.values(rows))  # one multi-row INSERT: an executemany is one per row
+    else:
+        connection.execute(statement, rows)  # SQLite: in-process, an executemany costs little
 
 
 def write_snapshot(app: App, shop: str, gid: str, snapshot: dict[str, Any], updated_at: datetime | None,
-                   event_at: datetime | None) -> bool:
-    """Insert, or replace unless the stored one is newer; True if written."""
-    values = dict(updated_at=updated_at, last_event_at=event_at,
-                  snapshot_json=json.dumps(snapshot, ensure_ascii=False, sort_keys=True))
+                   event_at: datetime | None) -> None:
+    """Store one snapshot (see `upsert_snapshots`) in a transaction of its own."""
     with app.db.write_session() as session:
-        inserted = session.execute(
-            insert_for(session.bind.dialect.name, OrderSnapshot).values(shop=shop, order_id=gid, created_at=app.clock(), **values)
-            .on_conflict_do_nothing(index_elements=["shop", "order_id"]).returning(OrderSnapshot.id)
-        ).scalar_one_or_none()
-        if inserted is not None:
-            return True
-        return bool(session.execute(
-            update(OrderSnapshot)
-            .where(OrderSnapshot.shop == shop, OrderSnapshot.order_id == gid, _not_older(updated_at, event_at))
-            .values(**values).execution_options(synchronize_session=False)).rowcount)
+        upsert_snapshots(session.connection(), [SnapshotWrite(shop, gid, snapshot, updated_at, event_at)], app.clock())
 
 
 def is_stale(snap_updated: datetime | None, snap_event: datetime | None, updated: datetime | None,
@@ -115,13 +139,16 @@ def is_stale(snap_updated: datetime | None, snap_event: datetime | None, updated
     return event_at is not None and snap_event is not None and event_at < snap_event
 
 
-def _not_older(updated: datetime | None, event_at: datetime | None) -> "ColumnElement[bool]":
-    """SQL: the stored snapshot is not newer than (updated, event_at) — the mirror of `is_stale`."""
-    stored = OrderSnapshot
-    newer_source = (or_(stored.updated_at.is_(None), stored.updated_at < updated) if updated is not None
-                    else false())
-    same_source = (or_(stored.updated_at.is_(None), stored.updated_at == updated) if updated is not None
-                   else true())
-    event_ok = (or_(stored.last_event_at.is_(None), stored.last_event_at <= event_at) if event_at is not None
-                else true())
-    return or_(newer_source, and_(same_source, event_ok))
+@lru_cache(maxsize=None)
+def _upsert_statement(dialect_name: str):  # noqa: ANN202 — built once per dialect: the worker's hot path
+    statement = insert_for(dialect_name, OrderSnapshot.__table__)
+    new, stored = statement.excluded, OrderSnapshot.__table__.c
+    # The mirror of `is_stale`: the stored snapshot is replaced only if it is not newer than the new one.
+    newer_source = and_(new.updated_at.is_not(None),
+                        or_(stored.updated_at.is_(None), stored.updated_at < new.updated_at))
+    same_source = or_(new.updated_at.is_(None), stored.updated_at.is_(None), stored.updated_at == new.updated_at)
+    event_ok = or_(new.last_event_at.is_(None), stored.last_event_at.is_(None),
+                   stored.last_event_at <= new.last_event_at)
+    return statement.on_conflict_do_update(
+        index_elements=["shop", "order_id"], where=or_(newer_source, and_(same_source, event_ok)),
+        set_={"updated_at": new.updated_at, "last_event_at": new.last_event_at, "snapshot_json": new.snapshot_json})

@@ -9,7 +9,9 @@ Topics:
   orders/updated       compared with the stored snapshot (shipping address digest + line items'
                        (sku, quantity), `bot.webhooks.order_snapshots`): changed → alert (jobs with
                        on_update) and snapshot; no snapshot → one stored, no alert; older than the
-                       snapshot (its updated_at, then X-Shopify-Triggered-At) → ignored as stale
+                       snapshot (its updated_at, then X-Shopify-Triggered-At) → ignored as stale.
+                       Handled a run at a time, older updates of one order superseded by the newest
+                       (`bot.webhooks.order_updates`, `TopicHandlers.updates`), not by `by_topic`
   orders/cancelled, refunds/create  alerts of `shopify-refund-alert` jobs (bot.webhooks.refund_alerts)
   app/uninstalled      the install's tokens are wiped (`ShopifyTokens.uninstalled`)
   customers/data_request  what the bot holds about the customer's orders, logged for a person
@@ -26,8 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Callable
 
 from sqlalchemy import delete, select, update
@@ -35,46 +35,23 @@ from sqlalchemy import delete, select, update
 from bot.app import App
 from bot.config.model import JobConfig
 from bot.delivery.alert_start import alert_starts, jobs_for_new_order, memory_name
-from bot.delivery.alerts import AlertFailed, AlertSender, alert_jobs
+from bot.delivery.alerts import AlertSender, alert_jobs
 from bot.shopify.orders import order_gid
 from bot.store.models import JobMemory, OrderSnapshot, WebhookEvent
-from bot.util.keys import SLOT_KEY_MAX, fit_key
 from bot.webhooks.inbox import parse_time
-from bot.webhooks.order_snapshots import is_stale, order_snapshot, read_snapshot, snapshot_changes, write_snapshot
+from bot.webhooks.order_snapshots import order_snapshot, write_snapshot
+from bot.webhooks.order_updates import OrderUpdates, send_order_alert
 from bot.webhooks.reconcile import state_key
 from bot.webhooks.refund_alerts import handlers as refund_handlers
 from bot.webhooks.risk import RiskAlerts, joined
 from bot.webhooks.stock import StockAlerts
+from bot.webhooks.stored import Handled, StoredEvent
 
 log = logging.getLogger(__name__)
 
 # Destructive topics act only on a body that names its shop: the HMAC covers the body, not the
 # headers, so a captured body resent under another shop's headers must not pass.
 MUST_NAME_SHOP = ("app/uninstalled", "shop/redact")
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """A claimed row, detached from its session: what a handler reads."""
-
-    id: int
-    app: str
-    shop: str
-    topic: str
-    webhook_id: str
-    triggered_at: datetime | None
-    attempts: int
-    body: str
-
-    def payload(self) -> dict[str, Any]:
-        value = json.loads(self.body) if self.body else {}
-        return value if isinstance(value, dict) else {}
-
-
-@dataclass(frozen=True)
-class Handled:
-    status: str  # done | ignored
-    result: str
 
 
 class TopicHandlers:
@@ -84,6 +61,7 @@ class TopicHandlers:
         self.app = app
         self.alerts = alerts
         self.stock, self.risk = StockAlerts(app, alerts), RiskAlerts(app, alerts)
+        self.updates = OrderUpdates(app, alerts)  # orders/updated: runs of them at once (bot.webhooks.order_updates)
 
     def by_topic(self) -> dict[str, Callable[[StoredEvent], Handled]]:
         return {
@@ -91,7 +69,6 @@ class TopicHandlers:
             "orders/risk_assessment_changed": lambda e: Handled(*self.risk.check(e.shop, e.payload())),
             "inventory_levels/update": lambda e: Handled(*self.stock.inventory_updated(e.shop, e.payload(),
                                                                                         e.triggered_at)),
-            "orders/updated": self.order_updated,
             "app/uninstalled": self.app_uninstalled,
             "customers/data_request": self.data_request,
             "customers/redact": self.customer_redact,
@@ -125,40 +102,9 @@ class TopicHandlers:
         summary = self._alert(started, f"order:{gid}", order, "new", ())
         return Handled("done", f"new order {order.get('name') or gid}: {summary}")
 
-    def order_updated(self, event: StoredEvent) -> Handled:
-        jobs = [job for job in alert_jobs(self.app, event.shop) if job.params.on_update]
-        if not jobs:
-            return Handled("ignored", f"no shopify-order-alert job for {event.shop} alerts on order changes")
-        order = event.payload()
-        gid = order_gid(order)
-        if gid is None:
-            return Handled("ignored", "the order has no id")
-        updated_at = parse_time(order.get("updated_at"))
-        new = order_snapshot(order)
-        old = read_snapshot(self.app, event.shop, gid)
-        if old is None:
-            write_snapshot(self.app, event.shop, gid, new, updated_at, event.triggered_at)
-            return Handled("done", f"order {gid}: no snapshot yet; stored one, nothing to compare")
-        if is_stale(old.updated_at, old.last_event_at, updated_at, event.triggered_at):
-            return Handled("ignored", f"stale: order {gid} changed at {_iso(updated_at or event.triggered_at)}, "
-                                      f"the snapshot is from {_iso(old.updated_at or old.last_event_at)}")
-        changes = snapshot_changes(old.snapshot, new)
-        summary = "no change of address or items"
-        if changes:
-            stamp = _iso(updated_at or event.triggered_at) if (updated_at or event.triggered_at) else event.webhook_id
-            summary = self._alert(jobs, update_slot_key(f"order-update:{gid}:{stamp}"), order, "updated", changes)
-        # Written after the alert: a crash in between re-compares and the deliveries table skips
-        # whoever already got it; written before, the alert would be lost.
-        write_snapshot(self.app, event.shop, gid, new, updated_at, event.triggered_at)
-        return Handled("done", f"order {order.get('name') or gid}: {', '.join(changes) or 'unchanged'}; {summary}")
-
     def _alert(self, jobs: list[JobConfig], slot_key: str, order: dict[str, Any], kind: str,
                changes: tuple | list) -> str:
-        """Deliver the alert of each job; AlertFailed (after trying all) if some recipient failed."""
-        sent, problems = self.alerts.alert_order(jobs, slot_key, order, event=kind, changes=changes)
-        if problems:
-            raise AlertFailed("; ".join(problems))
-        return f"{sent} alert(s) sent"
+        return send_order_alert(self.alerts, jobs, slot_key, order, kind, changes)
 
     # -- the app and the compliance topics ---------------------------------------------
     def app_uninstalled(self, event: StoredEvent) -> Handled:
@@ -224,12 +170,3 @@ def _body_order(body: str) -> str | None:
     except ValueError:
         return None
     return order_gid(payload) if isinstance(payload, dict) else None
-
-
-def _iso(moment: datetime | None) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ").replace(".000000Z", "Z") if moment else "?"
-
-
-def update_slot_key(key: str) -> str:
-    """An order update's delivery key, cut to the column with a digest of the whole (two long keys stay distinct)."""
-    return fit_key(key, SLOT_KEY_MAX, digest_chars=16, keep_head=True)

@@ -32,7 +32,8 @@ import time
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import (Connection, Integer, String, Text, and_, bindparam, column, delete, or_, select, update,
+                        values)
 
 from bot.app import App
 from bot.delivery.alerts import AlertFailed, AlertSender
@@ -41,7 +42,11 @@ from bot.store.models import WebhookEvent
 from bot.store.sqlite_scrub import scrub_files
 from bot.util.background import Repeating
 from bot.util.logs import redact
-from bot.webhooks.topics import MUST_NAME_SHOP, Handled, StoredEvent, TopicHandlers
+from bot.webhooks import order_updates
+from bot.webhooks.order_snapshots import upsert_snapshots
+from bot.webhooks.stored import Handled, StoredEvent
+from bot.webhooks.topics import MUST_NAME_SHOP, TopicHandlers
+from bot.webhooks.worker_log import Tally
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +55,57 @@ RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)
 POLL_INTERVAL = 5.0  # seconds between looks when nobody wakes the worker (retries, other instances)
 BATCH = 50  # failed/abandoned rows looked at per pass
-CLAIM_BATCH = 10  # pending rows claimed at once (one statement); the others stay free for other workers
+OTHERS_EVERY = 1.0  # seconds between looks for them while a drain goes on
+# Pending rows claimed at once (one statement). Large enough that a storm of one order's updates
+# coalesces and a run's snapshots and outcomes share a transaction; small enough that other workers
+# find rows left to take and a stop hands few back.
+CLAIM_BATCH = 100
 KEEP_DONE = timedelta(days=7)  # Shopify retries a delivery for 4 hours: dedupe well beyond that
 KEEP_FAILED = timedelta(days=30)
 PRUNE_EVERY = 3600.0
+# Worker threads on PostgreSQL unless [webhooks] workers says otherwise: measured on 2 cores, 10,000
+# stored orders/updated of distinct orders drain at ~1.4x the rate of one with 2, no faster with 3 or 4
+# (they share the process's interpreter lock once the round trips overlap).
+DEFAULT_PG_WORKERS = 2
 
 # In StoredEvent's field order: claims return rows that become StoredEvent(*row).
 _EVENT_COLUMNS = (WebhookEvent.id, WebhookEvent.app, WebhookEvent.shop, WebhookEvent.topic, WebhookEvent.webhook_id,
                   WebhookEvent.triggered_at, WebhookEvent.attempts, WebhookEvent.body)
+
+# The pending rows, oldest first. They never have a retry time: saying so, and ordering by the whole
+# index (status, next_attempt_at, id) — the same as by id here — makes PostgreSQL read them in order
+# from that index; ordered by id alone it walked the primary key past a week of done rows (67 ms at
+# 100,000 of them, 0.3 ms from the index).
+PENDING = (WebhookEvent.status == "pending", WebhookEvent.next_attempt_at.is_(None))
+PENDING_ORDER = (WebhookEvent.status, WebhookEvent.next_attempt_at, WebhookEvent.id)
+
+# An event's outcome, for executemany: matches only while the row is still this worker's claim.
+_FINISH = (update(WebhookEvent)
+           .where(WebhookEvent.id == bindparam("row_id"), WebhookEvent.status == "processing",
+                  WebhookEvent.claimed_by == bindparam("owner"))
+           .values(status=bindparam("new_status"), result=bindparam("outcome"), error=None, next_attempt_at=None,
+                   body="")
+           .execution_options(synchronize_session=False))
+
+
+def _finish_many(connection: Connection, owner: str, now: datetime, rows: list[tuple[int, str, str]]) -> int | None:
+    """Record (id, status, result) outcomes; how many rows matched, None when the driver cannot tell."""
+    if connection.dialect.name == "postgresql":
+        # One UPDATE … FROM (VALUES …) for the whole run: an executemany is an UPDATE per row.
+        given = values(column("row_id", Integer), column("new_status", String), column("outcome", Text),
+                       name="given").data(rows)
+        return connection.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id == given.c.row_id, WebhookEvent.status == "processing",
+                   WebhookEvent.claimed_by == owner)
+            .values(status=given.c.new_status, result=given.c.outcome, error=None, next_attempt_at=None, body="",
+                    processed_at=now)
+            .execution_options(synchronize_session=False)).rowcount
+    # SQLite: in-process, an executemany costs little (and it has no column list for a VALUES alias).
+    changed = connection.execute(_FINISH.values(processed_at=now), [
+        dict(row_id=row_id, owner=owner, new_status=status, outcome=result)
+        for row_id, status, result in rows]).rowcount
+    return changed if connection.dialect.supports_sane_multi_rowcount else None
 
 
 class WebhookWorker:
@@ -65,19 +113,22 @@ class WebhookWorker:
 
     def __init__(self, app: App, *, poll_interval: float = POLL_INTERVAL, max_attempts: int = MAX_ATTEMPTS,
                  stale_claim: timedelta = STALE_CLAIM, claim_batch: int = CLAIM_BATCH, owner: str | None = None,
-                 alerts: AlertSender | None = None):
+                 alerts: AlertSender | None = None, name: str = "webhook-worker"):
         self.app = app
         self.claim_batch = claim_batch
         self.poll_interval, self.max_attempts, self.stale_claim = poll_interval, max_attempts, stale_claim
         self.owner = owner or instance_id()
         self.alerts = alerts or AlertSender(app)
-        self._loop = Repeating("webhook-worker", self._tick, poll_interval, wake=app.webhook_wakeup,
+        self._loop = Repeating(name, self._tick, poll_interval, wake=app.webhook_wakeup,
                                failure="webhook worker: draining failed; trying again shortly")
         self._stop = self._loop.stopping
         self._pruned_at = 0.0
         self._scrub_due = False  # bodies were emptied since the WAL was last truncated
         # A dict per worker: one topic's handler can be wrapped (tests do) without touching the others.
-        self.handlers: dict[str, Callable[[StoredEvent], Handled]] = TopicHandlers(app, self.alerts).by_topic()
+        topics = TopicHandlers(app, self.alerts)
+        self.handlers: dict[str, Callable[[StoredEvent], Handled]] = topics.by_topic()
+        self.updates = topics.updates  # orders/updated: a run of them at once
+        self.tally = Tally()  # what was processed, summed up in one INFO line a minute
 
     # -- running -----------------------------------------------------------------------
     def start(self) -> "WebhookWorker":
@@ -101,22 +152,31 @@ class WebhookWorker:
             self.prune()
         if self._scrub_due:  # once the backlog is drained: the emptied bodies leave the files too
             self._scrub_due = not scrub_files(self.app.db)
+        self.tally.report_if_due()
 
     def drain_once(self) -> int:
         """Process every event that is due now (pending, retry due, or abandoned); returns how many."""
-        handled = 0
+        handled, looked = 0, None
         while not self._stop.is_set():
-            # Retries and take-overs first: looked for while nothing is in hand (see _abandoned).
-            retaken = [event for event in map(self._claim, self._others()) if event]
+            # Retries and take-overs first: looked for while nothing is in hand (see _abandoned), at the
+            # start of a drain and then once a second (two queries; a batch takes milliseconds).
+            retaken = []
+            if looked is None or time.monotonic() - looked >= OTHERS_EVERY:
+                looked = time.monotonic()
+                retaken = [event for event in map(self._claim, self._others()) if event]
             claimed = sorted(retaken + self._claim_pending(), key=lambda event: event.id)
             if not claimed:
                 break
-            for index, event in enumerate(claimed):
+            units = _units(claimed)
+            for index, unit in enumerate(units):
                 if self._stop.is_set():
-                    self._release(claimed[index:])
+                    self._release([event for rest in units[index:] for event in rest])
                     return handled
-                handled += 1
-                self._handle(event)
+                handled += len(unit)
+                if unit[0].topic == order_updates.TOPIC:
+                    self._handle_updates(unit)
+                else:
+                    self._handle(unit[0])
         return handled
 
     # -- claiming ----------------------------------------------------------------------
@@ -130,8 +190,7 @@ class WebhookWorker:
         """
         now = self.app.clock()
         with self.app.db.write_session() as session:
-            oldest = (select(WebhookEvent.id).where(WebhookEvent.status == "pending")
-                      .order_by(WebhookEvent.id).limit(self.claim_batch))
+            oldest = (select(WebhookEvent.id).where(*PENDING).order_by(*PENDING_ORDER).limit(self.claim_batch))
             if not self.app.db.is_sqlite:
                 oldest = oldest.with_for_update(skip_locked=True)
             rows = session.execute(
@@ -210,10 +269,44 @@ class WebhookWorker:
             return
         self._finish(event, handled)
 
+    def _handle_updates(self, events: list[StoredEvent]) -> None:
+        """A run of orders/updated (bot.webhooks.order_updates): its snapshots and outcomes in one transaction."""
+        ready, outcomes = [], []
+        for event in events:
+            if event.attempts > self.max_attempts:
+                self._fail(event, f"gave up after {self.max_attempts} attempts (processing kept stopping)", final=True)
+                continue
+            early = self._check(event)
+            if early is None:
+                ready.append(event)
+            else:
+                outcomes.append((event, early))
+        try:
+            run = self.updates.handle(ready)
+        except Exception as exc:  # noqa: BLE001 — recorded on the rows and retried, as for one event
+            log.exception("webhooks %s (orders/updated) failed", ", ".join(event.webhook_id for event in ready))
+            run = order_updates.RunResult(failures=[(event, redact(f"{type(exc).__name__}: {exc}")) for event in ready])
+        for event, error in run.failures:
+            self._fail(event, error, final=event.attempts >= self.max_attempts)
+        outcomes += run.outcomes
+        with self.app.db.write_session() as session:
+            connection = session.connection()
+            upsert_snapshots(connection, run.writes, self.app.clock())
+            self._record(connection, outcomes)
+
     def process(self, event: StoredEvent) -> Handled:
         """Run the topic's handler (the row is claimed by this worker)."""
+        early = self._check(event)
+        if early is not None:
+            return early
         handler = self.handlers.get(event.topic)
         if handler is None:
+            return Handled("ignored", f"no handler for topic {event.topic!r}")
+        return handler(event)
+
+    def _check(self, event: StoredEvent) -> Handled | None:
+        """Why an event is ignored before its topic's handler sees it, or None."""
+        if event.topic not in self.handlers and event.topic != order_updates.TOPIC:
             return Handled("ignored", f"no handler for topic {event.topic!r}")
         if not event.body:
             return Handled("ignored", "the body was removed (redacted) before processing")
@@ -229,22 +322,23 @@ class WebhookWorker:
             return Handled("ignored", f"the body names shop {str(named)[:255]!r}, the headers {event.shop!r}")
         if named is None and event.topic in MUST_NAME_SHOP:
             return Handled("ignored", "the body does not name the shop")
-        return handler(event)
+        return None
 
     def _finish(self, event: StoredEvent, handled: Handled) -> None:
-        now = self.app.clock()
         with self.app.db.write_session() as session:
-            changed = session.execute(
-                update_if_unchanged(WebhookEvent, event.id, "processing", self.owner)
-                .values(status=handled.status, result=handled.result[:2000], error=None, processed_at=now,
-                        next_attempt_at=None, body="")
-                .execution_options(synchronize_session=False)
-            ).rowcount
-        if not changed:
-            log.warning("webhook %s: processed, but another worker had taken it over meanwhile", event.webhook_id)
+            self._record(session.connection(), [(event, handled)])
+
+    def _record(self, connection: Connection, outcomes: list[tuple[StoredEvent, Handled]]) -> None:
+        """Mark the events done or ignored (one statement), each only while still claimed by this worker."""
+        if not outcomes:
             return
-        log.info("webhook %s (%s, %s): %s — %s", event.webhook_id, event.topic, event.shop, handled.status,
-                 handled.result)
+        rows = [(event.id, handled.status, handled.result[:2000]) for event, handled in outcomes]
+        changed = _finish_many(connection, self.owner, self.app.clock(), rows)
+        if changed is not None and changed < len(outcomes):
+            log.warning("%d webhook(s) processed, but another worker had taken them over meanwhile",
+                        len(outcomes) - changed)
+        for event, handled in outcomes:
+            self.tally.count(event, handled)
 
     def _fail(self, event: StoredEvent, error: str, *, final: bool) -> None:
         now = self.app.clock()
@@ -273,8 +367,25 @@ class WebhookWorker:
                 .execution_options(synchronize_session=False)).rowcount
 
 
+def _units(claimed: list[StoredEvent]) -> list[list[StoredEvent]]:
+    """The claimed events in id order as units of work: each run of consecutive orders/updated is one
+    (handled together), any other event one of its own. An update never jumps ahead of an event
+    stored before it (an orders/create writes the snapshot the update is compared with)."""
+    units: list[list[StoredEvent]] = []
+    for event in claimed:
+        if event.topic == order_updates.TOPIC and units and units[-1][0].topic == order_updates.TOPIC:
+            units[-1].append(event)
+        else:
+            units.append([event])
+    return units
+
+
 def start_background(app: App) -> list[WebhookWorker]:
-    """Start the webhook worker (it has .stop(timeout)); it first drains what an earlier process left
-    (stored and answered, but not processed). The order reconciliation is a scheduler job
-    (bot.service.run.register_reconciliation)."""
-    return [WebhookWorker(app).start()]
+    """Start the webhook workers (each has .stop(timeout)): `[webhooks] workers` threads, by default one
+    on SQLite (one writer at a time: a second only queues) and DEFAULT_PG_WORKERS on PostgreSQL, where
+    each claims its own rows (SKIP LOCKED) and their round trips overlap. They first drain what an
+    earlier process left (stored and answered, but not processed). The order reconciliation is a
+    scheduler job (bot.service.run.register_reconciliation)."""
+    count = app.config.webhooks.workers or (1 if app.db.is_sqlite else DEFAULT_PG_WORKERS)
+    return [WebhookWorker(app, name=f"webhook-worker-{index + 1}" if count > 1 else "webhook-worker").start()
+            for index in range(count)]

@@ -93,13 +93,18 @@ def _drain_worker(config_path: str, secret_key: str, outbox: Any, barrier: Any) 
     try:
         worker = WebhookWorker(app)
         handled: list[int] = []
-        original = worker._handle
+        original, original_run = worker._handle, worker._handle_updates
 
         def handle(event: Any) -> None:
             handled.append(event.id)
             original(event)
 
+        def handle_run(events: list[Any]) -> None:  # orders/updated are handled a run at a time
+            handled.extend(event.id for event in events)
+            original_run(events)
+
         worker._handle = handle  # type: ignore[method-assign]
+        worker._handle_updates = handle_run  # type: ignore[method-assign]
         barrier.wait(timeout=DEADLINE)
         while worker.drain_once():
             pass

@@ -539,11 +539,13 @@ def _example_keys() -> set[str]:
 
 def test_the_example_shows_every_key_the_parser_accepts():
     section_keys = set().union(*config_module.SECTION_KEYS.values()) - {"apps"} | {"morning", "noon", "evening"}
-    expected = (config_module._TOP_KEYS - {"database", "server", "kakao", "shopify", "slots", "delivery", "jobs"}
+    expected = (config_module._TOP_KEYS - {"database", "server", "kakao", "shopify", "webhooks", "slots", "delivery",
+                                           "jobs"}
                 | section_keys | config_module._JOB_KEYS | set().union(*(job_kind(k).PARAM_KEYS for k in known_kinds())))
     assert expected - _example_keys() == set()
     text = EXAMPLE.read_text(encoding="utf-8")
-    for table in ("[database]", "[server]", "[kakao]", "[shopify]", "[[shopify.apps]]", "[slots]", "[delivery]", "[[jobs]]"):
+    for table in ("[database]", "[server]", "[kakao]", "[shopify]", "[[shopify.apps]]", "[webhooks]", "[slots]",
+                  "[delivery]", "[[jobs]]"):
         assert f"\n{table}\n" in text
 
 

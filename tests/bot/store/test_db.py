@@ -177,7 +177,9 @@ def test_a_database_at_head_is_not_handed_to_alembic(tmp_path):
     db = Database(url)
     try:
         with db.engine.begin() as connection:  # an older revision is Alembic's to upgrade again
-            connection.execute(text("DROP INDEX ix_problems_resolved"))
+            connection.execute(text("DROP INDEX ix_webhook_events_due"))  # undoes 0005
+            connection.execute(text("CREATE INDEX ix_webhook_events_status ON webhook_events (status, next_attempt_at)"))
+            connection.execute(text("DROP INDEX ix_problems_resolved"))  # undoes 0004
             connection.execute(text("DROP TABLE problems"))
             connection.execute(text("UPDATE alembic_version SET version_num = '0003'"))
         assert not db.schema_is_current()

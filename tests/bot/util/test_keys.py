@@ -15,7 +15,7 @@ from bot.delivery.alert_start import first_seen_key, memory_name
 from bot.delivery.alerts import quiet_memory_name, quiet_slot_key
 from bot.delivery.problems import alert_slot_key
 from bot.webhooks.reconcile import state_key
-from bot.webhooks.topics import update_slot_key
+from bot.webhooks.order_updates import update_slot_key
 
 END = datetime(2026, 12, 3, 21, 0, tzinfo=timezone(timedelta(hours=9)))
 # Inputs at, just under and just over each column's limit, far over it, in Korean, and with

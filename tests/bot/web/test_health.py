@@ -134,7 +134,8 @@ def test_healthz_reports_the_webhook_backlog_and_503_when_it_is_stuck(make_app, 
         clock.advance(minutes=2)
     answer = health_of(app, None)
     assert answer.status_code == 200
-    assert answer.json["webhooks"] == {"pending": 3, "oldest_pending_age_seconds": 360, "retrying": 0}
+    assert answer.json["webhooks"] == {"unprocessed": 3, "pending": 3, "processing": 0, "retrying": 0,
+                                       "oldest_pending_age_seconds": 360}
 
     clock.advance(minutes=10)  # nothing processed them: no worker runs
     answer = health_of(app, ServiceState())

@@ -125,7 +125,8 @@ def test_healthz_with_nothing_stored_is_200(client):
     assert body["kakao"] == [] and body["shopify"] == []
     # No `run` in this process (a test client, gunicorn): no scheduler, and it says so.
     assert body["scheduler"]["running"] is False and "python -m bot run" in body["scheduler"]["reason"]
-    assert body["webhooks"] == {"pending": 0, "oldest_pending_age_seconds": None, "retrying": 0}
+    assert body["webhooks"] == {"unprocessed": 0, "pending": 0, "processing": 0, "retrying": 0,
+                                "oldest_pending_age_seconds": None}
     assert body["version"]
     assert answer.headers["Cache-Control"] == "no-store"
 
