@@ -84,8 +84,7 @@ _FINISH = (update(WebhookEvent)
            .where(WebhookEvent.id == bindparam("row_id"), WebhookEvent.status == "processing",
                   WebhookEvent.claimed_by == bindparam("owner"))
            .values(status=bindparam("new_status"), result=bindparam("outcome"), error=None, next_attempt_at=None,
-                   body="")
-           .execution_options(synchronize_session=False))
+                   body=""))
 
 
 def _finish_many(connection: Connection, owner: str, now: datetime, rows: list[tuple[int, str, str]]) -> int | None:
@@ -99,8 +98,7 @@ def _finish_many(connection: Connection, owner: str, now: datetime, rows: list[t
             .where(WebhookEvent.id == given.c.row_id, WebhookEvent.status == "processing",
                    WebhookEvent.claimed_by == owner)
             .values(status=given.c.new_status, result=given.c.outcome, error=None, next_attempt_at=None, body="",
-                    processed_at=now)
-            .execution_options(synchronize_session=False)).rowcount
+                    processed_at=now)).rowcount
     # SQLite: in-process, an executemany costs little (and it has no column list for a VALUES alias).
     changed = connection.execute(_FINISH.values(processed_at=now), [
         dict(row_id=row_id, owner=owner, new_status=status, outcome=result)
@@ -189,29 +187,28 @@ class WebhookWorker:
         instead of queueing on the same ones.
         """
         now = self.app.clock()
-        with self.app.db.write_session() as session:
+        with self.app.db.write_transaction() as connection:
             oldest = (select(WebhookEvent.id).where(*PENDING).order_by(*PENDING_ORDER).limit(self.claim_batch))
             if not self.app.db.is_sqlite:
                 oldest = oldest.with_for_update(skip_locked=True)
-            rows = session.execute(
+            rows = connection.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.id.in_(oldest.scalar_subquery()), WebhookEvent.status == "pending")
                 .values(status="processing", claimed_by=self.owner, claimed_at=now,
                         attempts=WebhookEvent.attempts + 1)
-                .returning(*_EVENT_COLUMNS)
-                .execution_options(synchronize_session=False)).all()
+                .returning(*_EVENT_COLUMNS)).all()
         return sorted((StoredEvent(*row) for row in rows), key=lambda event: event.id)
 
     def _others(self) -> list[tuple[int, str, int, str | None]]:
         """Failed rows due for a retry, and `processing` rows whose claimer is gone."""
         now = self.app.clock()
         columns = (WebhookEvent.id, WebhookEvent.status, WebhookEvent.attempts, WebhookEvent.claimed_by)
-        with self.app.db.session() as session:
-            due = session.execute(
+        with self.app.db.engine.connect() as connection:  # a read: no write lock, no ORM Session
+            due = connection.execute(
                 select(*columns).where(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_not(None),
                                        WebhookEvent.next_attempt_at <= now)
                 .order_by(WebhookEvent.id).limit(BATCH)).all()
-            busy = session.execute(
+            busy = connection.execute(
                 select(*columns, WebhookEvent.claimed_at).where(WebhookEvent.status == "processing")
                 .order_by(WebhookEvent.id).limit(BATCH)).all()
         abandoned = [tuple(row[:4]) for row in busy if self._abandoned(row.claimed_by, row.claimed_at, now)]
@@ -228,14 +225,13 @@ class WebhookWorker:
         """Take one row if it is still as read (status, attempts, claimer): one claimer wins."""
         row_id, status, attempts, claimed_by = candidate
         now = self.app.clock()
-        with self.app.db.write_session() as session:
-            row = session.execute(
+        with self.app.db.write_transaction() as connection:
+            row = connection.execute(
                 update_if_unchanged(WebhookEvent, row_id, status, claimed_by)
                 .where(WebhookEvent.attempts == attempts)
                 .values(status="processing", claimed_by=self.owner, claimed_at=now, attempts=attempts + 1,
                         next_attempt_at=None)
                 .returning(*_EVENT_COLUMNS)
-                .execution_options(synchronize_session=False)
             ).one_or_none()
         if row is None:
             return None
@@ -247,12 +243,11 @@ class WebhookWorker:
 
     def _release(self, events: list[StoredEvent]) -> None:
         """Stopping: hand back claimed rows not started, as they were (the claim is not an attempt)."""
-        with self.app.db.write_session() as session:
+        with self.app.db.write_transaction() as connection:
             for event in events:
-                session.execute(
+                connection.execute(
                     update_if_unchanged(WebhookEvent, event.id, "processing", self.owner)
-                    .values(status="pending", claimed_by=None, claimed_at=None, attempts=event.attempts - 1)
-                    .execution_options(synchronize_session=False))
+                    .values(status="pending", claimed_by=None, claimed_at=None, attempts=event.attempts - 1))
 
     # -- processing --------------------------------------------------------------------
     def _handle(self, event: StoredEvent) -> None:
@@ -289,8 +284,7 @@ class WebhookWorker:
         for event, error in run.failures:
             self._fail(event, error, final=event.attempts >= self.max_attempts)
         outcomes += run.outcomes
-        with self.app.db.write_session() as session:
-            connection = session.connection()
+        with self.app.db.write_transaction() as connection:
             upsert_snapshots(connection, run.writes, self.app.clock())
             self._record(connection, outcomes)
 
@@ -325,8 +319,8 @@ class WebhookWorker:
         return None
 
     def _finish(self, event: StoredEvent, handled: Handled) -> None:
-        with self.app.db.write_session() as session:
-            self._record(session.connection(), [(event, handled)])
+        with self.app.db.write_transaction() as connection:
+            self._record(connection, [(event, handled)])
 
     def _record(self, connection: Connection, outcomes: list[tuple[StoredEvent, Handled]]) -> None:
         """Mark the events done or ignored (one statement), each only while still claimed by this worker."""
@@ -343,11 +337,10 @@ class WebhookWorker:
     def _fail(self, event: StoredEvent, error: str, *, final: bool) -> None:
         now = self.app.clock()
         retry_at = None if final else now + min(RETRY_BASE * 2 ** max(event.attempts - 1, 0), RETRY_MAX)
-        with self.app.db.write_session() as session:
-            session.execute(
+        with self.app.db.write_transaction() as connection:
+            connection.execute(
                 update_if_unchanged(WebhookEvent, event.id, "processing", self.owner)
-                .values(status="failed", error=error[:2000], next_attempt_at=retry_at, processed_at=now)
-                .execution_options(synchronize_session=False))
+                .values(status="failed", error=error[:2000], next_attempt_at=retry_at, processed_at=now))
         if final:
             log.error("webhook %s (%s, %s) failed for good after %d attempts: %s", event.webhook_id, event.topic,
                       event.shop, event.attempts, error)
@@ -358,13 +351,12 @@ class WebhookWorker:
     def prune(self) -> int:
         """Delete finished rows past their keeping time; returns how many."""
         now = self.app.clock()
-        with self.app.db.write_session() as session:
-            return session.execute(
+        with self.app.db.write_transaction() as connection:
+            return connection.execute(
                 delete(WebhookEvent).where(or_(
                     and_(WebhookEvent.status.in_(("done", "ignored")), WebhookEvent.received_at < now - KEEP_DONE),
                     and_(WebhookEvent.status == "failed", WebhookEvent.next_attempt_at.is_(None),
-                         WebhookEvent.received_at < now - KEEP_FAILED)))
-                .execution_options(synchronize_session=False)).rowcount
+                         WebhookEvent.received_at < now - KEEP_FAILED)))).rowcount
 
 
 def _units(claimed: list[StoredEvent]) -> list[list[StoredEvent]]:
