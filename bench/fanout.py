@@ -3,8 +3,11 @@
 The Kakao stand-in runs in its own process (spawned, its own GIL: bench/standin.py), so its CPU
 is not counted as the bot's; every Kakao call costs LATENCY seconds there, and it enforces
 Kakao's daily caps (100 messages per sender, 100 per receiver, 20 per sender-receiver pair). The
-scraped menu page is served from another process. Each run is a fresh deployment (new database,
-new stand-ins, so fresh caps) timed around one `Runner.run` of the job.
+scraped menu page is served from another process (waitress, keep-alive, like the real hosts). One
+bot (App: database, engine, HTTP sessions) does every run, as the service does its slots; each run
+is a new day (the stand-in's caps and the bot's quota book start again) timed around one
+`Runner.run` of the job. The process's first fan-out pays one-time costs (imports, connections,
+statements compiled once per engine): it is printed apart and not judged.
 
 The floor counts only the calls that can be made, one after another: the friends-list pages
 (ceil(friends / 100), every nickname must be resolved) plus ceil(sendable / 5) send calls, where
@@ -30,9 +33,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from contextlib import contextmanager
+from typing import Any, Iterator
 
 from cryptography.fernet import Fernet
+from sqlalchemy import text
 
 from bot.app import App, load_config
 from bot.config.secrets import Secrets
@@ -93,18 +98,23 @@ def issue_code(sandbox: KakaoSandbox, redirect_uri: str) -> str:
 
 
 def tally(sandbox: KakaoSandbox, payload: Any = None) -> dict[str, int]:
-    """A query: Kakao calls made so far, by kind, and the friends who received a message."""
+    """A query: Kakao calls made so far, by kind, and the messages friends have received."""
     return {"calls": len(sandbox.calls), "sends": sandbox.count(SEND_PATH), "pages": sandbox.count(FRIENDS_PATH),
-            "delivered": sum(1 for uuid in sandbox.friends if sandbox.received(uuid))}
+            "delivered": sum(len(sandbox.received(uuid)) for uuid in sandbox.friends)}
 
 
-def one_run(args: argparse.Namespace, nicknames: list[str], web_url: str, run: int) -> dict[str, Any]:
-    """A fresh deployment and one fan-out: the figures of the run."""
+def new_day(sandbox: KakaoSandbox, payload: Any = None) -> None:
+    """A query: the stand-in's daily caps start again."""
+    sandbox.new_day()
+
+
+@contextmanager
+def deployment(args: argparse.Namespace, nicknames: list[str], web_url: str) -> Iterator[tuple[App, StandinProcess]]:
+    """One bot (App: database, engine, HTTP sessions, as in the service) logged in at one Kakao stand-in."""
     folder = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
-    port = args.port + run if args.port else 0
     try:
-        with StandinProcess(build_kakao, {"latency": args.latency, "nicknames": nicknames}, port=port,
-                            name="kakao-standin") as kakao:
+        with StandinProcess(build_kakao, {"latency": args.latency, "nicknames": nicknames},
+                            port=args.port + 1 if args.port else 0, name="kakao-standin") as kakao:
             to = ", ".join(f'"friend:{nickname}"' for nickname in nicknames)
             config_path = folder / "config.toml"
             config_path.write_text(CONFIG.format(db=folder / "bench.sqlite3", kakao=kakao.url, web=web_url, to=to),
@@ -116,19 +126,29 @@ def one_run(args: argparse.Namespace, nicknames: list[str], web_url: str, run: i
             app.db.migrate()
             code = kakao.ask(issue_code, app.config.kakao.redirect_uri)
             app.kakao_tokens.store_login("default", app.kakao_auth.exchange_code(code))
-            before, standin_cpu = kakao.ask(tally), kakao.ask(cpu_seconds)
-            cpu = time.process_time()
-            started = time.perf_counter()
-            report = Runner(app).run(app.config.job("menu"), f"bench-{run}")
-            wall = time.perf_counter() - started
-            cpu = time.process_time() - cpu
-            standin_cpu = kakao.ask(cpu_seconds) - standin_cpu
-            after = kakao.ask(tally)
-            app.close()
+            try:
+                yield app, kakao
+            finally:
+                app.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    made = {k: after[k] - before[k] for k in ("calls", "sends", "pages")}
-    return dict(made, wall=wall, cpu=cpu, standin_cpu=standin_cpu, delivered=after["delivered"],
+
+
+def one_run(app: App, kakao: StandinProcess, run: int) -> dict[str, Any]:
+    """One fan-out on a new day (the stand-in's caps and the bot's quota book start again): its figures."""
+    kakao.ask(new_day)
+    with app.db.engine.begin() as connection:  # the bot's per-day counts come from the deliveries kept
+        connection.execute(text("DELETE FROM deliveries"))
+    before, standin_cpu = kakao.ask(tally), kakao.ask(cpu_seconds)
+    cpu = time.process_time()
+    started = time.perf_counter()
+    report = Runner(app).run(app.config.job("menu"), f"bench-{run}")
+    wall = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    standin_cpu = kakao.ask(cpu_seconds) - standin_cpu
+    after = kakao.ask(tally)
+    made = {k: after[k] - before[k] for k in ("calls", "sends", "pages", "delivered")}
+    return dict(made, wall=wall, cpu=cpu, standin_cpu=standin_cpu,
                 recorded=report.fanout.count("sent") if report.fanout else 0, sender_daily=kakao.greeting["sender_daily"])
 
 
@@ -146,16 +166,18 @@ def main() -> int:
     nicknames = [f"직원{i:03d}" for i in range(args.friends)]
     pages = math.ceil(args.friends / PAGE)
     runs: list[dict[str, Any]] = []
-    with StandinProcess(build_web, {}, port=args.port, name="web-standin") as web:
-        for run in range(1, args.runs + 1):
-            r = one_run(args, nicknames, web.url, run)
+    with StandinProcess(build_web, {}, port=args.port, name="web-standin") as web, \
+            deployment(args, nicknames, web.url) as (app, kakao):
+        for run in range(args.runs + 1):  # run 0: the process's first fan-out, reported, not judged
+            r = one_run(app, kakao, run)
             sendable = min(args.friends, r["sender_daily"])
             floor_calls = pages + math.ceil(sendable / PER_CALL)
             r.update(sendable=sendable, floor_calls=floor_calls, floor=floor_calls * args.latency)
             r["ratio"] = r["wall"] / r["floor"]
             r["own_ms"] = (r["wall"] - r["calls"] * args.latency) / r["calls"] * 1000
             runs.append(r)
-            print(f"run {run}: delivered {r['delivered']}/{sendable} sendable ({r['recorded']} recorded sent; "
+            name = "first (cold)" if run == 0 else f"run {run}"
+            print(f"{name}: delivered {r['delivered']}/{sendable} sendable ({r['recorded']} recorded sent; "
                   f"{args.friends} friends, sender cap {r['sender_daily']}/day); Kakao calls {r['calls']} = "
                   f"{r['pages']} pages + {r['sends']} sends (floor {floor_calls} = {pages} + "
                   f"{math.ceil(sendable / PER_CALL)})")
@@ -163,13 +185,18 @@ def main() -> int:
                   f"{args.latency * 1000:.0f} ms: {r['ratio']:.3f}x; bot's own time {r['own_ms']:.2f} ms per "
                   f"Kakao call; CPU per call: bot {r['cpu'] / r['calls'] * 1000:.2f} ms, "
                   f"stand-in {r['standin_cpu'] / r['calls'] * 1000:.2f} ms")
-    print(f"friends {args.friends}, {args.latency * 1000:.0f} ms per Kakao call, {len(runs)} runs (stand-ins in "
-          f"their own processes):")
+    cold, runs = runs[0], runs[1:]
+    print(f"friends {args.friends}, {args.latency * 1000:.0f} ms per Kakao call, {len(runs)} runs after the first "
+          f"(stand-ins in their own processes):")
     print(f"  wall time:             {spread([r['wall'] for r in runs], unit=' s')}")
     print(f"  ratio to the floor:    {spread([r['ratio'] for r in runs], unit='x')} (goal ≤ {GOAL}x)")
     print(f"  bot's own time / call: {spread([r['own_ms'] for r in runs], '{:.2f}', ' ms')} beyond the "
           f"stand-in's {args.latency * 1000:.0f} ms")
-    delivered = all(r["delivered"] == r["sendable"] for r in runs)
+    print(f"  CPU / call:            {spread([r['cpu'] / r['calls'] * 1000 for r in runs], '{:.2f}', ' ms')} bot, "
+          f"{spread([r['standin_cpu'] / r['calls'] * 1000 for r in runs], '{:.2f}', ' ms')} stand-in")
+    print(f"  first fan-out (cold):  {cold['wall']:.3f} s = {cold['ratio']:.3f}x the floor (imports, connections, "
+          f"statements compiled once per process)")
+    delivered = all(r["delivered"] == r["sendable"] for r in [cold, *runs])
     return 0 if delivered and max(r["ratio"] for r in runs) <= GOAL else 1
 
 

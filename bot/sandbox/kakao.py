@@ -178,6 +178,11 @@ class KakaoSandbox:
             self.friends[uuid] = Friend(nickname, uuid, allowed_msg, favorite, user_id)
             return uuid
 
+    def new_day(self) -> None:
+        """The daily caps start again, as at midnight in Korea (benchmarks run many days' fan-outs)."""
+        with self._lock:
+            self._sent.clear()
+
     def received(self, key: str) -> list[dict[str, Any]]:
         """Templates received by "me" or by a friend's uuid, oldest first."""
         with self._lock:
