@@ -233,3 +233,26 @@ def test_healthz_counts_every_event_not_processed_yet(make_app: Callable[..., Ap
         session.execute(update(WebhookEvent).where(WebhookEvent.webhook_id == "w3").values(status="done"))
     body = create_app(app).test_client().get("/healthz").json["webhooks"]
     assert body == {"unprocessed": 3, "pending": 1, "processing": 1, "retrying": 1, "oldest_pending_age_seconds": 0}
+
+
+def test_a_woken_worker_lets_deliveries_gather_and_claims_them_at_once(bot: App, sandbox: KakaoSandbox) -> None:
+    """Under a stream of webhooks the worker takes a batch per claim, not one claim per delivery."""
+    created_worker = WebhookWorker(bot, gather=1.0)
+    claims: list[int] = []
+    claim = created_worker._claim_pending
+    created_worker._claim_pending = lambda: claims.append(len(taken := claim())) or taken  # type: ignore[method-assign]
+    created_worker.start()
+    try:
+        # Each store wakes the worker; all five are stored well within its gathering second.
+        for minute in range(1, 6):
+            put(bot, "orders/updated", order_body(updated=t(minute)), webhook_id=f"g{minute}", triggered_at=t(minute))
+        done = threading.Event()
+        for _ in range(300):
+            if all(row(bot, f"g{minute}").status != "pending" for minute in range(1, 6)):
+                done.set()
+                break
+            done.wait(0.1)
+        assert done.is_set(), "the worker did not process the gathered deliveries"
+    finally:
+        assert created_worker.stop(10)
+    assert [count for count in claims if count] == [5]
