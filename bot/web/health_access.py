@@ -60,6 +60,7 @@ def summary(body: dict[str, Any]) -> dict[str, Any]:
             "problems": len(problems),
             "problems_needing_person": sum(1 for problem in problems if problem.get("needs_person")),
             "webhooks_pending": webhooks.get("pending"),
+            "webhooks_unprocessed": webhooks.get("unprocessed"),  # the backlog: pending, in hand, awaiting a retry
         },
         "details": DETAILS_HINT,
     }

@@ -57,7 +57,7 @@ def test_a_stranger_gets_status_and_counts_only(app):
     assert answer.json["status"] == "needs_attention"
     assert answer.json["counts"] == {"kakao_logins": 1, "kakao_logins_needing_login": 0, "shopify_installs": 1,
                                      "shopify_installs_not_active": 0, "problems": 1, "problems_needing_person": 1,
-                                     "webhooks_pending": 0}
+                                     "webhooks_pending": 0, "webhooks_unprocessed": 0}
     assert "BOT_HEALTH_TOKEN" in answer.json["details"]
     assert_no_details(answer)
 
