@@ -33,6 +33,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from standin import free_port, rss_kb  # noqa: E402
+
 GOAL_MB = 80.0
 JOB = "evening"
 SHOP = "bench-store.myshopify.com"
@@ -70,22 +73,6 @@ at = ["evening"]
 to = ["me", "friend:{f1}", "friend:{f2}"]
 chart = "hourly"
 """
-
-
-def rss_kb(pid: int | str = "self") -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # -- the child: `run` in a thread, 7 evenings driven through the scheduler -----------------------------------

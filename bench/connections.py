@@ -39,7 +39,9 @@ import requests
 from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from webhooks import CONFIG, PATH, SECRET, SHOP, deliveries, free_port, percentile  # noqa: E402
+from loadgen import PATH, SECRET, SHOP, deliveries, percentile  # noqa: E402
+from standin import free_port  # noqa: E402
+from webhook_targets import CONFIG  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOPIFY_TIMEOUT = 5.0  # seconds Shopify waits for a webhook's answer

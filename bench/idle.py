@@ -42,12 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from idle_growth import judge, slot_growth, webhook_growth  # noqa: E402
-from idle_setup import Deployment, Standins, free_port, rss_kb  # noqa: E402
+from idle_setup import Deployment, Standins  # noqa: E402
+from standin import rss_kb, scratch_postgres  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_MB = 80.0
@@ -120,24 +119,6 @@ def one_start(tree: Path, deployment: Deployment, idle: float) -> StartReading:
         at_ready = rss_kb(proc.pid)
         time.sleep(idle)
         return StartReading(to_ready, at_ready, rss_kb(proc.pid))
-
-
-@contextmanager
-def scratch_postgres(server: str, prefix: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database on `server`, dropped on exit (WITH FORCE)."""
-    name = prefix + token.token_hex(5)
-    url = make_url(server)
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 @contextmanager

@@ -34,7 +34,9 @@ from typing import Any, Callable
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from idle_setup import JOB, SHOP, WEBHOOK_SECRET, Deployment, rss_kb, sends  # noqa: E402
+from idle_setup import JOB, SHOP, WEBHOOK_SECRET, Deployment, sends  # noqa: E402
+from loadgen import order_body  # noqa: E402
+from standin import rss_kb  # noqa: E402
 
 GOAL_KB = 2 * 1024
 GOAL_SPAN = 9000  # 10,000 runs or webhooks once warm (the first ~1,000)
@@ -134,25 +136,6 @@ def child_main(argv: list[str]) -> int:
 # -- webhooks -----------------------------------------------------------------------------------------------
 
 
-def order_body(number: int) -> bytes:
-    """A REST-shaped order of about 1.5 KB, new to the bot."""
-    order_id = 6_100_000_000_000 + number
-    order = {
-        "id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}", "name": f"#{1000 + number}",
-        "created_at": "2026-11-22T09:00:00+09:00", "updated_at": "2026-11-22T09:05:00+09:00",
-        "currency": "KRW", "financial_status": "paid", "total_price": "42000.00",
-        "line_items": [{"id": order_id * 10 + i, "admin_graphql_api_id": f"gid://shopify/LineItem/{order_id * 10 + i}",
-                        "name": name, "title": name, "sku": sku, "quantity": 1 + i, "price": "12000.00"}
-                       for i, (name, sku) in enumerate([("드립백 10개입", "DRIP-10"), ("콜드브루 500ml", "COLD-500"),
-                                                        ("머그컵", "MUG-01")])],
-        "shipping_address": {"first_name": "민지", "last_name": "김", "address1": "테헤란로 1", "address2": "101호",
-                             "city": "서울", "province": "서울특별시", "zip": "06234", "country": "South Korea",
-                             "country_code": "KR", "phone": "+82 10-0000-0000"},
-        "tags": "", "note": None, "test": False,
-    }
-    return json.dumps(order, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def signed(body: bytes) -> dict[str, str]:
     from bot.shopify.signing import webhook_hmac
 
@@ -175,7 +158,7 @@ def post_block(port: int, first: int, count: int) -> dict[int, int]:
                 number = next(numbers, None)
             if number is None:
                 break
-            body = order_body(number)
+            body = json.dumps(order_body(number), ensure_ascii=False, separators=(",", ":")).encode()
             connection.request("POST", "/shopify/default/webhooks", body=body, headers=signed(body))
             answer = connection.getresponse()
             answer.read()

@@ -12,14 +12,13 @@ login (in this process); `env(tree)` is the environment a `python -m bot` of che
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from standin import StandinProcess  # noqa: E402
+from standin import StandinProcess, free_port  # noqa: E402
 
 JOB = "menu"
 SHOP = "bench-shop.myshopify.com"
@@ -60,20 +59,6 @@ kind = "shopify-order-alert"
 shop = "{shop}"
 to = ["me"]
 """
-
-
-def rss_kb(pid: int | str = "self") -> int:
-    with open(f"/proc/{pid}/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise RuntimeError(f"no VmRSS for {pid}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_kakao(args: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:

@@ -12,7 +12,8 @@ benchmark reads the stand-in's records (calls made, costs, inboxes) after a run.
 
 `SharedClock` is a monotonic clock plus an offset shared with the stand-in's process: a throttle
 wait advances the offset at once (simulated) or sleeps for real, and the stand-in's bucket refills
-by the same clock. `spread` prints min / median / max of a run's figures.
+by the same clock. `spread` prints min / median / max of a run's figures; `rss_kb`, `free_port` and
+`scratch_postgres` are what several benchmarks read, bind and create.
 
     with StandinProcess(build, {"latency": 0.05}) as standin:
         requests.get(standin.url + "/v1/user/access_token_info")
@@ -22,13 +23,18 @@ by the same clock. `spread` prints min / median / max of a run's figures.
 from __future__ import annotations
 
 import multiprocessing
+import secrets
+import socket
 import statistics
 import threading
 import time
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import waitress
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -136,3 +142,39 @@ def spread(values: Sequence[float], fmt: str = "{:.3f}", unit: str = "") -> str:
     """"min X, median Y, max Z" of the runs' values."""
     low, mid, high = min(values), statistics.median(values), max(values)
     return f"min {fmt.format(low)}{unit}, median {fmt.format(mid)}{unit}, max {fmt.format(high)}{unit}"
+
+
+def rss_kb(pid: int | str = "self") -> int:
+    """VmRSS of a process (this one by default), in kB."""
+    with open(f"/proc/{pid}/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError(f"no VmRSS for {pid}")
+
+
+def free_port() -> int:
+    """A 127.0.0.1 port free right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def scratch_postgres(server_url: str, prefix: str) -> Iterator[str]:
+    """The URL of a new, empty database `<prefix><random>` on the server of `server_url`, dropped on exit
+    (WITH FORCE: a connection the benchmark left open must not keep it). The database that `server_url`
+    names is only connected to."""
+    name = prefix + secrets.token_hex(6)
+    url = make_url(server_url)
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield url.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()

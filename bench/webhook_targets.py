@@ -9,8 +9,6 @@
 - `BotService(database_url)`: the real service, `python -m bot --config … run`, with a temporary
   config (one `shopify-order-alert` job on the bench shop), secrets in its environment and its log
   in a file; `.backlog()` and `.outcome()` read its database from the benchmark's process.
-- `scratch_postgres(server_url)`: a database `h11bench_<random>` created on that server, dropped
-  (WITH FORCE) on exit.
 
 Every one has `.port`, `.pid` and `.cpu()` (CPU seconds of its process so far, from /proc).
 """
@@ -21,21 +19,19 @@ import hmac
 import json
 import logging
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import threading
 import time
-from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, create_engine, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 
 from loadgen import PATH, SECRET, SHOP, SPAWN
 from bot.service.run import THREADS
@@ -216,22 +212,4 @@ class BotService:
                 self._process.kill()
                 self._process.wait()
         return self._process.returncode
-
-
-@contextmanager
-def scratch_postgres(server_url: str) -> Iterator[str]:
-    """The URL of a new database `h11bench_<random>` on the server of `server_url`; dropped on exit."""
-    name = "h11bench_" + secrets.token_hex(6)
-    url = make_url(server_url)
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -46,20 +45,13 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-# PATH, SECRET, SHOP, deliveries, percentile and CONFIG are imported from here by bench/connections.py.
-from loadgen import PATH, SECRET, SHOP, Delivery, LoadClients, LoadResult, deliveries, percentile  # noqa: E402,F401
-from standin import spread  # noqa: E402
-from webhook_targets import CONFIG, BotService, ServerProcess, scratch_postgres  # noqa: E402,F401
+from loadgen import Delivery, LoadClients, LoadResult, deliveries, percentile  # noqa: E402
+from standin import free_port, scratch_postgres, spread  # noqa: E402
+from webhook_targets import BotService, ServerProcess  # noqa: E402
 
 POLL, POLL_MAX = 0.005, 0.1  # seconds between looks at the backlog: at first, at most
 SETTLE = 0.5  # seconds between targets: the bot's after-drain housekeeping must not land in the next load
 RATIO_GOAL, RATIO_BETTER, P99_GOAL, DRAIN_GOAL = 0.40, 0.50, 15.0, 0.25
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
@@ -255,8 +247,8 @@ def start_targets(args: argparse.Namespace, stack: ExitStack, folder: Path) -> l
     targets = [] if args.burst else [Target("bare Flask", ServerProcess("bare", port=port()))]
     databases = [("SQLite", f"sqlite:///{folder / 'bot.sqlite3'}", f"sqlite:///{folder / 'floor.sqlite3'}")]
     if args.postgres:
-        bot_url = stack.enter_context(scratch_postgres(args.postgres_url))
-        floor_url = stack.enter_context(scratch_postgres(args.postgres_url))
+        bot_url = stack.enter_context(scratch_postgres(args.postgres_url, "h11bench_"))
+        floor_url = stack.enter_context(scratch_postgres(args.postgres_url, "h11bench_"))
         databases.append(("PostgreSQL", bot_url, floor_url))
     for name, bot_url, floor_url in databases:
         if args.floor and not args.burst:
