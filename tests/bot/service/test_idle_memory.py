@@ -18,7 +18,7 @@ from bot.store.db import Database
 
 ROOT = Path(__file__).resolve().parents[3]
 # Modules an idle service has no use for; a first start must not load them either.
-NEVER_IN_RUN = ("alembic", "matplotlib")
+NEVER_IN_RUN = ("alembic", "matplotlib", "jwt")
 
 RUN_UNTIL_READY = """
 import sys, threading
