@@ -12,7 +12,14 @@ BAD_SHOPS = ["evil.com", "x.myshopify.com.evil.com", "a/../b.myshopify.com", "ht
              "x.myshopify.com:443", "x.myshopify.com/admin", "-x.myshopify.com", "myshopify.com", ""]
 
 
-def config_text(origin: str) -> str:
+def config_text(origin: str, kakao_url: str | None = None) -> str:
+    """Two Shopify apps on the stand-in at `origin`; with `kakao_url`, the Kakao stand-in too."""
+    kakao = textwrap.dedent(f"""
+        [kakao]
+        redirect_uri = "{PUBLIC}/kakao/callback"
+        auth_url = "{kakao_url}"
+        api_url = "{kakao_url}"
+        """) if kakao_url else ""
     return textwrap.dedent(f"""\
         [database]
         url = "sqlite:///install.sqlite3"
@@ -41,4 +48,4 @@ def config_text(origin: str) -> str:
         kind = "shopify-order-alert"
         shop = "{SHOP}"
         to = ["me"]
-        """)
+        """) + kakao

@@ -1,7 +1,10 @@
 """The embedded app's JSON API: what the app's page inside the Shopify admin calls.
 
-    GET /shopify/<app>/api/shop    the shop's connection to this app; installs it by token
-                                   exchange when it has no usable offline token
+    GET  /shopify/<app>/api/shop            the shop's connection to this app; installs it by token
+                                            exchange when it has no usable offline token
+    GET  /shopify/<app>/api/kakao           the merchant's KakaoTalk connection (never a token)
+    POST /shopify/<app>/api/kakao/connect   Kakao's authorize URL, for a new top-level window
+    GET  /shopify/<app>/api/kakao/friends   who can receive: "me" and the friends Kakao lists, live
 
 Every route authenticates with App Bridge's session token (`Authorization: Bearer …`, verified in
 bot.connect.shopify_embedded) and serves only the shop that token names: no route takes a shop from
@@ -17,8 +20,10 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from bot.connect import merchant_kakao
 from bot.connect.shopify_embedded import SessionRefused, authenticate, ensure_installed
 from bot.connect.shopify_install import InstallRefused
+from bot.kakao.errors import KakaoError, KakaoLoginRequired
 from bot.web.context import bot_app, error_response
 
 blueprint = Blueprint("embedded_api", __name__)
@@ -52,6 +57,48 @@ def shop(app_name: str) -> Response:
         body["webhooks"] = {"uri": installed.webhook_uri, "created": list(installed.webhooks_created),
                             "error": installed.webhook_error}
         body["missing_job_scopes"] = installed.missing_job_scopes
+    return _json(body)
+
+
+@blueprint.get("/shopify/<app_name>/api/kakao")
+def kakao(app_name: str) -> Response:
+    app = bot_app()
+    session = authenticate(app, app_name, request.headers.get("Authorization"))
+    found = merchant_kakao.connection(app, app_name, session.shop)
+    status = found.status
+    return _json({"state": found.state, "problem": found.problem_ko,
+                  "scopes": list(status.scopes) if status else [],
+                  "access_expires_at": _iso(status.access_expires_at) if status else None,
+                  "refresh_expires_at": _iso(status.refresh_expires_at) if status else None})
+
+
+@blueprint.post("/shopify/<app_name>/api/kakao/connect")
+def kakao_connect(app_name: str) -> Response:
+    app = bot_app()
+    session = authenticate(app, app_name, request.headers.get("Authorization"))
+    return _json({"authorize_url": merchant_kakao.start_connect(app, app_name, session.shop)})
+
+
+@blueprint.get("/shopify/<app_name>/api/kakao/friends")
+def kakao_friends(app_name: str) -> Response:
+    app = bot_app()
+    session = authenticate(app, app_name, request.headers.get("Authorization"))
+    found = merchant_kakao.connection(app, app_name, session.shop)
+    if found.state != "connected":
+        return error_response(409, "kakao_not_connected", found.problem_ko or "카카오톡을 먼저 연결하세요.")
+    try:
+        friends = merchant_kakao.friends(app, app_name, session.shop)
+    except KakaoLoginRequired:
+        return error_response(409, "kakao_not_connected", merchant_kakao.EXPIRED_KO)
+    except KakaoError as exc:
+        return error_response(502, "kakao_unavailable", f"카카오에서 친구 목록을 받지 못했습니다: {exc}")
+    recipients = [{"key": "me", "label": "나에게 보내기", "allowed": True}]
+    recipients += [{"key": f"uuid:{friend.uuid}", "label": friend.nickname, "allowed": friend.allowed_msg}
+                   for friend in sorted(friends, key=lambda friend: friend.nickname)]
+    return _json({"recipients": recipients, "note": merchant_kakao.TEAM_ONLY_KO})
+
+
+def _json(body: dict[str, Any]) -> Response:
     response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
