@@ -5,6 +5,8 @@
     GET  /shopify/<app>/api/kakao           the merchant's KakaoTalk connection (never a token)
     POST /shopify/<app>/api/kakao/connect   Kakao's authorize URL, for a new top-level window
     GET  /shopify/<app>/api/kakao/friends   who can receive: "me" and the friends Kakao lists, live
+    POST /shopify/<app>/api/kakao/test      a test message now, to {"recipients": ["me", "uuid:…"]}
+    GET  /shopify/<app>/api/history         the latest deliveries this shop's KakaoTalk sent (?limit=1-100)
 
 Every route authenticates with App Bridge's session token (`Authorization: Bearer …`, verified in
 bot.connect.shopify_embedded) and serves only the shop that token names: no route takes a shop from
@@ -23,12 +25,16 @@ from flask import Blueprint, Response, jsonify, request
 from bot.connect import merchant_kakao
 from bot.connect.shopify_embedded import SessionRefused, authenticate, ensure_installed
 from bot.connect.shopify_install import InstallRefused
+from bot.delivery.trial_message import send_test_message
 from bot.kakao.errors import KakaoError, KakaoLoginRequired
+from bot.kakao.recipients import Recipient, parse_recipient
 from bot.web.context import bot_app, error_response
 
 blueprint = Blueprint("embedded_api", __name__)
 
 RETRY_HEADER = "X-Shopify-Retry-Invalid-Session-Request"
+MAX_TEST_RECIPIENTS = 20
+MAX_HISTORY = 100
 
 
 @blueprint.errorhandler(InstallRefused)
@@ -96,6 +102,52 @@ def kakao_friends(app_name: str) -> Response:
     recipients += [{"key": f"uuid:{friend.uuid}", "label": friend.nickname, "allowed": friend.allowed_msg}
                    for friend in sorted(friends, key=lambda friend: friend.nickname)]
     return _json({"recipients": recipients, "note": merchant_kakao.TEAM_ONLY_KO})
+
+
+@blueprint.post("/shopify/<app_name>/api/kakao/test")
+def kakao_test(app_name: str) -> Response:
+    app = bot_app()
+    session = authenticate(app, app_name, request.headers.get("Authorization"))
+    body = request.get_json(silent=True, force=True) if request.get_data() else {}  # no body: to "me"
+    recipients = _test_recipients(body)
+    if recipients is None:
+        return error_response(400, "bad_recipients", 'recipients: a list of 1-20 of "me" or "uuid:…"')
+    found = merchant_kakao.connection(app, app_name, session.shop)
+    if found.state != "connected":
+        return error_response(409, "kakao_not_connected", found.problem_ko or "카카오톡을 먼저 연결하세요.")
+    try:
+        report = send_test_message(app, merchant_kakao.merchant_account(app_name, session.shop), recipients)
+    except KakaoError as exc:  # the friends list, before anything was sent
+        return error_response(502, "kakao_unavailable", f"카카오에서 친구 목록을 받지 못했습니다: {exc}")
+    return _json({"results": [{"key": r.key, "label": r.label, "status": r.status, "reason": r.reason}
+                              for r in report.results], "token_error": report.token_error})
+
+
+@blueprint.get("/shopify/<app_name>/api/history")
+def history(app_name: str) -> Response:
+    app = bot_app()
+    session = authenticate(app, app_name, request.headers.get("Authorization"))
+    limit = request.args.get("limit", "20")
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_HISTORY:
+        return error_response(400, "bad_limit", f"limit: a whole number from 1 to {MAX_HISTORY}")
+    rows = app.deliveries.history(sender=merchant_kakao.merchant_account(app_name, session.shop), limit=int(limit))
+    zone = app.config.timezone
+    return _json({"deliveries": [
+        {"job": row.job, "recipient": row.label or row.recipient, "status": row.status, "reason": row.reason,
+         "at": row.created_at.astimezone(zone).isoformat()} for row in rows]})
+
+
+def _test_recipients(body: Any) -> list[Recipient] | None:
+    """The recipients a test message asks for ("me" if none), or None if the body is not such a request."""
+    wanted = body.get("recipients", ["me"]) if isinstance(body, dict) else None
+    if not isinstance(wanted, list) or not 1 <= len(wanted) <= MAX_TEST_RECIPIENTS:
+        return None
+    if not all(isinstance(item, str) and (item == "me" or item.startswith("uuid:")) for item in wanted):
+        return None
+    try:
+        return [parse_recipient(item) for item in dict.fromkeys(wanted)]
+    except ValueError:
+        return None
 
 
 def _json(body: dict[str, Any]) -> Response:

@@ -109,6 +109,68 @@ def test_kakao_failing_is_a_502_saying_so(merchant_client, standin, sandbox):
     assert answer.status_code == 502 and answer.json["error"] == "kakao_unavailable"
 
 
+# -- test message and history ----------------------------------------------------------------------------
+
+
+def test_a_test_message_goes_to_me_by_default_and_shows_in_the_history(merchant_client, standin, sandbox):
+    connect_kakao(merchant_client, standin)
+    sent = api(merchant_client, standin, "POST", "kakao/test")
+    assert sent.status_code == 200, sent.get_data(as_text=True)
+    assert sent.json["results"] == [{"key": "me", "label": "me", "status": "sent", "reason": ""}]
+    (template,) = sandbox.received("me")
+    assert template["text"].startswith("[테스트]")
+    again = api(merchant_client, standin, "POST", "kakao/test")
+    assert again.json["results"][0]["status"] == "sent" and len(sandbox.received("me")) == 2  # its own slot
+    history = api(merchant_client, standin, "GET", "history")
+    assert [(row["job"], row["recipient"], row["status"]) for row in history.json["deliveries"]] == [
+        ("test-message", "me", "sent"), ("test-message", "me", "sent")]
+    assert history.json["deliveries"][0]["at"].endswith("+09:00")  # the shop owner's local time
+
+
+def test_a_test_message_to_friends_reports_each_recipient(merchant_client, standin, sandbox):
+    connect_kakao(merchant_client, standin)
+    sandbox.add_friend("홍길동", uuid="uuid-hong")
+    sandbox.add_friend("김영희", uuid="uuid-kim", allowed_msg=False)
+    answer = merchant_client.post("/shopify/default/api/kakao/test",
+                                  headers={"Authorization": f"Bearer {standin.session_token(SHOP, KEY)}"},
+                                  json={"recipients": ["me", "uuid:uuid-hong", "uuid:uuid-kim", "uuid:uuid-gone"]})
+    statuses = {row["key"]: row["status"] for row in answer.json["results"]}
+    assert statuses["me"] == "sent" and statuses["uuid:uuid-hong"] == "sent"
+    assert statuses["uuid:uuid-kim"] != "sent" and statuses["uuid:uuid-gone"] == "skipped"
+    assert len(sandbox.received("uuid-hong")) == 1 and sandbox.received("uuid-kim") == []
+
+
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"recipients": []}', b'{"recipients": "me"}',
+                                  b'{"recipients": ["friend:x"]}', b'{"recipients": [1]}',
+                                  b'{"recipients": ["uuid:"]}', b'{"recipients": ' + b'["me"' + b',"me"' * 20 + b"]}"])
+def test_a_malformed_test_request_is_400_and_sends_nothing(merchant_client, standin, sandbox, body):
+    connect_kakao(merchant_client, standin)
+    answer = merchant_client.post("/shopify/default/api/kakao/test", data=body, content_type="application/json",
+                                  headers={"Authorization": f"Bearer {standin.session_token(SHOP, KEY)}"})
+    assert answer.status_code == 400 and answer.json["error"] == "bad_recipients"
+    assert sandbox.received("me") == []
+
+
+def test_no_test_message_without_kakaotalk(merchant_client, standin, sandbox):
+    answer = api(merchant_client, standin, "POST", "kakao/test")
+    assert answer.status_code == 409 and sandbox.received("me") == []
+
+
+def test_the_history_holds_only_this_shops_deliveries(merchant_client, standin):
+    connect_kakao(merchant_client, standin, SHOP)
+    connect_kakao(merchant_client, standin, OTHER_SHOP)
+    api(merchant_client, standin, "POST", "kakao/test", shop=SHOP)
+    assert len(api(merchant_client, standin, "GET", "history", shop=SHOP).json["deliveries"]) == 1
+    assert api(merchant_client, standin, "GET", "history", shop=OTHER_SHOP).json["deliveries"] == []
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "-1", "x", "1e3", ""])
+def test_a_bad_history_limit_is_400(merchant_client, standin, limit):
+    headers = {"Authorization": f"Bearer {standin.session_token(SHOP, KEY)}"}
+    answer = merchant_client.get(f"/shopify/default/api/history?limit={limit}", headers=headers)
+    assert answer.status_code == 400 and answer.json["error"] == "bad_limit"
+
+
 # -- every API route needs a session token -------------------------------------------------------------
 
 
@@ -119,10 +181,12 @@ def api_routes(app: App) -> list[tuple[str, str]]:
 
 
 def test_the_api_routes_are_the_ones_these_tests_cover(merchant_app):
-    assert api_routes(merchant_app) == [("GET", "/shopify/default/api/kakao"),
+    assert api_routes(merchant_app) == [("GET", "/shopify/default/api/history"),
+                                        ("GET", "/shopify/default/api/kakao"),
                                         ("GET", "/shopify/default/api/kakao/friends"),
                                         ("GET", "/shopify/default/api/shop"),
-                                        ("POST", "/shopify/default/api/kakao/connect")]
+                                        ("POST", "/shopify/default/api/kakao/connect"),
+                                        ("POST", "/shopify/default/api/kakao/test")]
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer ", "Bearer forged.token.here", "Basic eDp5"])
