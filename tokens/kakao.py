@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.kakao.client import AccessLease, KakaoAuth, TokenAnswer
@@ -152,6 +152,11 @@ class KakaoTokens:
         return row.access_expires_at - self.margin > self.clock()
 
     # -- reporting -------------------------------------------------------------------
+    def forget(self, account: str) -> bool:
+        """Delete the login `account` and its tokens (a merchant who left); True if there was one."""
+        with self.db.write_session() as session:
+            return session.execute(delete(KakaoLogin).where(KakaoLogin.account == account)).rowcount > 0
+
     def status(self, account: str) -> LoginStatus | None:
         with self.db.session() as session:
             row = session.get(KakaoLogin, account)

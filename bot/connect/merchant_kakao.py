@@ -77,6 +77,19 @@ def connection(app: App, app_name: str, shop: str) -> KakaoConnection:
     return KakaoConnection(status, None)
 
 
+def forget_merchant(app: App, app_name: str, shop: str, *, with_history: bool = False) -> str:
+    """The merchant left (app/uninstalled) or asked to be forgotten (shop/redact, `with_history`): their
+    Kakao login and any login still in progress are deleted, so a re-install starts unconnected; with
+    the history, every delivery their login sent. What was deleted, for the event's result."""
+    account = merchant_account(app_name, shop)
+    login = app.kakao_tokens.forget(account)
+    pending = oauth_states.discard(app.db, f"{KAKAO_STATE_PREFIX}{account}")
+    done = f"Kakao login {'deleted' if login else 'none'}, {pending} login state(s) deleted"
+    if with_history:
+        done += f", {app.deliveries.forget_sender(account)} delivery record(s) deleted"
+    return done
+
+
 def friends(app: App, app_name: str, shop: str) -> list[Friend]:
     """The merchant's friends who linked the Kakao app, live from Kakao (KakaoError if it fails)."""
     return app.kakao_api(merchant_account(app_name, shop)).friends()

@@ -112,6 +112,13 @@ def prune(session: Session, purpose: str, now: datetime) -> None:
                         .execution_options(synchronize_session=False))
 
 
+def discard(db: Database, purpose: str) -> int:
+    """Delete every state of `purpose`, used or not: a flow that must never complete any more."""
+    with db.session() as session:
+        return session.execute(delete(OAuthState).where(OAuthState.purpose == purpose)
+                               .execution_options(synchronize_session=False)).rowcount
+
+
 def consume(db: Database, purpose: str, state: str | None, clock: Callable[[], datetime] = utcnow) -> str:
     """Use `state` (issued for exactly `purpose`) once; returns its subject or raises StateInvalid."""
     return _consume(db, state, clock, lambda stored: stored == purpose).subject

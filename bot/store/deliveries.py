@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, ContextManager, Iterable, Iterator, Sequence
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, delete, select, update
 
 from bot.kakao.quota import ME_RESERVE, QuotaBook
 from bot.store.claims import abandoned, instance_id, update_if_unchanged
@@ -231,6 +231,11 @@ class DeliveryLog:
             return set(connection.scalars(select(Delivery.recipient).where(
                 Delivery.job == job, Delivery.slot_key == slot_key, Delivery.recipient.in_(list(recipients)),
                 Delivery.status.in_(FINAL))))
+
+    def forget_sender(self, sender: str) -> int:
+        """Delete every delivery `sender` made (a shop's redaction: labels are friends' nicknames)."""
+        with self._transaction() as connection:
+            return connection.execute(delete(Delivery).where(Delivery.sender == sender)).rowcount
 
     def history(self, *, job: str | None = None, sender: str | None = None, limit: int = 20) -> list[Delivery]:
         """The latest deliveries, newest first; of one job and/or one sender (a merchant's Kakao login)."""

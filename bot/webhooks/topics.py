@@ -13,10 +13,12 @@ Topics:
                        Handled a run at a time, older updates of one order superseded by the newest
                        (`bot.webhooks.order_updates`, `TopicHandlers.updates`), not by `by_topic`
   orders/cancelled, refunds/create  alerts of `shopify-refund-alert` jobs (bot.webhooks.refund_alerts)
-  app/uninstalled      the install's tokens are wiped (`ShopifyTokens.uninstalled`)
+  app/uninstalled      the install's tokens are wiped (`ShopifyTokens.uninstalled`), and the embedded
+                       app merchant's own Kakao login deleted (`bot.connect.merchant_kakao.forget_merchant`)
   customers/data_request  what the bot holds about the customer's orders, logged for a person
   customers/redact     the snapshots of the listed orders are deleted
-  shop/redact          everything of the shop is deleted: snapshots, stored events, state
+  shop/redact          everything of the shop is deleted: snapshots, stored events, state, and the
+                       merchant's Kakao login and the deliveries it sent
   anything else        ignored (by the worker: no handler)
 
 Handling an event twice never acts twice: alerts are deliveries with a unique (job, slot_key,
@@ -34,6 +36,7 @@ from sqlalchemy import delete, select, update
 
 from bot.app import App
 from bot.config.model import JobConfig
+from bot.connect.merchant_kakao import forget_merchant
 from bot.delivery.alert_start import alert_starts, jobs_for_new_order, memory_name
 from bot.delivery.alerts import AlertSender, alert_jobs
 from bot.shopify.orders import order_gid
@@ -109,7 +112,8 @@ class TopicHandlers:
     # -- the app and the compliance topics ---------------------------------------------
     def app_uninstalled(self, event: StoredEvent) -> Handled:
         self.app.shopify_tokens.uninstalled(event.shop, event.app)
-        return Handled("done", f"app {event.app!r} uninstalled from {event.shop}: tokens wiped")
+        merchant = forget_merchant(self.app, event.app, event.shop)
+        return Handled("done", f"app {event.app!r} uninstalled from {event.shop}: tokens wiped; merchant's {merchant}")
 
     def data_request(self, event: StoredEvent) -> Handled:
         payload = event.payload()
@@ -154,8 +158,9 @@ class TopicHandlers:
                                      .execution_options(synchronize_session=False)).rowcount
             session.execute(delete(JobMemory).where(JobMemory.job.in_([state_key(event.shop), memory_name(event.shop)]))
                             .execution_options(synchronize_session=False))
+        merchant = forget_merchant(self.app, event.app, event.shop, with_history=True)
         return Handled("done", f"shop redaction: {snapshots} order snapshot(s) and {events} stored event(s) "
-                               f"of {event.shop} deleted")
+                               f"of {event.shop} deleted; merchant's {merchant}")
 
 
 def _order_gids(ids: Any) -> list[str]:
