@@ -16,19 +16,21 @@ import requests
 
 import jobs
 from bot.config import loader
-from bot.config.model import Config, ConfigError
+from bot.config.model import Config, ConfigError, JobConfig
 from bot.config.secrets import Secrets
 from bot.kakao.client import KakaoApi, KakaoAuth, KakaoHttp
 from bot.shopify.client import ShopifyApp, ShopifyHttp, ShopifyOAuth
 from bot.shopify.graphql import ShopifyGraphQL
 from bot.store.db import Database, utcnow
 from bot.store.deliveries import DeliveryLog
+from bot.store.merchant_settings import MerchantSettingsStore
 from bot.util.http import new_session
 from bot.util.progress import QUIET, Progress
 from bot.util.redaction import Redactor
 from bot.util.retry import RetryPolicy
 from tokens.kakao import KakaoTokens
 from tokens.shopify import ShopifyTokens
+from jobs.merchant import MerchantJobs
 from tokens.vault import Vault
 
 
@@ -79,6 +81,19 @@ class App:
     @cached_property
     def deliveries(self) -> DeliveryLog:
         return DeliveryLog(self.db, clock=self.clock)
+
+    # -- jobs: config.toml's and the embedded app merchants' ----------------------------
+    @cached_property
+    def merchant_settings(self) -> MerchantSettingsStore:
+        return MerchantSettingsStore(self.db, clock=self.clock)
+
+    @cached_property
+    def merchant_jobs(self) -> MerchantJobs:
+        return MerchantJobs(self.merchant_settings)
+
+    def jobs(self) -> list[JobConfig]:
+        """Every job this bot runs: config.toml's, then each merchant's (as of the last refresh)."""
+        return [*self.config.jobs, *self.merchant_jobs.current()]
 
     # -- Shopify ------------------------------------------------------------------------
     def shopify_app(self, name: str) -> ShopifyApp:

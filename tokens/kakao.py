@@ -45,6 +45,13 @@ class LoginStatus:
     refreshed_at: datetime | None
 
 
+def forget_login(db: Database, account: str) -> bool:
+    """Delete the login `account` and its tokens (a merchant who left); True if there was one. No call
+    to Kakao, so no Kakao credentials needed: the tokens are simply gone from here."""
+    with db.write_session() as session:
+        return session.execute(delete(KakaoLogin).where(KakaoLogin.account == account)).rowcount > 0
+
+
 def login_required(account: str, why: str) -> KakaoLoginRequired:
     return KakaoLoginRequired(None, "login_required", why, None,
                               f"Run `python -m bot kakao login --account {account}`.")
@@ -152,11 +159,6 @@ class KakaoTokens:
         return row.access_expires_at - self.margin > self.clock()
 
     # -- reporting -------------------------------------------------------------------
-    def forget(self, account: str) -> bool:
-        """Delete the login `account` and its tokens (a merchant who left); True if there was one."""
-        with self.db.write_session() as session:
-            return session.execute(delete(KakaoLogin).where(KakaoLogin.account == account)).rowcount > 0
-
     def status(self, account: str) -> LoginStatus | None:
         with self.db.session() as session:
             row = session.get(KakaoLogin, account)

@@ -1,8 +1,7 @@
 """KakaoTalk for each merchant of the embedded app: their own Kakao login, connected from the app's page.
 
 A merchant's login is a stored Kakao login like the operator's (`kakao login --account NAME`), under
-an account name derived from the app and shop (`merchant_account`: "shop-" and 40 hex digits of a
-SHA-256, so no operator's login name meets a merchant's by accident, and two shops never share one).
+an account name derived from the app and shop (`bot.store.merchant_settings.merchant_account`).
 Everything the bot does with logins — minting access tokens, keeping rotated refresh
 tokens, the health rules — applies unchanged.
 
@@ -19,28 +18,22 @@ team; "me" needs no permission and always works.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from bot.app import App
 from bot.connect import oauth_states
 from bot.connect.kakao_login import KAKAO_STATE_PREFIX
 from bot.kakao.recipients import Friend
-from tokens.kakao import LoginStatus
+from bot.store.merchant_settings import merchant_account
+from tokens.kakao import LoginStatus, forget_login
 from tokens.login_health import account_problem
 
-MERCHANT_PREFIX = "shop-"
 REQUIRED_SCOPES = ("talk_message", "friends")
 EXPIRED_KO = "카카오 로그인이 만료되었습니다. '카카오톡 연결'을 눌러 다시 연결하세요."
 MISSING_SCOPES_KO = "카카오가 {scopes} 권한을 허용하지 않았습니다. 다시 연결하면서 모두 동의해 주세요."
 TEAM_ONLY_KO = ("이 앱은 아직 카카오의 '카카오톡 친구/메시지' 권한이 없어, 카카오 앱 팀 멤버로 등록된 친구만 "
                 "보입니다. 운영자가 카카오 디벨로퍼스에서 권한을 신청하면 모든 친구에게 보낼 수 있습니다. "
                 "'나에게 보내기'는 권한 없이도 됩니다.")
-
-
-def merchant_account(app_name: str, shop: str) -> str:
-    """The Kakao login account of `shop`'s merchant in app `app_name` (fits the 64-character column)."""
-    return MERCHANT_PREFIX + hashlib.sha256(f"{app_name}\n{shop}".encode()).hexdigest()[:40]
 
 
 @dataclass(frozen=True)
@@ -79,12 +72,15 @@ def connection(app: App, app_name: str, shop: str) -> KakaoConnection:
 
 def forget_merchant(app: App, app_name: str, shop: str, *, with_history: bool = False) -> str:
     """The merchant left (app/uninstalled) or asked to be forgotten (shop/redact, `with_history`): their
-    Kakao login and any login still in progress are deleted, so a re-install starts unconnected; with
-    the history, every delivery their login sent. What was deleted, for the event's result."""
+    settings (so their jobs stop), Kakao login and any login still in progress are deleted, and a
+    re-install starts empty; with the history, every delivery their login sent. What was deleted,
+    for the event's result."""
     account = merchant_account(app_name, shop)
-    login = app.kakao_tokens.forget(account)
+    settings = app.merchant_settings.delete(app_name, shop)  # their jobs stop at every instance's next look
+    login = forget_login(app.db, account)
     pending = oauth_states.discard(app.db, f"{KAKAO_STATE_PREFIX}{account}")
-    done = f"Kakao login {'deleted' if login else 'none'}, {pending} login state(s) deleted"
+    done = (f"settings {'deleted' if settings else 'none'}, Kakao login {'deleted' if login else 'none'}, "
+            f"{pending} login state(s) deleted")
     if with_history:
         done += f", {app.deliveries.forget_sender(account)} delivery record(s) deleted"
     return done

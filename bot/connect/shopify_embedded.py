@@ -16,7 +16,8 @@ import logging
 from dataclasses import dataclass
 
 from bot.app import App
-from bot.connect.shopify_install import Installed, InstallRefused, keep_install, resolve_app
+from bot.connect.shopify_install import Installed, InstallRefused, keep_install, resolve_app, shop_graphql
+from bot.connect.webhook_needs import sync_shop
 from bot.shopify.errors import ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifySessionTokenRefused
 from bot.shopify.session_tokens import InvalidSessionToken, SessionToken, verify_session_token
 from tokens.shopify import InstallStatus
@@ -95,3 +96,11 @@ def ensure_installed(app: App, session: Session) -> ShopConnection:
     installed = keep_install(app, shopify_app, shop, answer)
     log.info("Shopify %s: app %r installed by token exchange", shop, app_name)
     return ShopConnection(installed.status, installed)
+
+
+def settings_saved(app: App, app_name: str, shop: str) -> str | None:
+    """After a merchant saved their settings: this process's merchant jobs rebuilt at once (the others
+    follow within seconds), and the shop's webhook subscriptions brought in step with the jobs it now
+    has (alerts need orders/create and orders/updated). Best effort: the error, if that failed."""
+    app.merchant_jobs.refresh()
+    return sync_shop(app, shop_graphql(app, shop, app_name), shop, app_name).error

@@ -39,7 +39,7 @@ def job_scopes(job: JobConfig) -> tuple[str, ...]:
 
 def shop_jobs(app: App, shop: str | None) -> list[JobConfig]:
     """The jobs of `shop` (every job about a shop when None)."""
-    return [job for job in app.config.jobs
+    return [job for job in app.jobs()
             if isinstance(getattr(job.params, "shop", None), str) and (shop is None or job.params.shop == shop)]
 
 

@@ -14,6 +14,7 @@
     unknown_sends.py  sends that may or may not have arrived, raised as problems; sweep.py: rows stuck in `sending`
     slot_time.py      when `send-now --slot` may deliver; slot_retries.py: retrying a failed slot within the grace
     triggers.py       a job's `at` as wall-clock triggers in one zone
+    trial_message.py  the embedded app's test message, delivered and recorded like any other
 
 May import bot.app, tokens, jobs, store, config, kakao, shopify, util; not connect (a sibling), and
 nothing above.

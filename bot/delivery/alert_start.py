@@ -45,7 +45,7 @@ def first_seen_key(job_name: str) -> str:
 def mark_jobs_seen(app: App, now: datetime) -> None:
     """Record `now` as the first-seen time of every alert job (a kind not scheduled, of a shop) not
     recorded yet (at `run`'s start)."""
-    for job in app.config.jobs:
+    for job in app.jobs():
         if not getattr(job_kind(job.kind), "SCHEDULED", True) and isinstance(getattr(job.params, "shop", None), str):
             _first_seen(app, job, job.params.shop, record_at=now)
 

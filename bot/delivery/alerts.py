@@ -57,8 +57,8 @@ class AlertFailed(Exception):
 
 
 def alert_jobs(app: App, shop: str | None = None) -> list[JobConfig]:
-    """The configured `shopify-order-alert` jobs (of `shop`, when given)."""
-    return [job for job in app.config.jobs
+    """The `shopify-order-alert` jobs, config.toml's and the merchants' (of `shop`, when given)."""
+    return [job for job in app.jobs()
             if job.kind == KIND and (shop is None or job.params.shop == shop)]
 
 

@@ -3,8 +3,9 @@
 APScheduler 3 (a BackgroundScheduler) does the waiting; everything around it is ours, so no
 APScheduler object leaks out of this module:
 
-- Jobs are rebuilt from the config at every start, in a memory job store: nothing is pickled,
-  so nothing goes stale or disappears after a job or a function is renamed.
+- Jobs are rebuilt at every start, in a memory job store (nothing pickled, nothing stale): the
+  config's and the embedded app merchants' (`App.jobs`); the merchants' follow their settings
+  while running (`sync_merchant_jobs`, every SETTINGS_POLL seconds).
 - Every trigger is given the configured zone explicitly, never the host's. Slot names become
   `CronTrigger(hour, minute)` (bot.delivery.triggers), cron strings go through `bot.util.times.parse_cron` (weekday
   names only: in cron 1-5 is Monday-Friday, in APScheduler Tuesday-Saturday). Each local wall
@@ -23,8 +24,7 @@ APScheduler object leaks out of this module:
   each recipient and never sent. A slot is "missed" only if the scheduler knew the job before
   it (a job added to the config is not owed its past slots). Never a burst of stale digests.
 - Alert jobs with quiet hours get a trigger at the window's end: `AlertSender.send_quiet_summary`.
-- Every outbound call the jobs make has a timeout (Kakao, Shopify, scraped pages): a hung
-  request ends, and max_instances=1 keeps a slow job from piling up runs of itself.
+- Every outbound call has a timeout, and max_instances=1 keeps a slow job from piling up runs.
 
 Tests drive it without waiting: `due(start, end)` lists what fires in a span, `fire_at(name,
 instant, now)` runs one firing as the APScheduler callback would.
@@ -57,8 +57,9 @@ from bot.delivery.slot_retries import SlotRetries
 from bot.delivery.triggers import TICK, WallClockTrigger, job_trigger, to_utc
 from bot.kakao.quota import quota_day
 from bot.service.last_runs import LastRuns
+from bot.service.slot_marks import mark_slots, slot_marks
 from bot.service.scheduler_text import JobSchedule, log_report, schedule_text
-from bot.store.job_memory import StoredJobState
+from bot.store.merchant_settings import MERCHANT_PREFIX
 from bot.store.models import Delivery
 from bot.util.times import duration_text, local_time, parse_instant
 from jobs import job_kind
@@ -71,7 +72,7 @@ UTC = timezone.utc
 # or digest holds one thread and leaves the others to the rest, the watchdog pings included.
 THREADS = 6
 LATE_AFTER = timedelta(minutes=1)  # a run this long after its slot is marked late in history
-MEMORY_KEY = "schedule"  # in the job's memory: {"seen": first known instant, "done": latest slot run}
+SETTINGS_POLL = 2.0  # seconds between looks at the settings clock: a merchant's change applies within this
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,8 @@ class BotScheduler:
         self.last_catch_up: list[CatchUp] = []
         self.last_runs = LastRuns()  # for /healthz (bot.web.health)
         self._entries: dict[str, _Entry] = {}
-        for job in app.config.jobs:
-            if is_scheduled(job):
-                self._entries[job.name] = _Entry(job, "slots", job_trigger(job.at, app.config))
-            elif getattr(job.params, "quiet", None) is not None:  # an alert kind (not scheduled) with quiet hours
-                end = job.params.quiet.end
-                trigger = WallClockTrigger([CronTrigger(hour=end.hour, minute=end.minute, timezone=self.zone)],
-                                           self.zone)
-                self._entries[job.name] = _Entry(job, "quiet", trigger)
+        for job in app.config.jobs:  # the merchants' are added by start() (they live in the database)
+            self._enter(job)
         if logging.getLogger("apscheduler").level == logging.NOTSET:
             # Its INFO lines ("Running job …") would repeat every housekeeping tick; ours say what ran.
             logging.getLogger("apscheduler").setLevel(logging.WARNING)
@@ -146,19 +141,47 @@ class BotScheduler:
     def start(self) -> "BotScheduler":
         """Catch up on slots missed while the bot was down, then schedule every job."""
         now = self.clock()
+        for job in self.app.merchant_jobs.current():
+            self._enter(job)
         self.catch_up(now)
         for name, entry in self._entries.items():
-            # First run after the catch-up's `now`: a slot passing while catching up is not lost.
-            first = entry.trigger.get_next_fire_time(None, to_utc(now) + TICK)
-            options: dict[str, Any] = {}
-            if entry.kind == "quiet":
-                options["misfire_grace_time"] = None  # held alerts are owed their summary, however late
-            self._scheduler.add_job(self._guarded(self._fire), trigger=entry.trigger, args=[name],
-                                    id=f"job:{name}", name=f"{entry.kind}:{name}", next_run_time=first, **options)
+            self._add(name, entry, now)  # first run after the catch-up's `now`: a slot passing meanwhile is kept
+        self.every("merchant-settings", SETTINGS_POLL, self.sync_merchant_jobs)
         self._scheduler.start()
         log.info("scheduler started (%s): %s", self.zone,
                  "; ".join(schedule_text(item) for item in self.next_runs()) or "no scheduled jobs")
         return self
+
+    def sync_merchant_jobs(self) -> None:
+        """If a merchant's settings changed (the settings clock moved), their jobs as they now are:
+        new ones scheduled, changed ones rescheduled, removed ones stopped; config.toml's untouched."""
+        if not self.app.merchant_jobs.refresh():
+            return
+        wanted = {job.name: job for job in self.app.merchant_jobs.current()}
+        for name, entry in list(self._entries.items()):
+            if name.startswith(MERCHANT_PREFIX) and wanted.get(name) != entry.job:  # removed or changed
+                del self._entries[name]
+                self._scheduler.remove_job(f"job:{name}")
+        for job in wanted.values():
+            if job.name not in self._entries and self._enter(job):
+                self._add(job.name, self._entries[job.name], self.clock())
+
+    def _enter(self, job: JobConfig) -> bool:
+        """Give `job` its entry: its slots, or the end of an alert kind's quiet hours; False if neither."""
+        if is_scheduled(job):
+            self._entries[job.name] = _Entry(job, "slots", job_trigger(job.at, self.config))
+        elif getattr(job.params, "quiet", None) is not None:
+            end = job.params.quiet.end
+            self._entries[job.name] = _Entry(job, "quiet", WallClockTrigger(
+                [CronTrigger(hour=end.hour, minute=end.minute, timezone=self.zone)], self.zone))
+        return job.name in self._entries
+
+    def _add(self, name: str, entry: _Entry, now: datetime) -> None:
+        first = entry.trigger.get_next_fire_time(None, to_utc(now) + TICK)
+        # Held alerts are owed their summary, however late.
+        options: dict[str, Any] = {"misfire_grace_time": None} if entry.kind == "quiet" else {}
+        self._scheduler.add_job(self._guarded(self._fire), trigger=entry.trigger, args=[name],
+                                id=f"job:{name}", name=f"{entry.kind}:{name}", next_run_time=first, **options)
 
     def stop(self, timeout: float | None = None) -> bool:
         """Stop firing; wait up to `timeout` s (None: for ever) for runs in progress; True if none is left."""
@@ -245,7 +268,10 @@ class BotScheduler:
     def _fire(self, job_name: str) -> None:
         """The APScheduler callback: run the slot that is due, identified by its scheduled instant."""
         now = self.clock()
-        instant = self._entries[job_name].trigger.latest(now)
+        entry = self._entries.get(job_name)
+        if entry is None:  # a merchant's job removed by their settings while this firing waited
+            return
+        instant = entry.trigger.latest(now)
         if instant is None:
             log.warning("%s: fired at %s with no slot due", job_name, now.astimezone(self.zone).isoformat())
             return
@@ -286,7 +312,8 @@ class BotScheduler:
         report = Runner(self.app, stopping=self.stopping, retried=True).run(
             job, instant.isoformat(), late=late, since=since, until=instant)
         if not (report.fanout is not None and report.fanout.stopped):
-            self._mark(job, done=instant)  # a run cut short by a stop is owed: the next start's catch-up retakes it
+            # A run cut short by a stop is owed: the next start's catch-up retakes it.
+            mark_slots(self.app.db, job.name, done=instant)
         log_report(report, late)
         self.last_runs.record(job.name, instant, now, report)
         return report
@@ -311,7 +338,7 @@ class BotScheduler:
             log.warning("%s: slot %s %s; not sent", job.name, local_time(instant, self.zone), reason)
             self.last_runs.missed(job.name, instant, now, reason)
             self._report_missed(job, instant, now)
-        self._mark(job, done=instant)
+        mark_slots(self.app.db, job.name, done=instant)
 
     def _report_missed(self, job: JobConfig, instant: datetime, now: datetime) -> None:
         """Tell a person (bot.delivery.problems: a log line and one KakaoTalk message to "me")."""
@@ -347,10 +374,10 @@ class BotScheduler:
 
     def _catch_up_job(self, entry: _Entry, now: datetime) -> CatchUp | None:
         job = entry.job
-        marks = self._marks(job)
+        marks = slot_marks(self.app.db, job.name)
         seen = parse_instant(marks.get("seen"))
         if seen is None:
-            self._mark(job, seen=now)  # from now on this job's slots are owed
+            mark_slots(self.app.db, job.name, seen=now)  # from now on this job's slots are owed
             return None
         instant = entry.trigger.latest(now)
         if instant is None or instant <= seen:
@@ -365,20 +392,3 @@ class BotScheduler:
             return CatchUp(job.name, instant, "sent")
         self._missed(job, instant.astimezone(self.zone), now)
         return CatchUp(job.name, instant, "missed")
-
-    def _marks(self, job: JobConfig) -> dict[str, Any]:
-        value = StoredJobState(self.app.db, job.name).get(MEMORY_KEY, {})
-        return value if isinstance(value, dict) else {}
-
-    def _mark(self, job: JobConfig, *, seen: datetime | None = None, done: datetime | None = None) -> None:
-        state = StoredJobState(self.app.db, job.name)
-        marks = self._marks(job)
-        if seen is not None and parse_instant(marks.get("seen")) is None:
-            marks["seen"] = seen.astimezone(UTC).isoformat()
-        if done is not None:
-            previous = parse_instant(marks.get("done"))
-            if previous is None or previous < done:
-                marks["done"] = done.astimezone(UTC).isoformat()
-            marks.setdefault("seen", done.astimezone(UTC).isoformat())
-        state.set(MEMORY_KEY, marks)
-

@@ -9,6 +9,7 @@
     shapes.py         every answer's shape checked before anything is made of it
     errors.py         Shopify's failures as named exceptions
     signing.py        shop domains, query-string and webhook HMACs (constant-time)
+    session_tokens.py App Bridge session tokens (JWT, PyJWT) verified for one app and shop
     subscriptions.py  webhook subscriptions, and the shopify.app.toml an App Store app declares
     versions.py       API versions and when their support ends
 

@@ -43,7 +43,7 @@ URL_SOURCE = "$BOT_DATABASE_URL or [database] url"
 MIGRATION_LOCK_KEY = 0x6B616B61
 # The newest revision under migrations/versions (a test keeps the two equal). A database already there
 # is not handed to Alembic at all: importing it costs `run` some 10 MB of resident memory for nothing.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 # `migrate(in_child=True)`: the child's exit code for "cannot reach the database", and how long it may take
 # (Alembic's import and a migration take seconds; the wait for another instance's migration lock, longer).
 UNREACHABLE_EXIT = 3

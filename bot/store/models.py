@@ -135,3 +135,26 @@ class Problem(Base):
     notify_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     notify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class MerchantSettings(Base):
+    """An embedded app merchant's own settings (bot.store.merchant_settings): recipients, digest
+    times, alert options, as one validated JSON document; `version` counts its saves."""
+
+    __tablename__ = "merchant_settings"
+
+    app: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shop: Mapped[str] = mapped_column(String(255), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SettingsClock(Base):
+    """One row (id 1) whose `version` goes up with every change of any merchant's settings: each
+    instance polls it to learn, within seconds, that its merchant jobs must be built again."""
+
+    __tablename__ = "settings_clock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)

@@ -5,6 +5,7 @@
     health.py          GET /healthz; health_access.py: who may read its details
     kakao_callback.py  GET /kakao/callback (the Kakao login's redirect)
     shopify_routes.py  the Shopify app URL, install start and OAuth callback
+    embedded_api.py    the embedded app's JSON API (/shopify/<app>/api/…), session tokens only, one shop each
     webhook_intake.py  POST /shopify/<app>/webhooks: verify, store, answer
     http_limits.py     waitress connection limits and timeouts; rate_limit.py: per-client limits
 

@@ -7,6 +7,9 @@
     GET  /shopify/<app>/api/kakao/friends   who can receive: "me" and the friends Kakao lists, live
     POST /shopify/<app>/api/kakao/test      a test message now, to {"recipients": ["me", "uuid:…"]}
     GET  /shopify/<app>/api/history         the latest deliveries this shop's KakaoTalk sent (?limit=1-100)
+    GET  /shopify/<app>/api/settings        the shop's settings (jobs.merchant) and their version
+    PUT  /shopify/<app>/api/settings        {"version": read, "settings": {…}}: checked, stored, in effect
+                                            within seconds on every instance; 409 if changed meanwhile
 
 Every route authenticates with App Bridge's session token (`Authorization: Bearer …`, verified in
 bot.connect.shopify_embedded) and serves only the shop that token names: no route takes a shop from
@@ -23,12 +26,14 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from bot.connect import merchant_kakao
-from bot.connect.shopify_embedded import SessionRefused, authenticate, ensure_installed
+from bot.connect.shopify_embedded import SessionRefused, authenticate, ensure_installed, settings_saved
 from bot.connect.shopify_install import InstallRefused
 from bot.delivery.trial_message import send_test_message
 from bot.kakao.errors import KakaoError, KakaoLoginRequired
 from bot.kakao.recipients import Recipient, parse_recipient
+from bot.store.merchant_settings import VersionConflict, merchant_account
 from bot.web.context import bot_app, error_response
+from jobs import merchant as merchant_jobs
 
 blueprint = Blueprint("embedded_api", __name__)
 
@@ -116,7 +121,7 @@ def kakao_test(app_name: str) -> Response:
     if found.state != "connected":
         return error_response(409, "kakao_not_connected", found.problem_ko or "카카오톡을 먼저 연결하세요.")
     try:
-        report = send_test_message(app, merchant_kakao.merchant_account(app_name, session.shop), recipients)
+        report = send_test_message(app, merchant_account(app_name, session.shop), recipients)
     except KakaoError as exc:  # the friends list, before anything was sent
         return error_response(502, "kakao_unavailable", f"카카오에서 친구 목록을 받지 못했습니다: {exc}")
     return _json({"results": [{"key": r.key, "label": r.label, "status": r.status, "reason": r.reason}
@@ -130,11 +135,40 @@ def history(app_name: str) -> Response:
     limit = request.args.get("limit", "20")
     if not limit.isdigit() or not 1 <= int(limit) <= MAX_HISTORY:
         return error_response(400, "bad_limit", f"limit: a whole number from 1 to {MAX_HISTORY}")
-    rows = app.deliveries.history(sender=merchant_kakao.merchant_account(app_name, session.shop), limit=int(limit))
+    rows = app.deliveries.history(sender=merchant_account(app_name, session.shop), limit=int(limit))
     zone = app.config.timezone
     return _json({"deliveries": [
         {"job": row.job, "recipient": row.label or row.recipient, "status": row.status, "reason": row.reason,
          "at": row.created_at.astimezone(zone).isoformat()} for row in rows]})
+
+
+@blueprint.get("/shopify/<app_name>/api/settings")
+def settings(app_name: str) -> Response:
+    app = bot_app()
+    session = authenticate(app, app_name, request.headers.get("Authorization"))
+    stored = app.merchant_settings.get(app_name, session.shop)
+    return _json({"version": stored.version if stored else 0,
+                  "settings": stored.document if stored else merchant_jobs.empty()})
+
+
+@blueprint.put("/shopify/<app_name>/api/settings")
+def save_settings(app_name: str) -> Response:
+    app = bot_app()
+    session = authenticate(app, app_name, request.headers.get("Authorization"))
+    body = request.get_json(silent=True, force=True)
+    version = body.get("version") if isinstance(body, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        return error_response(400, "bad_settings", 'the body must be {"version": <the version read>, "settings": {…}}')
+    try:
+        document = merchant_jobs.validate(body.get("settings"), session.shop)
+        stored = app.merchant_settings.save(app_name, session.shop, document, expected_version=version)
+    except merchant_jobs.SettingsInvalid as exc:
+        return _json({"error": "bad_settings", "message": f"{exc.key}: {exc.reason}", "key": exc.key}, 400)
+    except VersionConflict as exc:
+        return _json({"error": "version_conflict", "version": exc.current,
+                      "message": "다른 곳에서 설정이 바뀌었습니다. 새로 불러온 뒤 다시 저장하세요."}, 409)
+    webhooks_error = settings_saved(app, app_name, session.shop)
+    return _json({"version": stored.version, "settings": stored.document, "webhooks_error": webhooks_error})
 
 
 def _test_recipients(body: Any) -> list[Recipient] | None:
@@ -150,8 +184,9 @@ def _test_recipients(body: Any) -> list[Recipient] | None:
         return None
 
 
-def _json(body: dict[str, Any]) -> Response:
+def _json(body: dict[str, Any], status: int = 200) -> Response:
     response = jsonify(body)
+    response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     return response
 

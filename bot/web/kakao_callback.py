@@ -9,7 +9,7 @@ from flask import Blueprint, Response, request
 from markupsafe import escape
 
 from bot.connect.kakao_login import KAKAO_STATE_PREFIX
-from bot.connect.merchant_kakao import MERCHANT_PREFIX
+from bot.store.merchant_settings import MERCHANT_PREFIX
 from bot.connect.oauth_states import StateInvalid, consume_prefixed
 from bot.kakao.errors import KakaoError, KakaoOAuthError
 from bot.web.context import bot_app, error_response, printable

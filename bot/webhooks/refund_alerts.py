@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def refund_jobs(app: App, shop: str | None = None) -> list[JobConfig]:
     """The configured `shopify-refund-alert` jobs (of `shop`, when given)."""
-    return [job for job in app.config.jobs if job.kind == KIND and (shop is None or job.params.shop == shop)]
+    return [job for job in app.jobs() if job.kind == KIND and (shop is None or job.params.shop == shop)]
 
 
 def cancel_key(order_id: str) -> str:

@@ -29,7 +29,7 @@ Result = tuple[str, str]  # (status "done" | "ignored", what happened) — topic
 
 def risk_jobs(app: App, shop: str | None = None) -> list[JobConfig]:
     """The configured `shopify-risk-alert` jobs (of `shop`, when given)."""
-    return [job for job in app.config.jobs if job.kind == KIND and (shop is None or job.params.shop == shop)]
+    return [job for job in app.jobs() if job.kind == KIND and (shop is None or job.params.shop == shop)]
 
 
 def risk_slot_key(gid: str) -> str:

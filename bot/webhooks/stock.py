@@ -47,7 +47,7 @@ Result = tuple[str, str]  # (status "done" | "ignored", what happened) — topic
 
 def stock_jobs(app: App, shop: str | None = None) -> list[JobConfig]:
     """The configured `shopify-stock-alert` jobs (of `shop`, when given)."""
-    return [job for job in app.config.jobs if job.kind == KIND and (shop is None or job.params.shop == shop)]
+    return [job for job in app.jobs() if job.kind == KIND and (shop is None or job.params.shop == shop)]
 
 
 def memory_name(job_name: str) -> str:

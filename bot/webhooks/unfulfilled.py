@@ -33,7 +33,7 @@ CHECK_EVERY = 1800.0
 
 def unfulfilled_jobs(app: App) -> list[JobConfig]:
     """The configured `shopify-unfulfilled-alert` jobs."""
-    return [job for job in app.config.jobs if job.kind == KIND]
+    return [job for job in app.jobs() if job.kind == KIND]
 
 
 def unfulfilled_slot_key(gid: str) -> str:

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from bot.app import App
-from bot.connect.merchant_kakao import EXPIRED_KO, TEAM_ONLY_KO, merchant_account
+from bot.connect.merchant_kakao import EXPIRED_KO, TEAM_ONLY_KO
+from bot.store.merchant_settings import merchant_account
 from bot.web.embedded_api import RETRY_HEADER
 from bot.web.server import create_app
 
@@ -184,9 +185,11 @@ def test_the_api_routes_are_the_ones_these_tests_cover(merchant_app):
     assert api_routes(merchant_app) == [("GET", "/shopify/default/api/history"),
                                         ("GET", "/shopify/default/api/kakao"),
                                         ("GET", "/shopify/default/api/kakao/friends"),
+                                        ("GET", "/shopify/default/api/settings"),
                                         ("GET", "/shopify/default/api/shop"),
                                         ("POST", "/shopify/default/api/kakao/connect"),
-                                        ("POST", "/shopify/default/api/kakao/test")]
+                                        ("POST", "/shopify/default/api/kakao/test"),
+                                        ("PUT", "/shopify/default/api/settings")]
 
 
 @pytest.mark.parametrize("authorization", [None, "Bearer ", "Bearer forged.token.here", "Basic eDp5"])

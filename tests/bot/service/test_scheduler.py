@@ -453,7 +453,7 @@ def test_apscheduler_jobs_carry_the_zone_grace_coalesce_and_one_instance(make_ap
         assert inner.timezone == SEOUL
         assert isinstance(inner._lookup_jobstore("default"), MemoryJobStore)
         jobs = {job.id: job for job in inner.get_jobs()}
-        assert set(jobs) == {"job:menu", "job:new-orders", "every:tick"}
+        assert set(jobs) == {"job:menu", "job:new-orders", "every:tick", "every:merchant-settings"}
         menu = jobs["job:menu"]
         assert menu.trigger.timezone == SEOUL
         assert [type(t) for t in menu.trigger.triggers] == [CronTrigger, CronTrigger]

@@ -177,6 +177,8 @@ def test_a_database_at_head_is_not_handed_to_alembic(tmp_path):
     db = Database(url)
     try:
         with db.engine.begin() as connection:  # an older revision is Alembic's to upgrade again
+            connection.execute(text("DROP TABLE settings_clock"))  # undoes 0006
+            connection.execute(text("DROP TABLE merchant_settings"))
             connection.execute(text("DROP INDEX ix_webhook_events_due"))  # undoes 0005
             connection.execute(text("CREATE INDEX ix_webhook_events_status ON webhook_events (status, next_attempt_at)"))
             connection.execute(text("DROP INDEX ix_problems_resolved"))  # undoes 0004

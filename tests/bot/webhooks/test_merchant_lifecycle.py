@@ -7,10 +7,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from bot.app import App
-from bot.connect.merchant_kakao import merchant_account, start_connect
+from bot.connect.merchant_kakao import start_connect
 from bot.delivery.trial_message import TEST_JOB, send_test_message
 from bot.kakao.recipients import Recipient
 from bot.sandbox.shopify import ShopifySandbox
+from bot.store.merchant_settings import merchant_account
 from bot.webhooks.worker import WebhookWorker
 from tokens.models import OAuthState
 
