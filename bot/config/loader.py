@@ -63,7 +63,7 @@ SECTION_KEYS = {
     "database": {"url"},
     "server": {"listen", "public_url"},
     "kakao": {"redirect_uri", "auth_url", "api_url", "web_domain", "timeout"},
-    "shopify": {"api_version", "origin", "apps"},
+    "shopify": {"api_version", "origin", "apps", "cdn"},
     "shopify.apps": {"name", "api_key_env", "api_secret_env", "old_api_secret_env", "scopes"},
     "delivery": {"grace", "quota_reserve"},
     "webhooks": {"workers"},
@@ -232,7 +232,10 @@ class _Parser:
         duplicate = next((name for name in names if names.count(name) > 1), None)
         if duplicate:
             raise self.fail("shopify.apps", f"two apps are named {duplicate!r}")
-        return ShopifyConfig(api_version=version, origin=origin.rstrip("/"), apps=apps)
+        cdn = self.get(raw, "cdn", "shopify.cdn", str, ShopifyConfig.cdn)
+        if not cdn.startswith(("http://", "https://")) or any(c in cdn for c in "\"'<> "):
+            raise self.fail("shopify.cdn", "must be an http(s) URL")
+        return ShopifyConfig(api_version=version, origin=origin.rstrip("/"), apps=apps, cdn=cdn.rstrip("/"))
 
     def shopify_app(self, raw: Any, where: str) -> ShopifyAppConfig:
         raw = self.table(raw, where, SECTION_KEYS["shopify.apps"])

@@ -65,6 +65,9 @@ class ShopifyConfig:
     api_version: str = "2026-07"
     origin: str = "https://{shop}"
     apps: tuple[ShopifyAppConfig, ...] = (ShopifyAppConfig(),)
+    # Where the embedded app's page loads App Bridge and Polaris from (Shopify requires its CDN;
+    # overridable for local stand-ins, as `origin` is).
+    cdn: str = "https://cdn.shopify.com/shopifycloud"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,15 @@ import logging
 from dataclasses import dataclass
 
 from bot.app import App
-from bot.connect.shopify_install import Installed, InstallRefused, keep_install, resolve_app, shop_graphql
+from bot.connect.shopify_install import (
+    Installed,
+    InstallRefused,
+    Query,
+    check_signed,
+    keep_install,
+    resolve_app,
+    shop_graphql,
+)
 from bot.connect.webhook_needs import sync_shop
 from bot.shopify.errors import ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifySessionTokenRefused
 from bot.shopify.session_tokens import InvalidSessionToken, SessionToken, verify_session_token
@@ -54,6 +62,14 @@ class ShopConnection:
 
     status: InstallStatus
     installed_now: Installed | None = None
+
+
+def embedded_shop(app: App, app_name: str, query: Query) -> str | None:
+    """The shop whose admin opened the app URL embedded (`embedded=1`, the query's HMAC, shop and
+    timestamp checked: InstallRefused if not), or None for a request that is not embedded."""
+    shopify_app = resolve_app(app, app_name)
+    params, shop = check_signed(app, shopify_app, query)
+    return shop if params.get("embedded") == "1" else None
 
 
 def authenticate(app: App, app_name: str, authorization: str | None) -> Session:

@@ -78,7 +78,6 @@ class AppUrlState:
     app: str
     shop: str
     install_url: str
-    embedded: bool = False
     status: InstallStatus | None = None
     shop_name: str | None = None
     reason: str | None = field(default=None)
@@ -141,7 +140,7 @@ def _check_shop(shop: str | None) -> str:
     return normalize_shop(shop)  # type: ignore[arg-type]
 
 
-def _check_signed(app: App, shopify_app: ShopifyApp, query: Query) -> tuple[dict[str, str], str]:
+def check_signed(app: App, shopify_app: ShopifyApp, query: Query) -> tuple[dict[str, str], str]:
     """HMAC (current, then previous secret), shop, timestamp: the parameters and the shop."""
     if not verify_query(query, shopify_app.secrets):
         raise InstallRefused(400, "invalid_hmac", "the request's hmac is missing or wrong")
@@ -169,7 +168,7 @@ def start_install(app: App, app_name: str, shop: str | None) -> str:
 def finish_install(app: App, app_name: str, query: Query) -> Installed:
     """The OAuth callback: verify everything, exchange the code, store the token, subscribe webhooks."""
     shopify_app = resolve_app(app, app_name)
-    params, shop = _check_signed(app, shopify_app, query)
+    params, shop = check_signed(app, shopify_app, query)
     code = params.get("code")
     if not code:
         raise InstallRefused(400, "missing_code", "the callback carries no authorization code")
@@ -228,25 +227,24 @@ DEAD = (ShopifyAuthError, ShopNotConnected, ShopifyReauthRequired, ShopifyOAuthE
 def app_url_state(app: App, app_name: str, query: Query) -> AppUrlState:
     """What the app URL should do for a signed request from Shopify's admin."""
     shopify_app = resolve_app(app, app_name)
-    params, shop = _check_signed(app, shopify_app, query)
-    embedded = params.get("embedded") == "1"
+    _params, shop = check_signed(app, shopify_app, query)
     start = install_url(app, app_name, shop)
     status = app.shopify_tokens.status(shop, app_name)
     if status is None:
-        return AppUrlState("not_found", app_name, shop, start, embedded)
+        return AppUrlState("not_found", app_name, shop, start)
     if not status.active:
-        return AppUrlState("invalid", app_name, shop, start, embedded, status, reason=status.status_reason)
+        return AppUrlState("invalid", app_name, shop, start, status, reason=status.status_reason)
     try:
         data = shop_graphql(app, shop, app_name).query(PROBE)
     except DEAD as exc:
         # The token (or its refresh) was refused: ShopifyGraphQL / ShopifyTokens marked the install.
         log.warning("Shopify %s: app %r's stored token no longer works (%s): asking to authorise again",
                     shop, app_name, type(exc).__name__)
-        return AppUrlState("invalid", app_name, shop, start, embedded, app.shopify_tokens.status(shop, app_name),
+        return AppUrlState("invalid", app_name, shop, start, app.shopify_tokens.status(shop, app_name),
                            reason=str(exc))
     except ShopifyError as exc:
         log.warning("Shopify %s: could not check app %r's token: %s", shop, app_name, exc)
-        return AppUrlState("unavailable", app_name, shop, start, embedded, status, reason=str(exc))
+        return AppUrlState("unavailable", app_name, shop, start, status, reason=str(exc))
     name = ((data or {}).get("shop") or {}).get("name")
-    return AppUrlState("valid", app_name, shop, start, embedded, app.shopify_tokens.status(shop, app_name) or status,
+    return AppUrlState("valid", app_name, shop, start, app.shopify_tokens.status(shop, app_name) or status,
                        shop_name=name if isinstance(name, str) else None)

@@ -38,8 +38,10 @@ def job_scopes(job: JobConfig) -> tuple[str, ...]:
 
 
 def shop_jobs(app: App, shop: str | None) -> list[JobConfig]:
-    """The jobs of `shop` (every job about a shop when None)."""
-    return [job for job in app.jobs()
+    """The jobs of `shop`, config.toml's and its merchant's; with None, config.toml's jobs about any shop
+    (what `shopify app-toml` declares app-wide: merchants' needs are subscribed shop by shop, and
+    printing the toml must not need the database)."""
+    return [job for job in (app.jobs() if shop else app.config.jobs)
             if isinstance(getattr(job.params, "shop", None), str) and (shop is None or job.params.shop == shop)]
 
 

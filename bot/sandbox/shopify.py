@@ -34,6 +34,7 @@ from werkzeug.exceptions import HTTPException
 
 from bot.sandbox.faults import FaultPlan
 from bot.sandbox.recording import RequestLog
+from bot.sandbox.shopify_admin import add_admin_routes
 from bot.sandbox.shopify_graphql import MAX_COST, UNSUPPORTED, Context, QueryError, order_number, parse
 from bot.sandbox.shopify_inventory import Inventory, risk_summary
 from bot.sandbox.shopify_oauth import DEFAULT_SCOPE, Grant, OAuthError, TokenAuthority
@@ -308,7 +309,12 @@ class ShopifySandbox:
         app.register_error_handler(_Reply, lambda e: _json(e.status, e.body, e.headers))
         app.register_error_handler(OAuthError, lambda e: _json(400, e.body))
         app.register_error_handler(HTTPException, lambda e: _json(e.code or 500, {"errors": e.name}))
+        add_admin_routes(app, self._oauth, self._locked)
         return app
+
+    def _locked(self, fn: Callable[[], Any]) -> Any:
+        with self._lock:
+            return fn()
 
     def _shop(self, shop: str) -> _Shop:
         found = self._shops.get(shop)

@@ -222,6 +222,14 @@ class TokenAuthority:
                   "sid": secrets.token_hex(16)}
         return jwt.encode(claims, app.api_secret, algorithm="HS256")
 
+    def app_url_query(self, shop: str, api_key: str) -> str:
+        """The signed query the admin puts on an embedded app's URL: embedded, host, shop, timestamp,
+        id_token (a fresh session token), hmac over all of them with the app's secret."""
+        host = base64.urlsafe_b64encode(f"admin.shopify.com/store/{shop.split('.')[0]}".encode()).decode().rstrip("=")
+        params = [("embedded", "1"), ("host", host), ("id_token", self.session_token(shop, api_key)),
+                  ("locale", "ko"), ("shop", shop), ("timestamp", str(int(self.settings.wall_clock())))]
+        return urlencode(params + [("hmac", query_hmac(params, self.apps[api_key].api_secret))])
+
     def _token_exchange(self, shop: str, app: App, form: Mapping[str, Any]) -> dict[str, Any]:
         """Shopify-managed installation: a valid session token of `shop` installs the app (with the
         scopes of its configuration) and buys an offline token, expiring with `expiring=1`."""

@@ -191,9 +191,10 @@ def app_toml(*, public_url: str, api_version: str, app_name: str, scopes: Iterab
              topics: Iterable[str] = TOML_TOPICS) -> str:
     """The `shopify.app.toml` settings that make Shopify use this server for the app `app_name`.
 
-    `embedded = false`: the app URL serves a plain status page (no App Bridge), so Shopify
-    opens it in its own tab, where the OAuth redirect needs no iframe breakout (the app URL
-    still breaks out when it is framed, `embedded=1`). `name` is left out on purpose: a
+    `embedded = true`: the admin frames the app URL, which serves the app home (App Bridge and
+    Polaris; bot.web.app_home) where each merchant sets up their KakaoTalk news; with the scopes
+    declared here Shopify installs the app itself (Shopify-managed installation) and the page gets
+    the shop's token by token exchange. `name` is left out on purpose: a
     deploy would rename the app to whatever is printed here. `topics`: the REST topic names the
     configured jobs need (bot.connect.webhook_needs), app/uninstalled among them.
     """
@@ -205,7 +206,7 @@ def app_toml(*, public_url: str, api_version: str, app_name: str, scopes: Iterab
         "# — keep your own `name` — and run `shopify app deploy`.",
         f"client_id = {_toml_string(client_id)}",
         f"application_url = {_toml_string(f'{base}/shopify/{app_name}')}",
-        "embedded = false",
+        "embedded = true",
         "",
         "[access_scopes]",
         f"scopes = {_toml_string(','.join(scopes))}",

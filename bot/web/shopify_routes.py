@@ -12,8 +12,6 @@ JSON `{"error": code, "message": …}` with a 4xx/5xx status; pages never show a
 from __future__ import annotations
 
 import html
-import json
-import secrets
 from datetime import datetime
 
 from flask import Blueprint, Response, current_app, redirect, request
@@ -26,7 +24,9 @@ from bot.connect.shopify_install import (
     finish_install,
     start_install,
 )
+from bot.connect.shopify_embedded import embedded_shop
 from bot.util.times import local_time
+from bot.web.app_home import app_home
 from bot.web.context import bot_app, error_response
 from bot.web.rate_limit import RateLimiter, client_address, retry_after
 
@@ -79,14 +79,16 @@ def callback(app_name: str) -> Response:
 
 @blueprint.get("/shopify/<app_name>")
 def app_url(app_name: str) -> Response:
-    found = app_url_state(bot_app(), app_name, _query())
+    app = bot_app()
+    shop = embedded_shop(app, app_name, _query())
+    if shop is not None:  # inside the admin: the app home, which installs by token exchange
+        return app_home(app, app_name, shop, app.shopify_app(app_name).api_key)
+    found = app_url_state(app, app_name, _query())
     if found.kind == "valid":
         return _page(f"{found.shop_name or found.shop} — 연결됨", _status_body(found), found.shop)
     if found.kind == "unavailable":
         return _page("Shopify 확인 불가", _unavailable_body(found), found.shop, status=503)
     # invalid (a stored token that fails) or not_found (never installed): (re)authorise.
-    if found.embedded:
-        return _breakout(found)
     response = redirect(found.install_url, 302)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -105,7 +107,7 @@ def _when(moment: datetime | None) -> str:
     return local_time(moment, bot_app().config.timezone)
 
 
-def _page(title: str, body: str, shop: str, *, status: int = 200, nonce: str | None = None) -> Response:
+def _page(title: str, body: str, shop: str, *, status: int = 200) -> Response:
     document = (f'<!doctype html>\n<html lang="ko"><head><meta charset="utf-8">'
                 f'<meta name="viewport" content="width=device-width, initial-scale=1">'
                 f"<title>{_e(title)}</title>"
@@ -113,9 +115,8 @@ def _page(title: str, body: str, shop: str, *, status: int = 200, nonce: str | N
                 "dt{font-weight:600}dd{margin:0 0 .6rem 0}</style></head>"
                 f"<body><h1>{_e(title)}</h1>{body}</body></html>\n")
     response = Response(document, status=status, content_type="text/html; charset=utf-8")
-    script = f"'nonce-{nonce}'" if nonce else "'none'"
     response.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; style-src 'unsafe-inline'; script-src {script}; "
+        f"default-src 'none'; style-src 'unsafe-inline'; script-src 'none'; "
         f"frame-ancestors https://{shop} https://admin.shopify.com")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"  # the callback's URL carries the code
@@ -159,25 +160,3 @@ def _status_body(found: AppUrlState) -> str:
 def _unavailable_body(found: AppUrlState) -> str:
     return (f"<p>{_e(found.shop)}의 연결 상태를 지금은 확인할 수 없습니다 (Shopify가 응답하지 않음). "
             "잠시 후 다시 열어 주세요.</p>")
-
-
-def _script_string(value: str) -> str:
-    """`value` as a JavaScript string literal that is safe inside <script>: JSON, with <, >, &,
-    and the line separators escaped, so no `</script>` or HTML can ever close the element."""
-    text = json.dumps(value)
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(raw, escaped)
-    return text
-
-
-def _breakout(found: AppUrlState) -> Response:
-    """Loaded inside the admin's iframe: Shopify's authorize page refuses to be framed, so the
-    top window goes to the install start instead."""
-    nonce = secrets.token_urlsafe(16)
-    what = "앱을 설치해야" if found.kind == "not_found" else "앱 권한을 다시 승인해야"
-    body = (f'<p>Shopify {what} 합니다. 자동으로 이동하지 않으면 '
-            f'<a href="{_e(found.install_url)}" target="_top">여기를 누르세요</a>.</p>'
-            f'<script nonce="{nonce}">window.top.location.href = {_script_string(found.install_url)};</script>')
-    title = "앱 설치가 필요합니다" if found.kind == "not_found" else "다시 승인이 필요합니다"
-    return _page(title, body, found.shop, nonce=nonce)

@@ -9,7 +9,6 @@ refusal must not burn the state — by completing the install with the genuine q
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from datetime import timedelta
 from typing import Any, Callable
@@ -23,7 +22,6 @@ from bot.app import App
 from bot.connect.shopify_install import InstallRefused, finish_install, shop_graphql, start_install
 from bot.shopify.signing import query_hmac
 from bot.shopify.subscriptions import TOPICS
-from bot.web.shopify_routes import _script_string
 from tokens.models import OAuthState, ShopifyInstall
 
 from shopify_install_helpers import (
@@ -471,26 +469,6 @@ def test_app_url_with_a_failing_token_redirects_to_reauthorisation(client, app, 
     assert len(standin.calls) == calls
 
 
-def test_app_url_embedded_with_a_failing_token_breaks_out_of_the_iframe(client, app, clock, standin):
-    install(client)
-    standin.uninstall(SHOP, KEY)
-    response = client.get(f"/shopify/default?{app_url_query(clock, embedded='1')}")
-    assert response.status_code == 200 and response.content_type.startswith("text/html")
-    page = response.get_data(as_text=True)
-    url = f"{PUBLIC}/shopify/default/install?shop={SHOP}"
-    assert f"window.top.location.href = {json.dumps(url)};" in page
-    nonce = re.search(r'<script nonce="([^"]+)">', page).group(1)
-    assert f"'nonce-{nonce}'" in response.headers["Content-Security-Policy"]
-    assert f'href="{url}" target="_top"' in page
-
-
-def test_the_breakout_script_string_cannot_close_the_script_element():
-    nasty = 'https://x/?a=</script><script>alert(1)</script>&b="\u2028'
-    literal = _script_string(nasty)
-    assert "<" not in literal and ">" not in literal and "&" not in literal and "\u2028" not in literal
-    assert json.loads(literal) == nasty
-
-
 def test_app_url_of_a_shop_never_installed_starts_the_install(client, app, clock, standin):
     response = client.get(f"/shopify/default?{app_url_query(clock)}")
     assert response.status_code == 302
@@ -503,11 +481,41 @@ def test_app_url_of_a_shop_never_installed_starts_the_install(client, app, clock
     assert client.get(f"/shopify/default?{app_url_query(clock)}").status_code == 200
 
 
-def test_app_url_embedded_of_a_shop_never_installed_breaks_out_to_the_install(client, app, clock):
+@pytest.mark.parametrize("installed", [False, True])
+def test_app_url_embedded_serves_the_app_home_installed_or_not(client, app, clock, standin, installed):
+    """Inside the admin the page itself installs (token exchange through its API): never a redirect."""
+    if installed:
+        install(client)
+    calls = len(standin.calls)
     response = client.get(f"/shopify/default?{app_url_query(clock, embedded='1')}")
-    assert response.status_code == 200
-    url = f"{PUBLIC}/shopify/default/install?shop={SHOP}"
-    assert f"window.top.location.href = {json.dumps(url)};" in response.get_data(as_text=True)
+    assert response.status_code == 200 and response.content_type.startswith("text/html")
+    page = response.get_data(as_text=True)
+    assert f'<meta name="shopify-api-key" content="{KEY}">' in page
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts[:2] == ["https://cdn.shopify.com/shopifycloud/app-bridge.js",
+                           "https://cdn.shopify.com/shopifycloud/polaris.js"]
+    assert 'data-api="/shopify/default/api"' in page and "카카오톡 연결" in page and "테스트 메시지 보내기" in page
+    policy = response.headers["Content-Security-Policy"]
+    assert f"frame-ancestors https://{SHOP} https://admin.shopify.com" in policy
+    assert "script-src 'self' https://cdn.shopify.com" in policy
+    assert len(standin.calls) == calls  # the page holds nothing fetched from Shopify
+    for value in secret_values(app):
+        assert value not in page
+
+
+def test_the_app_homes_script_and_style_are_served(client, clock):
+    page = client.get(f"/shopify/default?{app_url_query(clock, embedded='1')}").get_data(as_text=True)
+    for path in re.findall(r'(?:src|href)="(/static/app-home/[^"]+)"', page):
+        answer = client.get(path)
+        assert answer.status_code == 200 and answer.data
+
+
+@pytest.mark.parametrize("tamper", ["hmac", "shop", "timestamp"])
+def test_app_url_embedded_with_a_bad_query_is_400(client, clock, tamper):
+    query = dict(parse_qsl(app_url_query(clock, embedded="1")))
+    query[tamper] = {"hmac": "0" * 64, "shop": "evil.com", "timestamp": "1"}[tamper]
+    response = client.get(f"/shopify/default?{urlencode(query)}")
+    assert response.status_code == 400 and "카카오톡" not in response.get_data(as_text=True)
 
 
 def test_app_url_is_per_app(client, app, clock):

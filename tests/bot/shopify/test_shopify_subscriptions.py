@@ -330,7 +330,7 @@ def test_app_toml_prints_a_valid_configuration_for_the_app(run_offline):
     toml = tomllib.loads(result.output)
     assert toml["client_id"] == KEY
     assert toml["application_url"] == f"{PUBLIC}/shopify/default"
-    assert toml["embedded"] is False
+    assert toml["embedded"] is True
     assert "name" not in toml  # a deploy would rename the app
     assert toml["access_scopes"] == {"scopes": "read_orders,read_products"}
     assert toml["auth"] == {"redirect_urls": [f"{PUBLIC}/shopify/default/callback"]}
