@@ -15,6 +15,7 @@ from typing import Callable
 from sqlalchemy import select
 
 from bot.store.db import Database
+from bot.store.merchant_settings import MERCHANT_PREFIX
 from tokens.models import KakaoLogin, ShopifyInstall
 from tokens.vault import Vault
 
@@ -44,6 +45,12 @@ def account_problem(db: Database, vault: Vault | None, account: str, now: dateti
     with db.session() as session:
         row = session.get(KakaoLogin, account)
         return login_problem(row, vault, now, show) if row is not None else None
+
+
+def merchant_logins(db: Database) -> list[KakaoLogin]:
+    """The embedded app merchants' own Kakao logins (bot.store.merchant_settings.merchant_account)."""
+    with db.session() as session:
+        return list(session.scalars(select(KakaoLogin).where(KakaoLogin.account.startswith(MERCHANT_PREFIX))))
 
 
 def login_problems(db: Database, vault: Vault | None, now: datetime,

@@ -12,6 +12,7 @@ from bot.app import App
 from bot.cli.common import CliState, Failed, UsageProblem, errors_to_exit_codes, pass_state
 from bot.connect.shopify_install import shop_graphql
 from bot.connect.webhook_needs import missing_scopes, missing_text, needed_scopes, needed_topics, sync_shop
+from bot.delivery.health_rules import MerchantState, merchant_states
 from bot.shopify.client import ShopifyTokenAnswer, required_scopes_missing
 from bot.shopify.errors import ShopifyAuthError
 from bot.shopify.graphql import ShopifyGraphQL
@@ -222,10 +223,12 @@ def shopify_shops(state: CliState, as_json: bool) -> None:
         click.echo("No shops connected: `python -m bot shopify install SHOP` (OAuth), `shopify connect SHOP` "
                    "(client credentials) or `shopify add-token SHOP --token-env VAR` (legacy token).")
         return
-    header = ("SHOP", "APP", "MODE", "STATUS", "SCOPES", "TOKEN EXPIRES")
+    merchants = {(m.app, m.shop): m for m in merchant_states(app)}
+    header = ("SHOP", "APP", "MODE", "STATUS", "SCOPES", "TOKEN EXPIRES", "MERCHANT")
     rows = [(s.shop, s.app, s.mode, s.status, ",".join(s.scopes) or "-",
              local_time(s.access_expires_at, app.config.timezone) if s.access_expires_at else
-             ("-" if s.status == "uninstalled" else "never")) for s in installs]
+             ("-" if s.status == "uninstalled" else "never"), _merchant_cell(merchants.get((s.app, s.shop))))
+            for s in installs]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     click.echo("  ".join(cell.ljust(width) for cell, width in zip(header, widths)).rstrip())
     for status, row in zip(installs, rows):
@@ -236,3 +239,11 @@ def shopify_shops(state: CliState, as_json: bool) -> None:
         elif missing_scopes(app, status.shop, status.scopes):
             click.echo(f"    missing scopes: {missing_text(missing_scopes(app, status.shop, status.scopes))} — "
                        "grant them in the app's configuration and connect again")
+
+
+def _merchant_cell(merchant: MerchantState | None) -> str:
+    """An embedded app merchant's own setup: their KakaoTalk and settings ("-": not one)."""
+    if merchant is None:
+        return "-"
+    kakao = {"connected": "kakao ok", "needs_login": "kakao expired", "not_connected": "no kakao"}[merchant.kakao]
+    return f"{kakao}, {merchant.jobs} job(s), settings v{merchant.settings_version}"

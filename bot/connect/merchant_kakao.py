@@ -89,3 +89,4 @@ def forget_merchant(app: App, app_name: str, shop: str, *, with_history: bool = 
 def friends(app: App, app_name: str, shop: str) -> list[Friend]:
     """The merchant's friends who linked the Kakao app, live from Kakao (KakaoError if it fails)."""
     return app.kakao_api(merchant_account(app_name, shop)).friends()
+

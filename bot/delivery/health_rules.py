@@ -6,15 +6,19 @@
   `login_fix`; its refresh token is worth a warning when it expires within REFRESH_WARNING;
 - a Shopify install's state is its stored status, or "undecryptable" when an active install's
   tokens cannot be read with BOT_SECRET_KEY; the states in SHOPIFY_NEEDS_PERSON need a person
-  ("uninstalled" is the merchant's choice, not a fault).
+  ("uninstalled" is the merchant's choice, not a fault);
+- an embedded app merchant's own Kakao login is judged by the same rule (`merchant_states`), but
+  it is the merchant's to fix, on their page: the operator sees it per shop, never as a problem.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.app import App
-from tokens.login_health import install_unreadable
+from bot.store.merchant_settings import merchant_account
+from tokens.login_health import install_unreadable, login_problem, merchant_logins
 from tokens.models import ShopifyInstall
 from tokens.vault import Vault, VaultError
 
@@ -50,3 +54,32 @@ def install_state(row: ShopifyInstall, vault: Vault | None) -> str:
 def install_needs_person(state: str) -> bool:
     """Whether an install in this state (`install_state`) needs a person."""
     return state in SHOPIFY_NEEDS_PERSON
+
+
+@dataclass(frozen=True)
+class MerchantState:
+    """One embedded app merchant as the operator sees them (`shopify shops`, /healthz): never a token."""
+
+    app: str
+    shop: str
+    kakao: str  # connected | needs_login | not_connected
+    settings_version: int  # 0: nothing saved yet
+    jobs: int
+
+
+def merchant_states(app: App) -> list[MerchantState]:
+    """Every shop with merchant settings or a merchant Kakao login, read in two queries whatever their number."""
+    now, vault = app.clock(), judging_vault(app)
+    logins = {row.account: row for row in merchant_logins(app.db)}
+    settings = {(stored.app, stored.shop): stored for stored in app.merchant_settings.all()}
+    shops = set(settings) | {(status.app, status.shop) for status in app.shopify_tokens.all_status()
+                             if merchant_account(status.app, status.shop) in logins}
+    states = []
+    for app_name, shop in sorted(shops, key=lambda pair: (pair[1], pair[0])):
+        login = logins.get(merchant_account(app_name, shop))
+        kakao = ("not_connected" if login is None else
+                 "needs_login" if login_problem(login, vault, now) else "connected")
+        stored = settings.get((app_name, shop))
+        jobs = len([job for job in app.merchant_jobs.current() if job.sender == merchant_account(app_name, shop)])
+        states.append(MerchantState(app_name, shop, kakao, stored.version if stored else 0, jobs))
+    return states

@@ -50,6 +50,7 @@ from bot.kakao.recipients import Target
 from bot.kakao.templates import text_template
 from bot.store.db import Database
 from bot.store.job_memory import StoredJobState
+from bot.store.merchant_settings import MERCHANT_PREFIX
 from bot.store.models import Problem
 from bot.util.keys import SLOT_KEY_MAX, fit_key
 from bot.util.logs import redact
@@ -217,6 +218,8 @@ class ProblemReporter:
         stored = set()
         for row in logins:
             stored.add(row.account)
+            if row.account.startswith(MERCHANT_PREFIX):  # the merchant's to fix, on their page
+                continue
             fix = login_fix(row.account)
             dead = login_problem(row, judging_vault(self.app), now)
             if dead:

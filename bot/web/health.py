@@ -20,7 +20,7 @@ Unauthenticated callers from elsewhere get the status and counts only (bot.web.h
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta, tzinfo
 from typing import Any, Protocol, Sequence
 
@@ -29,8 +29,16 @@ from sqlalchemy import func, select, text
 
 import bot
 from bot.app import App
-from bot.delivery.health_rules import UNDECRYPTABLE_STATE, install_needs_person, install_state, judging_vault, login_fix
+from bot.delivery.health_rules import (
+    UNDECRYPTABLE_STATE,
+    install_needs_person,
+    install_state,
+    judging_vault,
+    login_fix,
+    merchant_states,
+)
 from bot.delivery.problems import query_open
+from bot.store.merchant_settings import MERCHANT_PREFIX
 from bot.store.models import WebhookEvent
 from bot.util.logs import redact
 from bot.web.health_access import HEALTH_TOKEN, may_see_details, summary
@@ -118,7 +126,7 @@ def health_report(app: App, state: ServiceState | None) -> tuple[dict[str, Any],
     """(the full health body, whether something needs a person)."""
     now = app.clock()
     vault = judging_vault(app)
-    body: dict[str, Any] = {"status": "ok", "db": "ok", "kakao": [], "shopify": [], "problems": [],
+    body: dict[str, Any] = {"status": "ok", "db": "ok", "kakao": [], "shopify": [], "merchants": [], "problems": [],
                             "webhooks": None, "scheduler": None, "version": bot.__version__}
     attention = False
     try:
@@ -126,13 +134,16 @@ def health_report(app: App, state: ServiceState | None) -> tuple[dict[str, Any],
             session.execute(text("SELECT 1"))
             logins = list(session.scalars(select(KakaoLogin).order_by(KakaoLogin.account)))
             installs = list(session.scalars(select(ShopifyInstall).order_by(ShopifyInstall.shop, ShopifyInstall.app)))
-            body["kakao"] = [_kakao_health(row, vault, now) for row in logins]
+            # A merchant's own login is theirs to fix (their page says so): shown per shop, not a 503.
+            body["kakao"] = [_kakao_health(row, vault, now) for row in logins
+                             if not row.account.startswith(MERCHANT_PREFIX)]
             body["shopify"] = [_shopify_health(row, vault) for row in installs]
             # Open problems (bot.delivery.problems): only those that need a person make this a 503.
             problems = query_open(session)
             body["problems"] = [problem.as_json() for problem in problems]
             attention = any(problem.needs_person for problem in problems)
             body["webhooks"] = _webhook_backlog(session, state, now)
+        body["merchants"] = [asdict(merchant) for merchant in merchant_states(app)]
     except Exception as exc:  # noqa: BLE001 - any database failure is reported, not raised
         log.error("/healthz: database check failed: %s", exc.__class__.__name__)
         body["db"] = f"error: {_db_error(exc)}"

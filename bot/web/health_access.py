@@ -57,6 +57,8 @@ def summary(body: dict[str, Any]) -> dict[str, Any]:
             "kakao_logins_needing_login": sum(1 for login in body.get("kakao") or [] if login["status"] != "ok"),
             "shopify_installs": len(body.get("shopify") or []),
             "shopify_installs_not_active": sum(1 for i in body.get("shopify") or [] if i["status"] != "active"),
+            "merchants": len(body.get("merchants") or []),
+            "merchants_kakao_not_connected": sum(1 for m in body.get("merchants") or [] if m["kakao"] != "connected"),
             "problems": len(problems),
             "problems_needing_person": sum(1 for problem in problems if problem.get("needs_person")),
             "webhooks_pending": webhooks.get("pending"),

@@ -312,11 +312,20 @@ def installs(app: App) -> dict[str, Any]:
             "ciphertexts": ciphertexts, "status": {(s.app, s.shop): s for s in tokens.all_status()}}
 
 
+def test_shops_table_shows_each_embedded_merchants_own_setup(run, rsps, app, installs):
+    app.merchant_settings.save("default", SHOP, {"recipients": ["me"], "digest": {"at": ["08:00"]},
+                                                 "new_orders": None}, expected_version=0)
+    result = run("shopify", "shops")
+    rows = {tuple(line.split()[:2]): line for line in result.output.splitlines()[1:] if not line.startswith(" ")}
+    assert rows[(SHOP, "default")].endswith("no kakao, 1 job(s), settings v1")
+    assert rows[(SHOP, "second")].rstrip().endswith("-")
+
+
 def test_shops_table_lists_installs_without_token_values(run, rsps, installs):
     result = run("shopify", "shops")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["SHOP", "APP", "MODE", "STATUS", "SCOPES", "TOKEN", "EXPIRES"]
+    assert lines[0].split() == ["SHOP", "APP", "MODE", "STATUS", "SCOPES", "TOKEN", "EXPIRES", "MERCHANT"]
     oauth = installs["status"][("default", SHOP)]
     cc = installs["status"][("second", SHOP)]
     rows = {tuple(line.split()[:4]): line for line in lines[1:] if not line.startswith(" ")}

@@ -12,6 +12,7 @@ import requests
 
 from bot.app import App
 from bot.connect.merchant_kakao import EXPIRED_KO, TEAM_ONLY_KO
+from bot.delivery.problems import ProblemReporter
 from bot.store.merchant_settings import merchant_account
 from bot.web.embedded_api import RETRY_HEADER
 from bot.web.server import create_app
@@ -200,3 +201,22 @@ def test_every_api_route_refuses_a_request_without_a_valid_session_token(merchan
         answer = merchant_client.open(path, method=method, headers=headers)
         assert answer.status_code == 401 and answer.headers[RETRY_HEADER] == "1", (method, path)
     assert standin.calls == [] and merchant_app.kakao_tokens.all_status() == []
+
+
+# -- the operator's view -------------------------------------------------------------------------------
+
+
+def test_a_merchants_expired_login_is_shown_per_shop_never_as_the_operators_problem(merchant_client, merchant_app,
+                                                                                  standin, clock):
+    assert api(merchant_client, standin, "GET", "shop").status_code == 200  # installed (token exchange)
+    connect_kakao(merchant_client, standin)
+    healthy = merchant_client.get("/healthz").json
+    assert healthy["merchants"] == [{"app": "default", "shop": SHOP, "kakao": "connected", "settings_version": 0,
+                                     "jobs": 0}]
+    clock.advance(days=61)
+    answer = merchant_client.get("/healthz")
+    assert answer.json["merchants"][0]["kakao"] == "needs_login"
+    assert answer.json["kakao"] == []  # the operator's logins only
+    account = merchant_account("default", SHOP)
+    problems = ProblemReporter(merchant_app).check_all()
+    assert not [problem for problem in problems if account in problem.key]

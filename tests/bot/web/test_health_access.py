@@ -56,7 +56,8 @@ def test_a_stranger_gets_status_and_counts_only(app):
     assert answer.status_code == 503  # the same status code as the full answer
     assert answer.json["status"] == "needs_attention"
     assert answer.json["counts"] == {"kakao_logins": 1, "kakao_logins_needing_login": 0, "shopify_installs": 1,
-                                     "shopify_installs_not_active": 0, "problems": 1, "problems_needing_person": 1,
+                                     "shopify_installs_not_active": 0, "merchants": 0, "merchants_kakao_not_connected": 0,
+                                     "problems": 1, "problems_needing_person": 1,
                                      "webhooks_pending": 0, "webhooks_unprocessed": 0}
     assert "BOT_HEALTH_TOKEN" in answer.json["details"]
     assert_no_details(answer)
