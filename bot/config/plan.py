@@ -7,8 +7,8 @@ from datetime import date, datetime, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from bot.config.model import Config
-from bot.kakao.quota import PAIR_DAILY, RECIPIENT_DAILY, SENDER_DAILY
+from bot.config.model import Config, JobConfig
+from bot.kakao.quota import APP_DAILY, PAIR_DAILY, RECIPIENT_DAILY, SENDER_DAILY
 from bot.util.times import parse_cron
 
 
@@ -37,6 +37,18 @@ def plan_warnings(config: Config) -> list[str]:
         if recipient != "me" and count > PAIR_DAILY:
             warnings.append(f"{sender!r} → {recipient}: {count} messages a day; Kakao allows {PAIR_DAILY} per pair")
     return warnings
+
+
+def app_quota_warning(jobs: Iterable[JobConfig], config: Config) -> str | None:
+    """Whether the scheduled jobs of the whole app — config.toml's and every merchant's — plan more
+    messages on their busiest day than Kakao's 30,000 per app: what to tell the operator, or None.
+    (Alerts come from orders and cannot be planned; the send-time quota book still stops at 30,000.)"""
+    planned = sum(max_runs_per_day(job.at, config) * len(job.to) for job in jobs if job.at)
+    if planned <= APP_DAILY:
+        return None
+    return (f"the scheduled jobs of all shops plan {planned:,} KakaoTalk messages on their busiest day; Kakao "
+            f"allows {APP_DAILY:,} per app a day, so the latest slots will be skipped: ask merchants to send "
+            "fewer digests, or serve them from another Kakao app")
 
 
 def max_runs_per_day(at: Iterable[str], config: Config) -> int:

@@ -49,6 +49,7 @@ from sqlalchemy import func, select
 from bot.app import App
 from bot.config.model import JobConfig
 from bot.delivery.alerts import AlertSender
+from bot.delivery.app_quota import check_app_quota
 from bot.delivery.fanout import FanoutReport
 from bot.delivery.problems import ProblemReporter
 from bot.delivery.run_report import RunReport
@@ -143,6 +144,7 @@ class BotScheduler:
         now = self.clock()
         for job in self.app.merchant_jobs.current():
             self._enter(job)
+        check_app_quota(self.app)
         self.catch_up(now)
         for name, entry in self._entries.items():
             self._add(name, entry, now)  # first run after the catch-up's `now`: a slot passing meanwhile is kept
@@ -157,6 +159,7 @@ class BotScheduler:
         new ones scheduled, changed ones rescheduled, removed ones stopped; config.toml's untouched."""
         if not self.app.merchant_jobs.refresh():
             return
+        check_app_quota(self.app)  # before a slot of all of them would run past Kakao's 30,000 a day
         wanted = {job.name: job for job in self.app.merchant_jobs.current()}
         for name, entry in list(self._entries.items()):
             if name.startswith(MERCHANT_PREFIX) and wanted.get(name) != entry.job:  # removed or changed
