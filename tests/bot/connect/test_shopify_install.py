@@ -18,7 +18,9 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot.app import App
+from bot.app import App, load_config
+from bot.config.secrets import Secrets
+from bot.web.server import create_app
 from bot.connect.shopify_install import InstallRefused, finish_install, shop_graphql, start_install
 from bot.shopify.signing import query_hmac
 from bot.shopify.subscriptions import TOPICS
@@ -34,6 +36,7 @@ from shopify_install_helpers import (
     SECOND_SECRET,
     SECRET,
     SHOP,
+    config_text,
 )
 
 
@@ -496,11 +499,28 @@ def test_app_url_embedded_serves_the_app_home_installed_or_not(client, app, cloc
                            "https://cdn.shopify.com/shopifycloud/polaris.js"]
     assert 'data-api="/shopify/default/api"' in page and "카카오톡 연결" in page and "테스트 메시지 보내기" in page
     policy = response.headers["Content-Security-Policy"]
-    assert f"frame-ancestors https://{SHOP} https://admin.shopify.com" in policy
+    # The shop's admin as [shopify].origin spells it (here the stand-in's address), and Shopify's admin.
+    shop_origin = "{0.scheme}://{0.netloc}".format(urlsplit(app.config.shopify.origin.replace("{shop}", SHOP)))
+    assert f"frame-ancestors {shop_origin} https://admin.shopify.com;" in policy
     assert "script-src 'self' https://cdn.shopify.com" in policy
     assert len(standin.calls) == calls  # the page holds nothing fetched from Shopify
     for value in secret_values(app):
         assert value not in page
+
+
+def test_with_shopifys_own_addresses_the_app_home_may_be_framed_by_the_shop_and_the_admin_only(
+        write_config, secret_key, clock):
+    path = write_config(config_text("https://{shop}").replace('origin = "https://{shop}"\n', ""))
+    app = App(load_config(path), Secrets({"BOT_SECRET_KEY": secret_key, "SHOPIFY_API_KEY": KEY,
+                                          "SHOPIFY_API_SECRET": SECRET, "SECOND_API_KEY": SECOND_KEY,
+                                          "SECOND_API_SECRET": SECOND_SECRET}), clock=clock)
+    try:
+        response = create_app(app).test_client().get(f"/shopify/default?{app_url_query(clock, embedded='1')}")
+    finally:
+        app.close()
+    assert response.status_code == 200
+    assert response.headers["Content-Security-Policy"].startswith(
+        f"frame-ancestors https://{SHOP} https://admin.shopify.com; ")
 
 
 def test_the_app_homes_script_and_style_are_served(client, clock):
