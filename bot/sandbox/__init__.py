@@ -4,7 +4,8 @@
                         kakao_images.py: its message image upload, and the images served back
     shopify.py          a Shopify shop: OAuth (shopify_oauth.py), Admin GraphQL (shopify_graphql.py),
                         orders (shopify_orders.py), refunds (shopify_refunds.py), inventory and order
-                        risk (shopify_inventory.py), webhooks sent to the bot
+                        risk (shopify_inventory.py), webhooks sent to the bot; the admin framing an
+                        embedded app, its session tokens, App Bridge and Polaris (shopify_admin.py, cdn/)
     web.py              a web page to scrape
     standin_app.py      the Flask app every stand-in is built on; recording.py: the requests it received;
                         faults.py: scripted failures and delays
