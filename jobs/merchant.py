@@ -6,13 +6,15 @@ The document the app's page edits (stored by bot.store.merchant_settings):
      "digest": {"at": ["08:00", "18:00"]} | null,     the order digest at these local times (≤ 6)
      "new_orders": {"min_total": 50000,               an alert per new order (above min_total if set),
                     "on_update": true,                and when an order's address or items change,
-                    "quiet": "22:00-08:00"} | null}   held during quiet hours and summed up after
+                    "quiet": "22:00-08:00"} | null,   held during quiet hours and summed up after
+     "refunds": {…} | null, "low_stock": {…} | null,   the other alert kinds, each with the options of
+     "high_risk": {…} | null, "unfulfilled": {…} | null}   its config.toml job (ALERTS)
 
-`validate(document, shop)` checks it the way config.toml jobs are checked — the alert's options by
+`validate(document, shop)` checks it the way config.toml jobs are checked — each alert's options by
 the very `parse_params` of its kind — and answers the normalised document, or SettingsInvalid naming
-the key. `jobs_of(document, …)` builds ordinary JobConfig objects: named `<account>:digest` and
-`<account>:new-orders` (stable, so the exactly-once keys of deliveries survive every edit), sending
-from the merchant's own Kakao login.
+the key. `jobs_of(document, …)` builds ordinary JobConfig objects: named `<account>:digest`,
+`<account>:new-orders`, `<account>:refunds`, … (stable, so the exactly-once keys of deliveries survive
+every edit), sending from the merchant's own Kakao login.
 """
 
 from __future__ import annotations
@@ -28,13 +30,22 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.config.model import ConfigError, JobConfig
 from bot.kakao.recipients import parse_recipient
 from bot.store.merchant_settings import MerchantSettingsStore, merchant_account
-from jobs import shopify_order_alert, shopify_orders
+from jobs import (
+    shopify_order_alert,
+    shopify_orders,
+    shopify_refund_alert,
+    shopify_risk_alert,
+    shopify_stock_alert,
+    shopify_unfulfilled_alert,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 20
 MAX_DIGEST_TIMES = 6
-ALERT_KEYS = frozenset({"min_total", "on_update", "quiet"})
+# A setting per alert kind the bot supports; its options are the kind's config.toml keys but `shop`.
+ALERTS = {"new_orders": shopify_order_alert, "refunds": shopify_refund_alert, "low_stock": shopify_stock_alert,
+          "high_risk": shopify_risk_alert, "unfulfilled": shopify_unfulfilled_alert}
 _TIME = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 _WHERE = Path("merchant settings")
 
@@ -49,26 +60,28 @@ class SettingsInvalid(Exception):
 
 def empty() -> dict[str, Any]:
     """A shop that saved nothing yet: "me" and nothing scheduled."""
-    return {"recipients": ["me"], "digest": None, "new_orders": None}
+    return {"recipients": ["me"], "digest": None, **{key: None for key in ALERTS}}
 
 
 def validate(document: Any, shop: str) -> dict[str, Any]:
     """The normalised document, or SettingsInvalid."""
     if not isinstance(document, dict):
         raise SettingsInvalid("settings", "must be an object")
-    unknown = sorted(set(document) - {"recipients", "digest", "new_orders"})
+    unknown = sorted(set(document) - {"recipients", "digest", *ALERTS})
     if unknown:
         raise SettingsInvalid(unknown[0], "unknown setting")
-    digest, alerts = document.get("digest"), document.get("new_orders")
+    digest = document.get("digest")
     normalised = {"recipients": _recipients(document.get("recipients", ["me"])),
-                  "digest": None if digest is None else {"at": _times(digest)},
-                  "new_orders": None if alerts is None else _alert_options(alerts)}
-    _alert_params(normalised["new_orders"], shop)  # the kind's own checks, as for config.toml
+                  "digest": None if digest is None else {"at": _times(digest)}}
+    for key in ALERTS:
+        options = document.get(key)
+        normalised[key] = None if options is None else _alert_options(key, options)
+        _alert_params(key, normalised[key], shop)  # the kind's own checks, as for config.toml
     return normalised
 
 
 def jobs_of(document: dict[str, Any], *, shop: str, account: str) -> list[JobConfig]:
-    """The jobs of a validated document: the digest (scheduled) and the new-order alert (webhooks)."""
+    """The jobs of a validated document: the digest (scheduled) and the alerts (webhooks, checks)."""
     to = tuple(parse_recipient(item) for item in document["recipients"])
     made = []
     if document.get("digest"):
@@ -76,9 +89,10 @@ def jobs_of(document: dict[str, Any], *, shop: str, account: str) -> list[JobCon
         params = shopify_orders.parse_params({"shop": shop}, _config_error)
         made.append(JobConfig(name=f"{account}:digest", kind=shopify_orders.KIND, at=at, to=to, sender=account,
                               params=params))
-    if document.get("new_orders") is not None:
-        made.append(JobConfig(name=f"{account}:new-orders", kind=shopify_order_alert.KIND, at=(), to=to,
-                              sender=account, params=_alert_params(document["new_orders"], shop)))
+    for key, kind in ALERTS.items():
+        if document.get(key) is not None:
+            made.append(JobConfig(name=f"{account}:{key.replace('_', '-')}", kind=kind.KIND, at=(), to=to,
+                                  sender=account, params=_alert_params(key, document[key], shop)))
     return made
 
 
@@ -104,22 +118,22 @@ def _times(digest: Any) -> list[str]:
     return sorted(set(times))
 
 
-def _alert_options(alerts: Any) -> dict[str, Any]:
-    if not isinstance(alerts, dict):
-        raise SettingsInvalid("new_orders", "must be an object or null")
-    unknown = sorted(set(alerts) - ALERT_KEYS)
+def _alert_options(key: str, options: Any) -> dict[str, Any]:
+    if not isinstance(options, dict):
+        raise SettingsInvalid(key, "must be an object or null")
+    unknown = sorted(set(options) - (ALERTS[key].PARAM_KEYS - {"shop"}))
     if unknown:
-        raise SettingsInvalid(f"new_orders.{unknown[0]}", "unknown option")
-    return dict(alerts)
+        raise SettingsInvalid(f"{key}.{unknown[0]}", "unknown option")
+    return dict(options)
 
 
-def _alert_params(alerts: dict[str, Any] | None, shop: str) -> Any:
-    if alerts is None:
+def _alert_params(key: str, options: dict[str, Any] | None, shop: str) -> Any:
+    if options is None:
         return None
     try:
-        return shopify_order_alert.parse_params({"shop": shop, **alerts}, _config_error)
+        return ALERTS[key].parse_params({"shop": shop, **options}, _config_error)
     except ConfigError as exc:
-        raise SettingsInvalid(f"new_orders.{exc.key}", exc.reason) from None
+        raise SettingsInvalid(f"{key}.{exc.key}", exc.reason) from None
 
 
 def _config_error(key: str, reason: str) -> ConfigError:

@@ -17,7 +17,8 @@ def test_a_full_document_makes_a_digest_and_an_alert_job_sending_from_the_mercha
     document = validate({"recipients": ["me", "uuid:abcdef12345", "me"], "digest": {"at": ["18:00", "08:05", "18:00"]},
                          "new_orders": {"min_total": 50000, "quiet": "22:00-08:00"}}, SHOP)
     assert document == {"recipients": ["me", "uuid:abcdef12345"], "digest": {"at": ["08:05", "18:00"]},
-                        "new_orders": {"min_total": 50000, "quiet": "22:00-08:00"}}
+                        "new_orders": {"min_total": 50000, "quiet": "22:00-08:00"}, "refunds": None,
+                        "low_stock": None, "high_risk": None, "unfulfilled": None}
     digest, alert = jobs_of(document, shop=SHOP, account=ACCOUNT)
     assert (digest.name, digest.kind, digest.at, digest.sender) == (
         f"{ACCOUNT}:digest", "shopify-orders", ("5 8 * * *", "0 18 * * *"), ACCOUNT)
@@ -25,6 +26,16 @@ def test_a_full_document_makes_a_digest_and_an_alert_job_sending_from_the_mercha
     assert (alert.name, alert.kind, alert.at, alert.sender) == (f"{ACCOUNT}:new-orders", "shopify-order-alert", (),
                                                                 ACCOUNT)
     assert alert.params.min_total == Decimal(50000) and str(alert.params.quiet) == "22:00-08:00"
+
+
+def test_every_alert_kind_the_bot_supports_is_a_setting_with_its_config_options():
+    document = validate({"recipients": ["me"], "refunds": {"events": ["cancelled"]}, "low_stock": {"threshold": 3},
+                         "high_risk": {"level": "high"}, "unfulfilled": {"hours": 48}}, SHOP)
+    made = {job.name.split(":")[1]: job for job in jobs_of(document, shop=SHOP, account=ACCOUNT)}
+    assert {name: job.kind for name, job in made.items()} == {
+        "refunds": "shopify-refund-alert", "low-stock": "shopify-stock-alert", "high-risk": "shopify-risk-alert",
+        "unfulfilled": "shopify-unfulfilled-alert"}
+    assert made["low-stock"].params.shop == SHOP and all(job.sender == ACCOUNT for job in made.values())
 
 
 def test_an_empty_document_makes_no_job():
@@ -49,6 +60,10 @@ def test_an_empty_document_makes_no_job():
     ({"new_orders": {"quiet": "late"}}, "new_orders.quiet"),
     ({"new_orders": {"shop": "other.myshopify.com"}}, "new_orders.shop"),
     ({"new_orders": []}, "new_orders"),
+    ({"low_stock": {"threshold": -1}}, "low_stock.threshold"),
+    ({"refunds": {"events": ["nothing"]}}, "refunds.events"),
+    ({"high_risk": {"level": "scary"}}, "high_risk.level"),
+    ({"unfulfilled": {"shop": SHOP}}, "unfulfilled.shop"),
     ({"schedule": {}}, "schedule"),
 ])
 def test_what_cannot_be_kept_is_refused_naming_the_key(document, key):

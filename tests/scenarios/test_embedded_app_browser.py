@@ -130,6 +130,7 @@ def test_a_merchant_sets_up_kakaotalk_news_inside_the_admin(browser, deployment,
         browser.find_element(By.CSS_SELECTOR, f"input[name=recipient][value='{key}']").click()
     browser.find_element(By.CSS_SELECTOR, "input[name=digest-at][value='18:00']").click()
     browser.find_element(By.ID, "alerts-on").click()
+    browser.find_element(By.CSS_SELECTOR, "input[name=alert-kind][value=refunds]").click()
     shoot(browser, "recipients-section", "3-recipients")
     shoot(browser, "schedule-section", "4-schedule")
     shoot(browser, "alerts-section", "5-alerts")
@@ -138,6 +139,7 @@ def test_a_merchant_sets_up_kakaotalk_news_inside_the_admin(browser, deployment,
     stored = app.merchant_settings.get("default", SHOP)
     assert sorted(stored.document["recipients"]) == ["me", f"uuid:{hong}", f"uuid:{kim}"]
     assert stored.document["digest"] == {"at": ["18:00"]} and stored.document["new_orders"] == {"on_update": True}
+    assert stored.document["refunds"] == {} and stored.document["low_stock"] is None
 
     browser.find_element(By.ID, "send-test").click()
     WebDriverWait(browser, WAIT).until(lambda d: text_of(d, "status") == "테스트 메시지를 보냈습니다.")

@@ -88,6 +88,7 @@ function fillForm() {
   const quiet = alerts && alerts.quiet ? alerts.quiet.split("-") : ["", ""];
   byId("quiet-start").value = quiet[0];
   byId("quiet-end").value = quiet[1];
+  for (const box of document.querySelectorAll("input[name=alert-kind]")) box.checked = Boolean(settings[box.value]);
 }
 
 function readForm() {
@@ -102,8 +103,13 @@ function readForm() {
       alerts.quiet = byId("quiet-start").value + "-" + byId("quiet-end").value;
     }
   }
-  return {recipients: recipients.length ? recipients : ["me"], digest: times.length ? {at: times} : null,
-          new_orders: alerts};
+  const document_ = {recipients: recipients.length ? recipients : ["me"], digest: times.length ? {at: times} : null,
+                     new_orders: alerts};
+  // The other alert kinds: on with the options already saved (the kind's defaults for a new one), or off.
+  for (const box of document.querySelectorAll("input[name=alert-kind]")) {
+    document_[box.value] = box.checked ? (settings[box.value] || {}) : null;
+  }
+  return document_;
 }
 
 async function loadSettings() {
