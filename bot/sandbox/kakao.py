@@ -88,6 +88,7 @@ class _Grant:
     scopes: tuple[str, ...]
     expires_at: float
     redirect_uri: str = ""
+    user: str = ""  # whose login: "" the owner, else another user of the app (add_friend(of=…))
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Friend:
     allowed_msg: bool
     favorite: bool
     user_id: int | None
+    of: str = ""  # whose friend: "" the owner's
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -112,7 +114,7 @@ class Friend:
 
 
 class KakaoSandbox:
-    """State of one Kakao app and its one user (the owner), plus the Flask app serving it."""
+    """State of one Kakao app and its user (the owner; other users for multi-merchant benches), plus its Flask app."""
 
     def __init__(
         self,
@@ -168,14 +170,16 @@ class KakaoSandbox:
         allowed_msg: bool = True,
         favorite: bool = False,
         user_id: Any = _AUTO,
+        of: str = "",
     ) -> str:
-        """Add a friend of the owner; user_id=None makes Kakao leave out its `id`."""
+        """Add a friend of the owner (or of user `of`, who logs in with issue_code(user=of));
+        user_id=None makes Kakao leave out its `id`."""
         with self._lock:
             uuid = uuid or secrets.token_urlsafe(16)
             if user_id is _AUTO:
                 # Real ids exceed 2**53: clients must not round them through floats.
                 user_id = 2**53 + 1001 + 2 * len(self.friends)
-            self.friends[uuid] = Friend(nickname, uuid, allowed_msg, favorite, user_id)
+            self.friends[uuid] = Friend(nickname, uuid, allowed_msg, favorite, user_id, of)
             return uuid
 
     def new_day(self) -> None:
@@ -196,12 +200,14 @@ class KakaoSandbox:
     def count(self, path_suffix: str) -> int:
         return self._requests.count(path_suffix)
 
-    def issue_code(self, redirect_uri: str, scope: str = DEFAULT_SCOPE) -> str:
-        """An authorization code as if the owner had just consented."""
+    def issue_code(self, redirect_uri: str, scope: str = DEFAULT_SCOPE, user: str = "") -> str:
+        """An authorization code as if the owner (or another user of the app, `user`) had just consented.
+        Each user has their own friends, "me" (received("me") is the owner's, received(f"me:{user}") a
+        user's) and sender caps; the app's caps per recipient stay shared."""
         scopes = tuple(s for s in scope.replace(" ", ",").split(",") if s)
         with self._lock:
             code = secrets.token_urlsafe(32)
-            self._codes[code] = _Grant(scopes, self.clock() + CODE_TTL, redirect_uri)
+            self._codes[code] = _Grant(scopes, self.clock() + CODE_TTL, redirect_uri, user)
             return code
 
     def expire_access_tokens(self) -> None:
@@ -297,9 +303,9 @@ class KakaoSandbox:
         del self._codes[code]  # single use: a second exchange gets KOE320
         return {
             "token_type": "bearer",
-            "access_token": self._new_token(self._access, grant.scopes, self.access_ttl),
+            "access_token": self._new_token(self._access, grant.scopes, self.access_ttl, grant.user),
             "expires_in": self.access_ttl,
-            "refresh_token": self._new_token(self._refresh, grant.scopes, self.refresh_ttl),
+            "refresh_token": self._new_token(self._refresh, grant.scopes, self.refresh_ttl, grant.user),
             "refresh_token_expires_in": self.refresh_ttl,
             "scope": " ".join(grant.scopes),
         }
@@ -315,12 +321,12 @@ class KakaoSandbox:
         self._check_issuance(refresh=rotate)
         body: dict[str, Any] = {
             "token_type": "bearer",
-            "access_token": self._new_token(self._access, grant.scopes, self.access_ttl),
+            "access_token": self._new_token(self._access, grant.scopes, self.access_ttl, grant.user),
             "expires_in": self.access_ttl,
         }
         if rotate:
             del self._refresh[token]  # the old one dies at once: reuse gets KOE322
-            body["refresh_token"] = self._new_token(self._refresh, grant.scopes, self.refresh_ttl)
+            body["refresh_token"] = self._new_token(self._refresh, grant.scopes, self.refresh_ttl, grant.user)
             body["refresh_token_expires_in"] = self.refresh_ttl
         return body
 
@@ -338,9 +344,9 @@ class KakaoSandbox:
         for issued, _, _ in checks:
             issued.append(now)
 
-    def _new_token(self, store: dict[str, _Grant], scopes: tuple[str, ...], ttl: int) -> str:
+    def _new_token(self, store: dict[str, _Grant], scopes: tuple[str, ...], ttl: int, user: str) -> str:
         token = secrets.token_urlsafe(40)
-        store[token] = _Grant(scopes, self.clock() + ttl)
+        store[token] = _Grant(scopes, self.clock() + ttl, user=user)
         return token
 
     # ---- kapi ----------------------------------------------------------------------------
@@ -368,13 +374,13 @@ class KakaoSandbox:
 
     def _friends(self) -> Response:
         with self._lock:
-            self._bearer("friends", "TALK_FRIENDS")
+            grant = self._bearer("friends", "TALK_FRIENDS")
             offset = _int_arg("offset", 0, 0, None)
             limit = _int_arg("limit", 10, 1, 100)
             order = request.args.get("order", "asc")
             if order not in ("asc", "desc"):
                 raise _bad_param("order must be asc or desc")
-            friends = list(self.friends.values())
+            friends = [friend for friend in self.friends.values() if friend.of == grant.user]
             if order == "desc":
                 friends.reverse()
             page = friends[offset: offset + limit]
@@ -394,24 +400,24 @@ class KakaoSandbox:
 
     def _send_me(self) -> Response:
         with self._lock:
-            self._bearer("talk_message", "TALK_MEMO_DEFAULT_SEND")
+            grant = self._bearer("talk_message", "TALK_MEMO_DEFAULT_SEND")
             template = self._template("me")
             today = self._today()
-            if self._sent.get((today, "sender"), 0) >= self.sender_daily:
+            if self._sent.get((today, "sender", grant.user), 0) >= self.sender_daily:
                 raise _Reply(400, {"code": SENDER_QUOTA, "msg": SEND_ERRORS[SENDER_QUOTA]})
-            self._bump((today, "sender"))
-            self.inbox.setdefault("me", []).append(template)
+            self._bump((today, "sender", grant.user))
+            self.inbox.setdefault(f"me:{grant.user}" if grant.user else "me", []).append(template)
             return _json(200, {"result_code": 0})
 
     def _send_friends(self) -> Response:
         with self._lock:
-            self._bearer("talk_message", "TALK_MESSAGE_DEFAULT_SEND")
+            grant = self._bearer("talk_message", "TALK_MESSAGE_DEFAULT_SEND")
             uuids = _receiver_uuids(request.form.get("receiver_uuids"))
             template = self._template(",".join(uuids))
             ok: list[str] = []
             failures: dict[int, list[str]] = {}  # insertion order = order of first failure
             for uuid in uuids:
-                code = self._deliver(uuid, template)
+                code = self._deliver(uuid, template, grant.user)
                 if code:
                     failures.setdefault(code, []).append(uuid)
                 else:
@@ -428,18 +434,18 @@ class KakaoSandbox:
                 ]
             return _json(200, body)
 
-    def _deliver(self, uuid: str, template: dict[str, Any]) -> int:
-        """Deliver to one friend and count quotas; the failure code, or 0."""
+    def _deliver(self, uuid: str, template: dict[str, Any], user: str) -> int:
+        """Deliver to one friend of `user` and count quotas; the failure code, or 0."""
         friend = self.friends.get(uuid)
-        if friend is None:
+        if friend is None or friend.of != user:
             return NOT_FRIEND
         if not friend.allowed_msg:
             return REFUSES
         today = self._today()
         limits = [
-            ((today, "sender"), self.sender_daily, SENDER_QUOTA),
+            ((today, "sender", user), self.sender_daily, SENDER_QUOTA),
             ((today, "recipient", uuid), self.recipient_daily, RECEIVER_QUOTA),
-            ((today, "pair", uuid), self.pair_daily, PAIR_QUOTA),
+            ((today, "pair", user, uuid), self.pair_daily, PAIR_QUOTA),
         ]
         for key, limit, code in limits:
             if self._sent.get(key, 0) >= limit:

@@ -428,3 +428,24 @@ def test_unknown_path_is_json_404(env: Env) -> None:
     assert answer.headers["Content-Type"] == "application/json;charset=UTF-8"
     assert answer.json()["code"] == -404
     assert requests.get(env.url + "/oauth/token", timeout=5).status_code == 405
+
+
+# ---- other users of the app (multi-merchant benchmarks) ----------------------------------------------
+
+
+def test_each_user_has_their_own_friends_me_and_sender_cap(env: Env) -> None:
+    owner = env.login()["access_token"]
+    answer = env.exchange(env.sb.issue_code(REDIRECT, "talk_message,friends", user="shop-7"))
+    other = answer.json()["access_token"]
+    mine = env.sb.add_friend("홍길동", uuid="uuid-owners")
+    theirs = env.sb.add_friend("김영희", uuid="uuid-shop7s", of="shop-7")
+    assert [f["uuid"] for f in env.api("GET", FRIENDS, owner).json()["elements"]] == [mine]
+    assert [f["uuid"] for f in env.api("GET", FRIENDS, other).json()["elements"]] == [theirs]
+    refused = env.send(other, [mine])  # not shop-7's friend
+    assert refused.status_code == 400 and refused.json()["code"] == -502
+    assert env.send(other, [theirs]).status_code == 200
+    assert env.memo(other).status_code == 200
+    assert (len(env.sb.received("me")), len(env.sb.received("me:shop-7")), len(env.sb.received(theirs))) == (0, 1, 1)
+    env.sb.sender_daily = 2
+    assert env.memo(other).status_code == 400  # shop-7's two sends today: its cap
+    assert env.memo(owner).status_code == 200  # the owner's cap is the owner's
