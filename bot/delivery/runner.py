@@ -6,6 +6,7 @@ the other jobs; problems with recipients are summarised in one message to "me".
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import replace
@@ -46,9 +47,15 @@ class _PendingState:
 
     def __init__(self, stored: StoredJobState):
         self.stored, self.written = stored, {}
+        self._read: dict[str, str] | None = None  # the stored memory, read once on first use, as JSON texts
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self.written[key] if key in self.written else self.stored.get(key, default)
+        if key in self.written:
+            return self.written[key]
+        if self._read is None:
+            self._read = self.stored.stored_json()
+        # Decoded on each read: a caller changing what it got never changes what the next one gets.
+        return json.loads(self._read[key]) if key in self._read else default
 
     def set(self, key: str, value: Any) -> None:
         self.written[key] = value
@@ -56,6 +63,8 @@ class _PendingState:
     def store(self) -> None:
         if self.written:
             self.stored.set_many(self.written)
+            if self._read is not None:  # reads after this one see what was stored
+                self._read.update((key, json.dumps(value, ensure_ascii=False)) for key, value in self.written.items())
             self.written = {}
 
 
@@ -129,7 +138,9 @@ class Runner:
 
         # One chart per delivery, drawn and uploaded once for every recipient; without it the text goes out.
         # A re-run of a slot everybody already has (a retry, cron calling twice) draws and uploads nothing.
-        if not dry_run and targets and self.app.deliveries.settled(
+        # (Asked only when there is a chart: a query less per run of every other job.)
+        has_chart = outcome.chart is not None or outcome.chart_error is not None
+        if has_chart and not dry_run and targets and self.app.deliveries.settled(
                 job=job.name, slot_key=slot_key, recipients=[target.key for target in targets]) >= {
                 target.key for target in targets}:
             outcome = replace(outcome, chart=None, chart_error=None)

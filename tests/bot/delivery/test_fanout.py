@@ -666,3 +666,30 @@ def test_each_call_carries_its_own_template_when_message_for_builds_a_new_one_ea
     assert {r.status for r in report.results} == {"sent"}
     texts = [sandbox.received(friends[f"친구{i:02d}"])[0]["text"] for i in range(1, 13)]
     assert texts == ["for 친구01"] * 5 + ["for 친구06"] * 5 + ["for 친구11"] * 2
+
+
+def test_a_job_reads_its_memory_once_per_run_and_sees_its_own_writes(make_app, logged_in, sandbox, web, friends):
+    from bot.delivery.runner import _PendingState
+    from bot.store.job_memory import StoredJobState
+
+    app = make_app(menu_job(web.url, ["me"]))
+    logged_in(app)
+    Runner(app).run(app.config.job("menu"), SLOT)  # remembers the page: the next run reads several keys
+    reads: list[str] = []
+    event.listen(app.db.engine, "before_cursor_execute",
+                 lambda _c, _cursor, statement, *_rest: reads.append(statement)
+                 if "job_memory" in statement and statement.lstrip().upper().startswith("SELECT") else None)
+    Runner(app).run(app.config.job("menu"), "2026-11-22T18:00:00+09:00")
+    # The whole memory once while collecting (url, selector, validators, items, fingerprint: one key at a
+    # time before), and the failure count of bot.delivery.problems after the delivery.
+    assert len(reads) == 2 and '"key" = ?' not in reads[0]
+
+    state = _PendingState(StoredJobState(app.db, "menu"))
+    items = state.get("items")
+    assert items and state.get("items") == items
+    state.get("items").append("changed by a caller")
+    assert state.get("items") == items  # each read is its own copy
+    state.set("etag", '"new"')
+    assert state.get("etag") == '"new"'
+    state.store()
+    assert state.get("etag") == '"new"' and StoredJobState(app.db, "menu").get("etag") == '"new"'
