@@ -321,6 +321,9 @@ def test_send_to_friends_sends_receiver_uuids_as_a_json_array_string():
     assert form["receiver_uuids"] == '["fake-uuid-a_Zx9", "fake-uuid-c_Er5"]'
     assert json.loads(form["receiver_uuids"]) == ["fake-uuid-a_Zx9", "fake-uuid-c_Er5"]
     assert json.loads(form["template_object"]) == TEMPLATE
+    # Encoded to bytes beforehand: http.client then sends headers and body in one write, not two.
+    assert isinstance(call.request.body, bytes)
+    assert call.request.headers["Content-Length"] == str(len(call.request.body))
 
 
 @pytest.mark.parametrize("count", [0, 6])
