@@ -73,7 +73,8 @@ class FriendsLookup:
             if cached and (self.ttl is None or time.monotonic() - cached[0] < self.ttl):
                 return cached[1]
         try:
-            friends = self.app.kakao_api(job.sender).friends()
+            # Minted once for every page of the list (the stored token read and decrypted once, not per page).
+            friends = self.app.kakao_api(job.sender).minted().friends()
         except KakaoLoginRequired:
             raise
         except KakaoError as exc:

@@ -693,3 +693,17 @@ def test_a_job_reads_its_memory_once_per_run_and_sees_its_own_writes(make_app, l
     assert state.get("etag") == '"new"'
     state.store()
     assert state.get("etag") == '"new"' and StoredJobState(app.db, "menu").get("etag") == '"new"'
+
+
+def test_a_friends_list_of_several_pages_reads_the_stored_token_once(make_app, logged_in, sandbox, web, friends,
+                                                                    monkeypatch):
+    from bot.delivery.audience import FriendsLookup
+
+    app = make_app(menu_job(web.url, nicknames(12)))
+    logged_in(app)
+    monkeypatch.setattr("bot.kakao.client.FRIENDS_PAGE", 5)  # 12 friends: three pages
+    leases = spy_leases(monkeypatch)
+    listed = FriendsLookup(app).for_job(app.config.job("menu"))
+    assert sorted(friend.nickname for friend in listed) == sorted(friends)
+    assert sandbox.count("/v1/api/talk/friends") == 3
+    assert len(leases["other"]) == 1  # one read (and decryption) of the token for the three pages
