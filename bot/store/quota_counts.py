@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.orm import Session
 
 from bot.kakao.quota import ME_RESERVE, QuotaBook
@@ -20,16 +20,20 @@ def load_quota_book(session: Session | Connection, sender: str, day: str, recipi
     with `session` (an ORM Session, or a Core Connection in the middle of a transaction)."""
     recipients = list(recipients)
     counted = (Delivery.quota_day == day) & Delivery.status.in_(COUNTED)
-    app_total = session.scalar(select(func.count()).where(counted)) or 0
-    sender_total = session.scalar(select(func.count()).where(counted, Delivery.sender == sender)) or 0
-    friend_keys = [key for key in recipients if key != "me"]
-    per_recipient = Counter(dict(session.execute(
-        select(Delivery.recipient, func.count()).where(counted, Delivery.recipient.in_(friend_keys))
-        .group_by(Delivery.recipient)).all()))
-    per_pair = Counter(dict(session.execute(
-        select(Delivery.recipient, func.count()).where(counted, Delivery.sender == sender,
-                                                       Delivery.recipient.in_(recipients))
-        .group_by(Delivery.recipient)).all()))
+    by_sender = case((Delivery.sender == sender, 1), else_=0)
+    # Two queries, not four: the totals together, then both per-recipient counts in one pass over the
+    # recipients' rows (a fan-out's bookkeeping before its first call; each query was ~0.5 ms of CPU).
+    app_total, sender_total = session.execute(select(func.count(), func.sum(by_sender)).where(counted)).one()
+    per_recipient: Counter = Counter()
+    per_pair: Counter = Counter()
+    if recipients:
+        for recipient, any_sender, this_sender in session.execute(
+                select(Delivery.recipient, func.count(), func.sum(by_sender))
+                .where(counted, Delivery.recipient.in_(recipients)).group_by(Delivery.recipient)):
+            if recipient != "me":
+                per_recipient[recipient] = any_sender
+            if this_sender:
+                per_pair[recipient] = this_sender
     # "me" is the sender itself: what it received from itself is its recipient count.
     per_recipient["me"] = per_pair["me"]
-    return QuotaBook(sender, day, app_total, sender_total, per_recipient, per_pair, reserve)
+    return QuotaBook(sender, day, app_total or 0, sender_total or 0, per_recipient, per_pair, reserve)
