@@ -160,7 +160,15 @@ def test_a_database_down_for_the_whole_grace_records_the_slot_skipped_and_report
             raise OperationalError("SELECT 1", {}, Exception("connection refused"))
         return real_session(*args, **kwargs)
 
+    real_connect = app.db.engine.connect
+
+    def connect(*args: Any, **kwargs: Any) -> Any:  # Core reads and writes (job memory, claims) too
+        if outage["on"]:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return real_connect(*args, **kwargs)
+
     monkeypatch.setattr(app.db, "session", session)
+    monkeypatch.setattr(app.db.engine, "connect", connect)
     clock.now = NOON
     scheduler.fire_at("menu", NOON)
     while retries.pending and retries.pending[0][1] < NOON + timedelta(minutes=29):
