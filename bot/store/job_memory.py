@@ -23,8 +23,8 @@ class StoredJobState:
     def stored_json(self) -> dict[str, str]:
         """Every key of the job's memory and its JSON text, in one read (a run reads several keys)."""
         with self.db.engine.connect() as connection:
-            return dict(connection.execute(select(JobMemory.key, JobMemory.value_json)
-                                           .where(JobMemory.job == self.job)).tuples().all())
+            rows = connection.execute(select(JobMemory.key, JobMemory.value_json).where(JobMemory.job == self.job))
+            return {key: value_json for key, value_json in rows}
 
     def set(self, key: str, value: Any) -> None:
         self.set_many({key: value})
