@@ -60,6 +60,7 @@ from bot.service.last_runs import LastRuns
 from bot.service.scheduler_text import JobSchedule, log_report, schedule_text
 from bot.store.job_memory import StoredJobState
 from bot.store.models import Delivery
+from bot.util.native_memory import trim
 from bot.util.times import duration_text, local_time, parse_instant
 from jobs import job_kind
 
@@ -289,6 +290,7 @@ class BotScheduler:
             self._mark(job, done=instant)  # a run cut short by a stop is owed: the next start's catch-up retakes it
         log_report(report, late)
         self.last_runs.record(job.name, instant, now, report)
+        trim()  # what the run freed goes back to the system, not into malloc's arenas (bot.util.native_memory)
         return report
 
     def _missed(self, job: JobConfig, instant: datetime, now: datetime) -> None:
