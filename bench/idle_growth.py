@@ -72,7 +72,6 @@ def slot_growth(tree: Path, deployment: Deployment, runs: int, every: int) -> di
     kakao = deployment.standins.kakao
     before, tokens_before = kakao.ask(sends), kakao.ask(token_calls)
     calendar = deployment.standins.calendar
-    calendar.set(0.0)  # the login was just stored on the real calendar
     started = time.perf_counter()
     done = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(deployment.config),
                            str(calendar.path), str(runs), str(every)], cwd=deployment.folder,
@@ -104,7 +103,7 @@ def child_main(argv: list[str]) -> int:
 
     config_path, calendar, runs, every = argv[0], Calendar(argv[1]), int(argv[2]), int(argv[3])
     config = load_config(Path(config_path))
-    offset = [timedelta(0)]  # the simulated calendar: the app's clock is the real one plus this
+    offset = [timedelta(seconds=calendar.ahead())]  # the app's clock is the real one plus this; from the login's day
     app = App(config, Secrets.load(config.base_dir), clock=lambda: utcnow() + offset[0])
     ready, stop = threading.Event(), threading.Event()
     result: dict[str, Any] = {}
@@ -119,7 +118,8 @@ def child_main(argv: list[str]) -> int:
     time.sleep(1.0)
     points = [(0, rss_kb())]
     scheduler = BotScheduler(app, stopping=stop)  # not started: fire_at is the callback's own path
-    first = datetime.now(config.timezone).replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    first = (app.clock().astimezone(config.timezone).replace(hour=12, minute=0, second=0, microsecond=0)
+             + timedelta(days=1))
     sent = problems = 0
     started = time.perf_counter()
     for i in range(1, runs + 1):
@@ -134,8 +134,6 @@ def child_main(argv: list[str]) -> int:
             points.append((i, rss_kb()))
     elapsed = time.perf_counter() - started
     login = login_problems(app.db, app.vault, app.clock())  # what /healthz and the periodic checks would say
-    offset[0] = timedelta(0)
-    calendar.set(0.0)
     gc.collect()
     after_gc = rss_kb()
     stop.set()

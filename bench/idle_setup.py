@@ -7,7 +7,9 @@ are imported in their own processes.
 QuotaBook is what binds) and the web page to scrape, each in a spawned process (bench/standin.py).
 The stand-in's clock is the real one plus `Calendar` (a file both it and the slot-run child map): the
 child moves the bot's clock and the stand-in's together, a day per run, so tokens age on both sides as
-in service (an access token expired at every run, the refresh token rotated in its last month).
+in service (an access token expired at every run, the refresh token rotated in its last month). The
+calendar only moves forward (the stand-in's rate limits remember issuance instants): a login is stored,
+and the next growth run starts, on the day the last one ended.
 `Deployment` is one config + database + secrets: `prepare(login=True)` migrates it and stores a Kakao
 login (in this process); `env(tree)` is the environment a `python -m bot` of checkout `tree` runs in.
 """
@@ -20,6 +22,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +90,10 @@ class Calendar:
     def clock(self) -> float:
         """time.time() on the simulated calendar."""
         return time.time() + self.ahead()
+
+    def utcnow(self) -> datetime:
+        """The bot's clock (bot.store.db.utcnow) on the simulated calendar."""
+        return datetime.now(timezone.utc) + timedelta(seconds=self.ahead())
 
 
 def build_kakao(args: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:
@@ -161,11 +168,11 @@ class Deployment:
         return cls(folder, url, config, port, standins)
 
     def prepare(self, login: bool) -> None:
-        """Migrate, and store the owner's Kakao login (as `kakao login` would)."""
+        """Migrate, and store the owner's Kakao login (as `kakao login` would, on the calendar's day)."""
         from bot.app import App, load_config
         from bot.config.secrets import Secrets
 
-        app = App(load_config(self.config), Secrets(self.standins.secrets))
+        app = App(load_config(self.config), Secrets(self.standins.secrets), clock=self.standins.calendar.utcnow)
         try:
             app.db.migrate()
             if login:
