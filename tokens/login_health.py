@@ -38,6 +38,14 @@ def login_problem(row: KakaoLogin, vault: Vault | None, now: datetime,
     return None
 
 
+def account_problem(db: Database, vault: Vault | None, account: str, now: datetime,
+                    show: Callable[[datetime], str] = utc_text) -> str | None:
+    """Why the login `account` cannot send until a person logs in again; None if it can or is not stored."""
+    with db.session() as session:
+        row = session.get(KakaoLogin, account)
+        return login_problem(row, vault, now, show) if row is not None else None
+
+
 def login_problems(db: Database, vault: Vault | None, now: datetime,
                    show: Callable[[datetime], str] = utc_text) -> dict[str, str]:
     """{account: why it needs a person} of every stored login that does."""

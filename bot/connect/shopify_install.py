@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 from bot.app import App
 from bot.config.secrets import MissingSecret
 from bot.connect import oauth_states
-from bot.shopify.client import ShopifyApp, required_scopes_missing
+from bot.shopify.client import ShopifyApp, ShopifyTokenAnswer, required_scopes_missing
 from bot.shopify.errors import (
     ShopifyAuthError,
     ShopifyBadCredentials,
@@ -196,6 +196,13 @@ def finish_install(app: App, app_name: str, query: Query) -> Installed:
     except ShopifyError as exc:
         log.error("Shopify %s: code exchange for app %r failed: %s", shop, app_name, exc)
         raise InstallRefused(502, "shopify_unavailable", f"the token request to Shopify failed: {exc}") from None
+    return keep_install(app, shopify_app, shop, answer)
+
+
+def keep_install(app: App, shopify_app: ShopifyApp, shop: str, answer: ShopifyTokenAnswer) -> Installed:
+    """A token answer of a finished install (code or token exchange): the granted scopes checked, the
+    token stored, the shop's webhook subscriptions brought in step with its jobs."""
+    app_name = shopify_app.name
     missing = list(required_scopes_missing(shopify_app, answer))
     if missing:
         log.error("Shopify %s: app %r was granted %r, missing %s; nothing stored", shop, app_name, answer.scope,

@@ -209,6 +209,11 @@ class ShopifySandbox:
         with self._lock:
             return self._oauth.issue_code(self._shop(shop).domain, api_key, scope)
 
+    def session_token(self, shop: str, api_key: str, *, user_id: str = "1", lifetime: int = 60) -> str:
+        """The App Bridge session token the admin gives the app's page in `shop` (token exchange's subject)."""
+        with self._lock:
+            return self._oauth.session_token(self._shop(shop).domain, api_key, user_id=user_id, lifetime=lifetime)
+
     def legacy_token(self, shop: str, *, scope: str = DEFAULT_SCOPE) -> str:
         """A legacy admin-created custom app token (`shpat_…`): never expires."""
         with self._lock:

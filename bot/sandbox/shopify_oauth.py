@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol
 from urllib.parse import urlencode
 
+import jwt
+
 from bot.shopify.signing import query_hmac
 
 DEFAULT_SCOPE = "read_orders"
@@ -28,6 +30,10 @@ LEGACY_APP = "legacy-custom-app"  # owner of admin-created `shpat_` tokens
 
 BAD_CLIENT = ("Client authentication failed due to unknown client, no client authentication included, "
               "or unsupported authentication method.")
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+OFFLINE_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"
+BAD_SUBJECT_TOKEN = "The subject token is invalid, expired, or was not issued for this client."
 BAD_GRANT = ("The provided authorization grant is invalid, expired, revoked, does not match the redirection "
              "URI used in the authorization request, or was issued to another client.")
 
@@ -157,6 +163,8 @@ class TokenAuthority:
             return self._use_refresh(shop, app, str(form.get("refresh_token") or ""))
         if grant_type == "client_credentials":
             return self._client_credentials(shop, app)
+        if grant_type == TOKEN_EXCHANGE:
+            return self._token_exchange(shop, app, form)
         raise OAuthError("unsupported_grant_type", f"The grant type {grant_type!r} is not supported.")
 
     # ---- grants ------------------------------------------------------------------------
@@ -203,6 +211,42 @@ class TokenAuthority:
         # (its new access token in an API call, or its new refresh token here).
         self._retire(grant.parent)
         return self._pair(shop, app, grant.scopes, parent=token)
+
+    def session_token(self, shop: str, api_key: str, *, user_id: str = "1", lifetime: int = 60) -> str:
+        """What App Bridge's `shopify.idToken()` gives the app's page in `shop`'s admin: a JWT signed
+        HS256 with the app's secret, valid `lifetime` seconds (Shopify: one minute)."""
+        app = self.apps[api_key]
+        now = int(self.settings.wall_clock())
+        claims = {"iss": f"https://{shop}/admin", "dest": f"https://{shop}", "aud": api_key, "sub": user_id,
+                  "exp": now + lifetime, "nbf": now, "iat": now, "jti": secrets.token_hex(16),
+                  "sid": secrets.token_hex(16)}
+        return jwt.encode(claims, app.api_secret, algorithm="HS256")
+
+    def _token_exchange(self, shop: str, app: App, form: Mapping[str, Any]) -> dict[str, Any]:
+        """Shopify-managed installation: a valid session token of `shop` installs the app (with the
+        scopes of its configuration) and buys an offline token, expiring with `expiring=1`."""
+        if form.get("subject_token_type") != ID_TOKEN:
+            raise OAuthError("invalid_request", "subject_token_type must be " + ID_TOKEN)
+        if form.get("requested_token_type") != OFFLINE_TOKEN:
+            raise OAuthError("invalid_request", "requested_token_type must be " + OFFLINE_TOKEN)
+        if not self._session_token_valid(str(form.get("subject_token") or ""), shop, app):
+            raise OAuthError("invalid_subject_token", BAD_SUBJECT_TOKEN)
+        self.uninstalled.discard((shop, app.api_key))
+        scopes = parse_scopes(app.scopes_granted or DEFAULT_SCOPE)
+        if str(form.get("expiring")) != "1":
+            access = self._mint(self.access, "shpua_", Grant(shop, app.api_key, scopes, None))
+            return {"access_token": access, "scope": ",".join(scopes)}
+        return self._pair(shop, app, scopes, parent=None)
+
+    def _session_token_valid(self, token: str, shop: str, app: App) -> bool:
+        try:
+            claims = jwt.decode(token, app.api_secret, algorithms=["HS256"], audience=app.api_key,
+                                options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
+                                         "require": ["exp", "nbf", "dest"]})
+        except jwt.InvalidTokenError:
+            return False
+        now = self.settings.wall_clock()
+        return claims["dest"] == f"https://{shop}" and claims["nbf"] - 5 <= now <= claims["exp"] + 5
 
     def _client_credentials(self, shop: str, app: App) -> dict[str, Any]:
         if shop not in app.own_shops:

@@ -19,6 +19,7 @@ from bot.shopify.errors import (
     ShopifyError,
     ShopifyOAuthError,
     ShopifyReauthRequired,
+    ShopifySessionTokenRefused,
     ShopifyUnavailable,
 )
 from bot.util.http import new_session
@@ -26,6 +27,10 @@ from bot.util.retry import RetryPolicy
 from bot.util.urls import host_port
 
 log = logging.getLogger(__name__)
+
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
+OFFLINE_TOKEN = "urn:shopify:params:oauth:token-type:offline-access-token"
 
 __all__ = ["ShopifyApp", "ShopifyHttp", "ShopifyOAuth", "ShopifyTokenAnswer", "shop_url"]
 
@@ -121,6 +126,14 @@ class ShopifyOAuth:
         """Authorization code → an expiring offline token pair (`expiring=1`)."""
         return self._token(shop, {"code": code, "expiring": "1"})
 
+    def exchange_session_token(self, shop: str, session_token: str) -> ShopifyTokenAnswer:
+        """Token exchange (Shopify-managed installation): an App Bridge session token of `shop` → an
+        expiring offline token pair, with no redirect. Shopify answers 400 `invalid_subject_token`
+        to a session token it does not accept (ShopifySessionTokenRefused)."""
+        return self._token(shop, {"grant_type": TOKEN_EXCHANGE, "subject_token": session_token,
+                                  "subject_token_type": ID_TOKEN, "requested_token_type": OFFLINE_TOKEN,
+                                  "expiring": "1"})
+
     def refresh(self, shop: str, refresh_token: str) -> ShopifyTokenAnswer:
         """A new pair. The refresh token sent stays valid only until the new pair is used (Shopify, since
         2026-08-28): store the new pair before using it, and never send the old one again."""
@@ -153,6 +166,10 @@ def oauth_error(response: requests.Response, *, shop: str, app: str) -> ShopifyE
             f"{shop}: Shopify refused the grant ({description or error}): the merchant must authorise the app "
             f"again — open the install URL from `python -m bot shopify install {shop} --app {app}`",
             error=error, status=response.status_code, shop=shop)
+    if error == "invalid_subject_token":
+        return ShopifySessionTokenRefused(
+            f"{shop}: Shopify refused the session token in the token exchange ({description or error}): "
+            "reload the app in the Shopify admin", error=error, status=response.status_code, shop=shop)
     if error == "shop_not_permitted":
         return ShopifyBadCredentials(
             f"{shop}: the client credentials grant only works on stores of the app's own organisation; "

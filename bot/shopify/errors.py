@@ -53,5 +53,10 @@ class ShopifyBadCredentials(ShopifyOAuthError):
     """invalid_client: wrong client id/secret, or the app was uninstalled."""
 
 
+class ShopifySessionTokenRefused(ShopifyOAuthError):
+    """invalid_subject_token: the token exchange refused the App Bridge session token (expired,
+    or not signed for this app); the page gets a fresh one and tries again."""
+
+
 class ShopNotConnected(ShopifyError):
     """No usable install of this shop is stored."""

@@ -232,9 +232,12 @@ class DeliveryLog:
                 Delivery.job == job, Delivery.slot_key == slot_key, Delivery.recipient.in_(list(recipients)),
                 Delivery.status.in_(FINAL))))
 
-    def history(self, *, job: str | None = None, limit: int = 20) -> list[Delivery]:
+    def history(self, *, job: str | None = None, sender: str | None = None, limit: int = 20) -> list[Delivery]:
+        """The latest deliveries, newest first; of one job and/or one sender (a merchant's Kakao login)."""
         with self.db.session() as session:
             query = select(Delivery).order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
             if job:
                 query = query.where(Delivery.job == job)
+            if sender:
+                query = query.where(Delivery.sender == sender)
             return list(session.scalars(query))

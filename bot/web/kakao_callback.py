@@ -9,6 +9,7 @@ from flask import Blueprint, Response, request
 from markupsafe import escape
 
 from bot.connect.kakao_login import KAKAO_STATE_PREFIX
+from bot.connect.merchant_kakao import MERCHANT_PREFIX
 from bot.connect.oauth_states import StateInvalid, consume_prefixed
 from bot.kakao.errors import KakaoError, KakaoOAuthError
 from bot.web.context import bot_app, error_response, printable
@@ -62,9 +63,12 @@ def kakao_callback() -> Response:
     missing = sorted({"talk_message", "friends"} - set(status.scopes)) if answer.scope else []
     warning = (f"<p>카카오가 다음 권한을 허용하지 않았습니다: {escape(', '.join(missing))}. "
                "동의항목을 켜고 다시 로그인하세요.</p>" if missing else "")
+    if account.startswith(MERCHANT_PREFIX):  # a merchant of the embedded app: the account name means nothing to them
+        saved = "카카오톡이 연결되었습니다. 이 창을 닫고 Shopify 관리자의 앱 화면으로 돌아가세요."
+    else:
+        saved = f"카카오 계정이 {escape(account)!s} 이름으로 저장되었습니다. 이 창을 닫아도 됩니다."
     page = ("<!doctype html><meta charset=\"utf-8\"><title>로그인 완료</title>"
-            f"<h1>로그인 완료</h1><p>카카오 계정이 {escape(account)!s} 이름으로 저장되었습니다. "
-            f"이 창을 닫아도 됩니다.</p>{warning}")
+            f"<h1>로그인 완료</h1><p>{saved}</p>{warning}")
     response = Response(page, status=200, content_type="text/html; charset=utf-8")
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"

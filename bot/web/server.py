@@ -30,6 +30,7 @@ from bot.app import App
 from bot.config.model import ConfigError
 from bot.config.secrets import MissingSecret
 from bot.web.context import error_response, printable
+from bot.web.embedded_api import blueprint as embedded_api_blueprint
 from bot.web.health import blueprint as health_blueprint
 from bot.web.kakao_callback import blueprint as kakao_callback_blueprint
 from bot.web.shopify_routes import blueprint as shopify_blueprint
@@ -52,6 +53,7 @@ def create_app(app: App) -> Flask:
     flask_app.register_blueprint(kakao_callback_blueprint)
     flask_app.register_blueprint(health_blueprint)
     flask_app.register_blueprint(shopify_blueprint)
+    flask_app.register_blueprint(embedded_api_blueprint)
     flask_app.register_blueprint(webhooks_blueprint)
     flask_app.before_request(_refuse_big_bodies)
     flask_app.register_error_handler(HTTPException, _http_error)

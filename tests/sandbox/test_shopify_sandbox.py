@@ -31,7 +31,7 @@ from upstream_fixtures import load_fixture, shape
 
 SEOUL = ZoneInfo("Asia/Seoul")
 SHOP, OTHER = "kimchi-store.myshopify.com", "other-store.myshopify.com"
-KEY, SECRET = "sandbox-shopify-key", "sandbox-shopify-secret"
+KEY, SECRET = "sandbox-shopify-key", "sandbox-shopify-secret-0123456789ab"
 REDIRECT = "https://bot.example.com/shopify/default/callback"
 HOOKS = "https://bot.example.com/shopify/default/webhooks"
 START = datetime(2026, 11, 22, 0, 0, tzinfo=SEOUL)
@@ -233,6 +233,33 @@ def test_refresh_grace_is_capped_and_expired_tokens_fail(env: Env) -> None:
 
 
 # ---- client credentials, legacy tokens, uninstall --------------------------------------------
+
+
+TOKEN_EXCHANGE = {"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                  "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+                  "requested_token_type": "urn:shopify:params:oauth:token-type:offline-access-token",
+                  "expiring": "1"}
+
+
+def test_token_exchange_installs_with_an_expiring_pair(env: Env) -> None:
+    answer = env.token(subject_token=env.sb.session_token(SHOP, KEY), **TOKEN_EXCHANGE)
+    assert answer.status_code == 200, answer.text
+    assert shape(answer.json()) == shape(fixture("token_expiring.json"))
+    assert env.graphql(answer.json()["access_token"], SHOP_QUERY).status_code == 200
+
+
+def test_token_exchange_refuses_session_tokens_it_did_not_issue_for_this_shop_and_app(env: Env) -> None:
+    expired = env.sb.session_token(SHOP, KEY)
+    env.wall.advance(120)
+    for subject in (expired, env.sb.session_token(OTHER, KEY), env.sb.session_token(SHOP, KEY) + "x", "junk", ""):
+        answer = env.token(subject_token=subject, **TOKEN_EXCHANGE)
+        assert answer.status_code == 400 and answer.json() == fixture("error_invalid_subject_token.json")
+
+
+def test_token_exchange_needs_the_id_token_and_offline_types(env: Env) -> None:
+    for wrong in ({"subject_token_type": "urn:x"}, {"requested_token_type": "urn:x"}):
+        answer = env.token(subject_token=env.sb.session_token(SHOP, KEY), **{**TOKEN_EXCHANGE, **wrong})
+        assert answer.status_code == 400 and answer.json()["error"] == "invalid_request"
 
 
 def test_client_credentials_on_own_shops_only(env: Env) -> None:

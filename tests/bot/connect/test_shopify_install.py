@@ -11,100 +11,32 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import textwrap
 from datetime import timedelta
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot.app import App, load_config
-from bot.config.secrets import Secrets
+from bot.app import App
 from bot.connect.shopify_install import InstallRefused, finish_install, shop_graphql, start_install
-from bot.sandbox.server import RunningServer, serve
-from bot.sandbox.shopify import ShopifySandbox
 from bot.shopify.signing import query_hmac
 from bot.shopify.subscriptions import TOPICS
-from bot.util.retry import RetryPolicy
-from bot.web.server import create_app
 from bot.web.shopify_routes import _script_string
 from tokens.models import OAuthState, ShopifyInstall
 
-PUBLIC = "http://127.0.0.1:8765"
-SHOP, OTHER_SHOP = "first-shop.myshopify.com", "second-shop.myshopify.com"
-KEY, SECRET, OLD_SECRET = "default-client-id", "default-secret-current", "default-secret-previous"
-SECOND_KEY, SECOND_SECRET = "second-client-id", "second-secret"
-BAD_SHOPS = ["evil.com", "x.myshopify.com.evil.com", "a/../b.myshopify.com", "https://x.myshopify.com",
-             "x.myshopify.com:443", "x.myshopify.com/admin", "-x.myshopify.com", "myshopify.com", ""]
-
-
-def config_text(origin: str) -> str:
-    return textwrap.dedent(f"""\
-        [database]
-        url = "sqlite:///install.sqlite3"
-
-        [server]
-        public_url = "{PUBLIC}/"
-
-        [shopify]
-        origin = "{origin}"
-
-        [[shopify.apps]]
-        name = "default"
-        api_key_env = "SHOPIFY_API_KEY"
-        api_secret_env = "SHOPIFY_API_SECRET"
-        old_api_secret_env = "SHOPIFY_OLD_API_SECRET"
-        scopes = ["read_orders"]
-
-        [[shopify.apps]]
-        name = "second"
-        api_key_env = "SECOND_API_KEY"
-        api_secret_env = "SECOND_API_SECRET"
-        scopes = ["read_orders"]
-
-        [[jobs]]
-        name = "new-orders"
-        kind = "shopify-order-alert"
-        shop = "{SHOP}"
-        to = ["me"]
-        """)
-
-
-@pytest.fixture
-def standin(clock) -> ShopifySandbox:
-    shopify = ShopifySandbox(clock=clock.epoch, wall_clock=clock.epoch)
-    shopify.register_app(KEY, SECRET)
-    shopify.register_app(SECOND_KEY, SECOND_SECRET)
-    shopify.add_shop(SHOP, name="First Shop")
-    shopify.add_shop(OTHER_SHOP, name="Second Shop")
-    return shopify
-
-
-@pytest.fixture
-def standin_server(standin: ShopifySandbox) -> Iterator[RunningServer]:
-    with serve(standin.wsgi_app()) as server:
-        yield server
-
-
-@pytest.fixture
-def app(write_config: Callable[..., Path], secret_key: str, clock, standin_server: RunningServer) -> Iterator[App]:
-    path = write_config(config_text(f"{standin_server.url}/{{shop}}"))
-    secrets = Secrets({"BOT_SECRET_KEY": secret_key, "SHOPIFY_API_KEY": KEY, "SHOPIFY_API_SECRET": SECRET,
-                       "SHOPIFY_OLD_API_SECRET": OLD_SECRET, "SECOND_API_KEY": SECOND_KEY,
-                       "SECOND_API_SECRET": SECOND_SECRET})
-    built = App(load_config(path), secrets, clock=clock,
-                retry=RetryPolicy(attempts=3, base_delay=0, sleep=lambda _s: None))
-    built.db.migrate()
-    yield built
-    built.close()
-
-
-@pytest.fixture
-def client(app: App):
-    return create_app(app).test_client()
+from shopify_install_helpers import (
+    BAD_SHOPS,
+    KEY,
+    OLD_SECRET,
+    OTHER_SHOP,
+    PUBLIC,
+    SECOND_KEY,
+    SECOND_SECRET,
+    SECRET,
+    SHOP,
+)
 
 
 # -- helpers ------------------------------------------------------------------------------------

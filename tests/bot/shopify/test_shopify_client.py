@@ -13,6 +13,7 @@ from bot.shopify.errors import (
     ShopifyError,
     ShopifyOAuthError,
     ShopifyReauthRequired,
+    ShopifySessionTokenRefused,
     ShopifyUnavailable,
 )
 from bot.util.retry import RetryPolicy
@@ -65,6 +66,27 @@ def test_refresh_and_client_credentials_send_their_grants(oauth):
     assert form_of(responses.calls[0])["refresh_token"] == "old-refresh"
     assert form_of(responses.calls[1])["grant_type"] == "client_credentials"
     assert answer.refresh_token is None and answer.expires_in == 86399
+
+
+@responses.activate
+def test_token_exchange_sends_the_session_token_for_an_expiring_offline_token(oauth):
+    responses.post(TOKEN_URL, json=load_fixture("shopify/token_expiring.json"))
+    answer = oauth.exchange_session_token(SHOP, "the.session.token")
+    assert form_of(responses.calls[0]) == {
+        "client_id": "key-1", "client_secret": "secret-1", "expiring": "1",
+        "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange", "subject_token": "the.session.token",
+        "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        "requested_token_type": "urn:shopify:params:oauth:token-type:offline-access-token"}
+    assert answer.refresh_token == load_fixture("shopify/token_expiring.json")["refresh_token"]
+
+
+@responses.activate
+def test_a_refused_session_token_is_its_own_error_and_not_retried(oauth):
+    responses.post(TOKEN_URL, status=400, json=load_fixture("shopify/error_invalid_subject_token.json"))
+    with pytest.raises(ShopifySessionTokenRefused) as info:
+        oauth.exchange_session_token(SHOP, "the.session.token")
+    assert "reload the app" in str(info.value) and "the.session.token" not in str(info.value)
+    assert len(responses.calls) == 1
 
 
 @pytest.mark.parametrize("fixture_name, error_class, words", [
