@@ -241,7 +241,7 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="bench-idle-", dir="/tmp"))  # short: AF_UNIX paths <= 107 bytes
     ok = True
     try:
-        with Standins() as standins:
+        with Standins(folder) as standins:
             for backend in backends:
                 ok &= start_table(backend, trees, measure_starts(backend, trees, standins, folder, args))
             for backend in [b for b in args.growth_backends.split(",") if b]:

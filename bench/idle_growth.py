@@ -1,11 +1,16 @@
 """bench/idle.py's growth runs: many slot runs, many webhooks, VmRSS read as they go, and the verdict.
 
-Slot runs: a child process (`python bench/idle_growth.py CONFIG RUNS EVERY`, the checkout under test first on
-its path) runs `run_service` in a thread — HTTP server, webhook workers, scheduler: all of `run` — and
-drives RUNS slot runs through `BotScheduler(app).fire_at(job, instant, now=instant)`, the APScheduler
-callback's own path: scrape, render, claim, send to Kakao, record. Each run is a distinct slot on its
-own day (the app's clock follows), so the bot's per-Korean-day QuotaBook never blocks and every run
-really sends 3 messages; token lifetimes stay on the real clock (the stand-in issues them on it).
+Slot runs: a child process (`python bench/idle_growth.py CONFIG CALENDAR RUNS EVERY`, the checkout under
+test first on its path) runs `run_service` in a thread — HTTP server, webhook workers, scheduler: all of
+`run` — and drives RUNS slot runs through `BotScheduler(app).fire_at(job, instant, now=instant)`, the
+APScheduler callback's own path. Each run is the noon slot of its own day, on the bot's clock and on the
+Kakao stand-in's (bench/idle_setup.Calendar), so each is a run as in service on consecutive days: the
+access token stored the day before has expired and is refreshed (Kakao's answer carries a new refresh
+token in the old one's last month, as Kakao rotates it; the login never runs out), the page is fetched
+and scraped, the message rendered, the slot and its 3 recipients claimed, 2 Kakao send calls made ("me";
+the two friends in one call) and every outcome recorded. The bot's per-Korean-day QuotaBook never blocks,
+and the periodic checks of `run` see a healthy login. VmRSS is read after the first run (the imports a
+first send brings: cryptography, bs4) and every EVERY runs.
 
 Webhooks: blocks of EVERY signed `orders/updated` deliveries (each a new order: parse, snapshot,
 insert, done; no message) posted by 4 keep-alive connections of this process to the route of a
@@ -34,7 +39,7 @@ from typing import Any, Callable
 from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from idle_setup import JOB, SHOP, WEBHOOK_SECRET, Deployment, sends  # noqa: E402
+from idle_setup import JOB, SHOP, WEBHOOK_SECRET, Calendar, Deployment, sends, token_calls  # noqa: E402
 from loadgen import order_body  # noqa: E402
 from standin import rss_kb  # noqa: E402
 
@@ -64,22 +69,25 @@ def judge(points: list[list[int]], warm_from: int) -> dict[str, Any]:
 
 def slot_growth(tree: Path, deployment: Deployment, runs: int, every: int) -> dict[str, Any]:
     """RUNS slot runs in a child process running `run_service` of checkout `tree`."""
-    before = deployment.standins.kakao.ask(sends)
+    kakao = deployment.standins.kakao
+    before, tokens_before = kakao.ask(sends), kakao.ask(token_calls)
+    calendar = deployment.standins.calendar
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, str(Path(__file__).resolve()),
-                           str(deployment.config), str(runs), str(every)], cwd=deployment.folder,
+    done = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(deployment.config),
+                           str(calendar.path), str(runs), str(every)], cwd=deployment.folder,
                           env=deployment.env(tree), capture_output=True, text=True)
     wall = time.perf_counter() - started
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         raise RuntimeError(f"the slot-run child failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
     data = json.loads(lines[-1])
-    calls = deployment.standins.kakao.ask(sends) - before
+    calls, refreshes = kakao.ask(sends) - before, kakao.ask(token_calls) - tokens_before
     data["summary"] = (f"{runs} runs in {data['elapsed']:.1f} s ({runs / data['elapsed']:.0f}/s, child wall "
                        f"{wall:.1f} s); messages sent {data['sent']} (expected {3 * runs}), runs not fully sent "
-                       f"{data['problems']}, Kakao send calls {calls}; after gc.collect() "
+                       f"{data['problems']}, Kakao send calls {calls}, token refreshes {refreshes} (expected "
+                       f"{runs}), login problems at the end {data['login'] or 'none'}; after gc.collect() "
                        f"{data['after_gc'] / 1024:.1f} MB")
-    data["problems"] = data["problems"] or data["service_code"] != 0
+    data["problems"] = data["problems"] or data["service_code"] != 0 or refreshes != runs or data["login"]
     return data
 
 
@@ -91,12 +99,12 @@ def child_main(argv: list[str]) -> int:
     from bot.service.scheduler import BotScheduler
     from bot.service.systemd import Notifier
     from bot.store.db import utcnow
+    from tokens.login_health import login_problems
 
-    config_path, runs, every = argv[0], int(argv[1]), int(argv[2])
+    config_path, calendar, runs, every = argv[0], Calendar(argv[1]), int(argv[2]), int(argv[3])
     config = load_config(Path(config_path))
-    offset = [timedelta(0)]  # the simulated calendar: the app's clock is the real one plus this
+    offset = [timedelta(seconds=calendar.ahead())]  # the app's clock is the real one plus this; from the login's day
     app = App(config, Secrets.load(config.base_dir), clock=lambda: utcnow() + offset[0])
-    app.kakao_tokens.clock = utcnow  # token lifetimes: real time, as the stand-in issues them
     ready, stop = threading.Event(), threading.Event()
     result: dict[str, Any] = {}
     service = threading.Thread(target=lambda: result.setdefault("code", run_service(
@@ -110,25 +118,27 @@ def child_main(argv: list[str]) -> int:
     time.sleep(1.0)
     points = [(0, rss_kb())]
     scheduler = BotScheduler(app, stopping=stop)  # not started: fire_at is the callback's own path
-    first = datetime.now(config.timezone).replace(hour=12, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    first = (app.clock().astimezone(config.timezone).replace(hour=12, minute=0, second=0, microsecond=0)
+             + timedelta(days=1))
     sent = problems = 0
     started = time.perf_counter()
     for i in range(1, runs + 1):
         instant = first + timedelta(days=i)
         offset[0] = instant - datetime.now(config.timezone)  # "now" is the slot's own instant: its own day
+        calendar.set(offset[0].total_seconds())  # and the Kakao stand-in's
         report = scheduler.fire_at(JOB, instant, now=instant)
         statuses = [r.status for r in report.fanout.results] if report is not None and report.fanout else []
         sent += statuses.count("sent")
         problems += statuses != ["sent"] * 3
-        if i % every == 0 or i == runs:
+        if i % every == 0 or i in (1, runs):
             points.append((i, rss_kb()))
     elapsed = time.perf_counter() - started
-    offset[0] = timedelta(0)
+    login = login_problems(app.db, app.vault, app.clock())  # what /healthz and the periodic checks would say
     gc.collect()
     after_gc = rss_kb()
     stop.set()
     service.join(60)
-    print(json.dumps({"points": points, "after_gc": after_gc, "elapsed": elapsed, "sent": sent,
+    print(json.dumps({"points": points, "after_gc": after_gc, "elapsed": elapsed, "sent": sent, "login": login,
                       "problems": problems, "service_code": result.get("code")}), flush=True)
     return 0
 

@@ -5,15 +5,24 @@ are imported in their own processes.
 
 `Standins` starts the Kakao stand-in (the owner and 4 friends, its daily caps lifted: the bot's own
 QuotaBook is what binds) and the web page to scrape, each in a spawned process (bench/standin.py).
+The stand-in's clock is the real one plus `Calendar` (a file both it and the slot-run child map): the
+child moves the bot's clock and the stand-in's together, a day per run, so tokens age on both sides as
+in service (an access token expired at every run, the refresh token rotated in its last month). The
+calendar only moves forward (the stand-in's rate limits remember issuance instants): a login is stored,
+and the next growth run starts, on the day the last one ended.
 `Deployment` is one config + database + secrets: `prepare(login=True)` migrates it and stores a Kakao
 login (in this process); `env(tree)` is the environment a `python -m bot` of checkout `tree` runs in.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
+import struct
 import sys
+import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +70,37 @@ to = ["me"]
 """
 
 
+class Calendar:
+    """Seconds the simulated calendar is ahead of the real clock: 8 bytes of a file mapped by the slot-run
+    child, which sets them before each run, and by the Kakao stand-in, whose clock reads them."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        if not self.path.exists():
+            self.path.write_bytes(bytes(8))
+        with open(self.path, "r+b") as file:
+            self._map = mmap.mmap(file.fileno(), 8)
+
+    def ahead(self) -> float:
+        return struct.unpack_from("d", self._map)[0]
+
+    def set(self, seconds: float) -> None:
+        struct.pack_into("d", self._map, 0, seconds)
+
+    def clock(self) -> float:
+        """time.time() on the simulated calendar."""
+        return time.time() + self.ahead()
+
+    def utcnow(self) -> datetime:
+        """The bot's clock (bot.store.db.utcnow) on the simulated calendar."""
+        return datetime.now(timezone.utc) + timedelta(seconds=self.ahead())
+
+
 def build_kakao(args: dict[str, Any]) -> tuple[Any, Any, dict[str, str]]:
-    """In the Kakao stand-in's process: the owner, 4 friends, no daily caps of its own."""
+    """In the Kakao stand-in's process: the owner, 4 friends, no daily caps of its own, the shared calendar."""
     from bot.sandbox.kakao import KakaoSandbox
 
-    sandbox = KakaoSandbox()
+    sandbox = KakaoSandbox(clock=Calendar(args["calendar"]).clock)
     sandbox.sender_daily = sandbox.recipient_daily = sandbox.pair_daily = 10**9
     for nickname in FRIENDS:
         sandbox.add_friend(nickname)
@@ -89,13 +124,21 @@ def sends(sandbox: Any, payload: Any = None) -> int:
     return sandbox.count("/send")
 
 
+def token_calls(sandbox: Any, payload: Any = None) -> int:
+    """A query: Kakao token requests (code exchanges and refreshes) seen so far."""
+    return sandbox.count("/oauth/token")
+
+
 class Standins:
     """The Kakao stand-in and the web page, each in its own process, and the secrets that go with them."""
+
+    def __init__(self, folder: Path):
+        self.calendar = Calendar(folder / "calendar")
 
     def __enter__(self) -> "Standins":
         from cryptography.fernet import Fernet
 
-        self.kakao = StandinProcess(build_kakao, {}, name="kakao-standin")
+        self.kakao = StandinProcess(build_kakao, {"calendar": str(self.calendar.path)}, name="kakao-standin")
         self.web = StandinProcess(build_web, {}, name="web-standin")
         self.secrets = {"BOT_SECRET_KEY": Fernet.generate_key().decode(),
                         "KAKAO_REST_API_KEY": self.kakao.greeting["rest_api_key"],
@@ -125,11 +168,11 @@ class Deployment:
         return cls(folder, url, config, port, standins)
 
     def prepare(self, login: bool) -> None:
-        """Migrate, and store the owner's Kakao login (as `kakao login` would)."""
+        """Migrate, and store the owner's Kakao login (as `kakao login` would, on the calendar's day)."""
         from bot.app import App, load_config
         from bot.config.secrets import Secrets
 
-        app = App(load_config(self.config), Secrets(self.standins.secrets))
+        app = App(load_config(self.config), Secrets(self.standins.secrets), clock=self.standins.calendar.utcnow)
         try:
             app.db.migrate()
             if login:

@@ -41,6 +41,7 @@ from bot.delivery.sweep import SWEEP_EVERY, sweep
 from bot.service.scheduler import BotScheduler
 from bot.service.systemd import Notifier
 from bot.shopify.versions import warn_if_ending
+from bot.util.native_memory import limit_arenas
 from bot.web.health import ServiceState, attach_service_state
 from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_options
 from bot.web.server import MAX_BODY_BYTES, create_app
@@ -70,6 +71,7 @@ def run_service(app: App, *, ready: Callable[[], None] | None = None,
     """Serve until SIGTERM/SIGINT or `stop_event`; 0 after a clean stop, 1 if serving failed."""
     stop = stop_event if stop_event is not None else threading.Event()
     notifier = notifier if notifier is not None else Notifier.from_environ()
+    limit_arenas()  # before the threads below make arenas of their own (bot.util.native_memory)
     app.vault  # noqa: B018 - no BOT_SECRET_KEY, no service: fail now (VaultError), not at the first login
     app.db.migrate(in_child=True)  # Alembic in a child process: never in the service's memory
     warn_if_ending(app.config.shopify.api_version, app.clock(), app.config.path)

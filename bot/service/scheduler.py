@@ -62,6 +62,7 @@ from bot.service.slot_marks import mark_slots, slot_marks
 from bot.service.scheduler_text import JobSchedule, log_report, schedule_text
 from bot.store.merchant_settings import MERCHANT_PREFIX
 from bot.store.models import Delivery
+from bot.util.native_memory import trim
 from bot.util.times import duration_text, local_time, parse_instant
 from jobs import job_kind
 
@@ -319,6 +320,7 @@ class BotScheduler:
             mark_slots(self.app.db, job.name, done=instant)
         log_report(report, late)
         self.last_runs.record(job.name, instant, now, report)
+        trim()  # what the run freed goes back to the system, not into malloc's arenas (bot.util.native_memory)
         return report
 
     def _missed(self, job: JobConfig, instant: datetime, now: datetime) -> None:

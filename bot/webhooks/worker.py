@@ -42,6 +42,7 @@ from bot.store.models import WebhookEvent
 from bot.store.sqlite_scrub import scrub_files
 from bot.util.background import Repeating
 from bot.util.logs import redact
+from bot.util.native_memory import trim
 from bot.webhooks import order_updates
 from bot.webhooks.order_snapshots import upsert_snapshots
 from bot.webhooks.stored import Handled, StoredEvent
@@ -151,6 +152,7 @@ class WebhookWorker:
             self._stop.wait(self.gather)  # a stop ends the wait: drain_once then hands nothing out
         if self.drain_once():
             self._scrub_due = True
+            trim()  # the backlog is drained: what it freed goes back to the system (bot.util.native_memory)
         if time.monotonic() - self._pruned_at >= PRUNE_EVERY:
             self._pruned_at = time.monotonic()
             self.prune()

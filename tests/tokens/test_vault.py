@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from tokens.vault import Vault, VaultError
 
@@ -169,3 +172,52 @@ def test_unreadable_tells_a_ciphertext_of_another_key_without_raising():
     assert Vault(f"{new},{old}").unreadable(ciphertext) is False
     assert Vault(new).unreadable("not a fernet token é") is True
     assert Vault(new).unreadable(None) is False  # nothing stored: nothing to decrypt
+
+
+def _damaged(ciphertext: str, position: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(ciphertext))
+    raw[position] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(raw)).decode()
+
+
+def test_unreadable_agrees_with_decrypting_on_every_kind_of_token():
+    # `unreadable` checks with the standard library what Fernet checks before it decrypts; for each token
+    # its answer must be what an actual decryption with cryptography says.
+    old, new = new_key(), new_key()
+    good = Vault(old).encrypt(TOKEN)
+    raw = base64.urlsafe_b64decode(good)
+    stored = [good, Vault(new).encrypt(TOKEN), Vault(old).encrypt(""), Vault(old).encrypt("x" * 1000),
+              _damaged(good, 0), _damaged(good, 5), _damaged(good, 30), _damaged(good, -40), _damaged(good, -1),
+              base64.urlsafe_b64encode(raw[:-16]).decode(), base64.urlsafe_b64encode(raw[:-1]).decode(),
+              base64.urlsafe_b64encode(raw[:40]).decode(), good[:-4], good + "AAAA", "gAAAAAB-not-really-fernet",
+              TOKEN, "not a fernet token é"]
+    for keys in (old, new, f"{new},{old}", f"{old},{new}"):
+        vault = Vault(keys)
+        fernet = MultiFernet([Fernet(key) for key in keys.split(",")])
+        for ciphertext in stored:
+            try:
+                fernet.decrypt(ciphertext.encode("utf-8"))
+                decrypts = True
+            except (InvalidToken, ValueError):
+                decrypts = False
+            assert vault.unreadable(ciphertext) is not decrypts, (keys == old, stored.index(ciphertext))
+
+
+CHECK_WITHOUT_ENCRYPTING = """
+import sys
+from tokens.vault import Vault
+key, other, ciphertext = sys.argv[1:]
+vault = Vault(key + "," + other)
+print(vault.unreadable(ciphertext), Vault(other).unreadable(ciphertext), "cryptography" in sys.modules)
+vault.decrypt(ciphertext)
+print("cryptography" in sys.modules)
+"""
+
+
+def test_building_a_vault_and_checking_tokens_never_imports_cryptography():
+    # An idle `run` builds its Vault and checks its stored tokens; cryptography's ~7 MB resident wait for
+    # the first token it actually encrypts or decrypts.
+    key, other = new_key(), new_key()
+    done = subprocess.run([sys.executable, "-c", CHECK_WITHOUT_ENCRYPTING, key, other, Vault(key).encrypt(TOKEN)],
+                          capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.split() == ["False", "True", "False", "True"]

@@ -1,6 +1,7 @@
 """What `run` keeps in memory: the service never imports Alembic (migrations run in a child process,
-bot.store.migrate_child), on a first start too, on SQLite and PostgreSQL. Checked in a python of its own,
-the way tests/bot/util/test_chart_png.py checks that matplotlib is never imported by the caller."""
+bot.store.migrate_child), nor cryptography before it needs a token, on a first start too, on SQLite and
+PostgreSQL. Checked in a python of its own, the way tests/bot/util/test_chart_png.py checks that matplotlib
+is never imported by the caller."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from sqlalchemy import inspect
 from bot.store.db import Database
 
 ROOT = Path(__file__).resolve().parents[3]
-# Modules an idle service has no use for; a first start must not load them either.
-NEVER_IN_RUN = ("alembic", "matplotlib", "jwt")
+# Modules an idle service has no use for; a first start must not load them either. cryptography (~7 MB)
+# waits for the first token a run encrypts or decrypts (tokens.vault).
+NEVER_IN_RUN = ("alembic", "matplotlib", "jwt", "cryptography")
 
 RUN_UNTIL_READY = """
 import sys, threading

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 import bot.delivery.runner
+import bot.service.scheduler
 from bot.app import App, load_config
 from bot.cli.main import cli
 from bot.config.model import ConfigError
@@ -228,6 +229,18 @@ def test_fired_late_within_grace_the_slot_key_is_the_scheduled_instant(menu_app,
     assert row.slot_key == "2026-11-23T12:00:00+09:00" == slot_instant(time(12), date(2026, 11, 23), SEOUL).isoformat()
     assert row.status == "sent" and row.late is True
     assert len(menus(sandbox)) == 1
+
+
+def test_each_slot_run_gives_freed_memory_back(menu_app, clock, sandbox, monkeypatch):
+    # glibc keeps what a run frees in its arenas; the service's resident size drifted up by ~1 MB per
+    # 1,000 slot runs until each run ended with a trim (bot.util.native_memory, bench/idle.py).
+    trims = []
+    monkeypatch.setattr(bot.service.scheduler, "trim", lambda: trims.append(len(menus(sandbox))) or True)
+    app = menu_app()
+    clock.now = kst(2026, 11, 23, 12, 0).astimezone(UTC)
+    report = BotScheduler(app).fire_at("menu", kst(2026, 11, 23, 12), clock())
+    assert report.status == "delivered"
+    assert trims == [1]  # once, after the run's message went out
 
 
 def test_the_apscheduler_callback_uses_the_scheduled_instant_not_the_wall_clock(menu_app, clock, sandbox):
