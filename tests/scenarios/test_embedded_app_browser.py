@@ -3,7 +3,9 @@ stand-in's admin, which frames the bot's app URL exactly as the admin does; the 
 Bridge and Polaris, installs the shop by token exchange, connects KakaoTalk through Kakao's login in a new
 window (the Kakao stand-in), picks two friends and the evening slot, saves, sends a test message (the Kakao
 stand-in receives it) and shows it in its history. Uninstalling, then opening the app again, starts empty.
-Screenshots of each section go to docs/app-home/ (the README shows them)."""
+Screenshots of each section are taken every run; with BOT_UPDATE_SCREENSHOTS=1 they replace those in
+docs/app-home/ (the README shows them), otherwise they go to the test's temporary folder, so that a test run
+leaves the checkout as it was (the history shows the time of the run)."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 SHOP, KEY, SECRET = "kimchi-shop.myshopify.com", "embedded-client-id", "embedded-secret-0123456789abcdef01"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "app-home"
+UPDATE_SCREENSHOTS = os.environ.get("BOT_UPDATE_SCREENSHOTS") == "1"
 CHROMEDRIVER, CHROMIUM = shutil.which("chromedriver"), shutil.which("chromium")
 WAIT = 20  # seconds any one step may take in the browser
 
@@ -98,20 +101,22 @@ def text_of(driver: Any, element_id: str) -> str:
     return driver.find_element(By.ID, element_id).text
 
 
-def shoot(driver: Any, element_id: str, name: str) -> None:
-    DOCS.mkdir(parents=True, exist_ok=True)
-    driver.find_element(By.ID, element_id).screenshot(str(DOCS / f"{name}.png"))
+def shoot(driver: Any, element_id: str, name: str, folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    assert driver.find_element(By.ID, element_id).screenshot(str(path)) and path.stat().st_size > 1000
 
 
-def test_a_merchant_sets_up_kakaotalk_news_inside_the_admin(browser, deployment, sandbox: KakaoSandbox):
+def test_a_merchant_sets_up_kakaotalk_news_inside_the_admin(browser, deployment, sandbox: KakaoSandbox, tmp_path):
     app, shopify, admin, bot_server = deployment
+    pictures = DOCS if UPDATE_SCREENSHOTS else tmp_path / "app-home"
     hong, kim = sandbox.add_friend("홍길동", uuid="uuid-hong"), sandbox.add_friend("김영희", uuid="uuid-kim")
     sandbox.add_friend("박철수", uuid="uuid-park")
 
     open_app(browser, admin, bot_server)  # installs by token exchange
     assert app.shopify_tokens.status(SHOP, "default").active
     assert text_of(browser, "kakao-state") == "연결 안 됨"
-    shoot(browser, "kakao-section", "1-kakao-not-connected")
+    shoot(browser, "kakao-section", "1-kakao-not-connected", pictures)
 
     app_window = browser.current_window_handle
     browser.find_element(By.ID, "kakao-connect").click()
@@ -124,16 +129,16 @@ def test_a_merchant_sets_up_kakaotalk_news_inside_the_admin(browser, deployment,
     browser.switch_to.frame("app-iframe")
     WebDriverWait(browser, WAIT).until(lambda d: text_of(d, "kakao-state") == "연결됨")
     WebDriverWait(browser, WAIT).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"input[value='uuid:{kim}']"))
-    shoot(browser, "kakao-section", "2-kakao-connected")
+    shoot(browser, "kakao-section", "2-kakao-connected", pictures)
 
     for key in (f"uuid:{hong}", f"uuid:{kim}"):
         browser.find_element(By.CSS_SELECTOR, f"input[name=recipient][value='{key}']").click()
     browser.find_element(By.CSS_SELECTOR, "input[name=digest-at][value='18:00']").click()
     browser.find_element(By.ID, "alerts-on").click()
     browser.find_element(By.CSS_SELECTOR, "input[name=alert-kind][value=refunds]").click()
-    shoot(browser, "recipients-section", "3-recipients")
-    shoot(browser, "schedule-section", "4-schedule")
-    shoot(browser, "alerts-section", "5-alerts")
+    shoot(browser, "recipients-section", "3-recipients", pictures)
+    shoot(browser, "schedule-section", "4-schedule", pictures)
+    shoot(browser, "alerts-section", "5-alerts", pictures)
     browser.find_element(By.ID, "save").click()
     WebDriverWait(browser, WAIT).until(lambda d: text_of(d, "status").startswith("저장했습니다"))
     stored = app.merchant_settings.get("default", SHOP)
@@ -147,7 +152,7 @@ def test_a_merchant_sets_up_kakaotalk_news_inside_the_admin(browser, deployment,
     assert sandbox.received(hong)[0]["text"].startswith("[테스트]")
     WebDriverWait(browser, WAIT).until(lambda d: "테스트 메시지" in text_of(d, "history"))
     assert "홍길동" in text_of(browser, "history") and "보냄" in text_of(browser, "history")
-    shoot(browser, "history-section", "6-history")
+    shoot(browser, "history-section", "6-history", pictures)
 
     shopify.uninstall(SHOP, KEY, webhook_url=f"{bot_server.url}/shopify/default/webhooks")
     assert WebhookWorker(app).drain_once() == 1
