@@ -71,9 +71,8 @@ log = logging.getLogger(__name__)
 UTC = timezone.utc
 # Slot runs, alerts' quiet-hour summaries and housekeeping (health checks, the order reconciliation,
 # watchdog pings) share this pool; each job has at most one run at a time, so a slow reconciliation
-# or digest holds one thread and leaves the others to the rest, the watchdog pings included. A slot
-# run mostly waits on Shopify and Kakao: with many merchants' digests at one slot, 16 threads per
-# instance deliver 1,000 shops' in 40 s where 6 took 65 s (bench/tenants.py); threads start on demand.
+# or digest holds one thread and leaves the others to the rest. Slot runs mostly wait on Shopify and
+# Kakao: 16 threads deliver 1,000 shops' digests in 40 s where 6 took 65 s (bench/tenants.py).
 THREADS = 16
 LATE_AFTER = timedelta(minutes=1)  # a run this long after its slot is marked late in history
 SETTINGS_POLL = 2.0  # seconds between looks at the settings clock: a merchant's change applies within this
