@@ -10,7 +10,8 @@ slot every instance's scheduler fires every merchant's digest, and the deliverie
 
 Printed: every message delivered exactly once (sent rows = N × 3, the stand-in's received messages the
 same, no status but `sent`), the delay of each shop's last message after the slot (p50 / p99 / max; goal:
-the last within 60 s), the Kakao calls made (message sends, friends-list pages) and Shopify GraphQL queries,
+the last within 60 s), the Kakao calls made (message sends, friends-list pages) and Shopify GraphQL queries
+with their cost,
 the app-wide count of the day against Kakao's 30,000, and each instance's RSS with N tenants loaded (before
 the slot and after it).
 
@@ -126,7 +127,10 @@ def kakao_tally(sandbox: KakaoSandbox, payload: Any = None) -> dict[str, int]:
 
 
 def shopify_tally(sandbox: ShopifySandbox, payload: Any = None) -> dict[str, int]:
-    return {"graphql": sandbox.count("graphql.json")}
+    """A query: GraphQL queries answered, their requested and actual cost (points), THROTTLED answers."""
+    records = sandbox.graphql_requests
+    return {"graphql": len(records), "requested": sum(r["requested_cost"] or 0 for r in records),
+            "actual": sum(r["actual_cost"] or 0 for r in records), "throttled": sum(r["throttled"] for r in records)}
 
 
 # -- the deployment -------------------------------------------------------------------------------------------
@@ -266,7 +270,9 @@ def report(args: argparse.Namespace, outcome: dict[str, Any], kakao: dict[str, i
               f"{percentile(delays, 0.99):.1f} s, max {delays[-1]:.1f} s (goal: the last within {GOAL_SECONDS:.0f} s: "
               f"{'met' if delays[-1] <= GOAL_SECONDS and sent == expected else 'NOT met'})")
     print(f"Kakao calls: {kakao['memo']} to me + {kakao['friends_send']} to friends + {kakao['friends_pages']} "
-          f"friends-list pages; Shopify GraphQL queries: {shopify['graphql']}")
+          f"friends-list pages; Shopify GraphQL: {shopify['graphql']} queries, cost {shopify['requested']:,} points "
+          f"requested / {shopify['actual']:,} actual ({shopify['actual'] / args.shops:.1f} a shop), "
+          f"{shopify['throttled']} THROTTLED")
     print(f"app-wide messages today: {sent:,} of Kakao's {APP_DAILY:,} per app")
     print(f"RSS per instance with {args.shops} tenants loaded: {spread(loaded, '{:.1f}', ' MB')}; after the slot: "
           f"{spread(after, '{:.1f}', ' MB')}")

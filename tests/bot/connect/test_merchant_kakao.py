@@ -158,6 +158,12 @@ def test_no_test_message_without_kakaotalk(merchant_client, standin, sandbox):
     assert answer.status_code == 409 and sandbox.received("me") == []
 
 
+def test_a_test_message_goes_out_only_through_the_token_shops_own_login(merchant_client, standin, sandbox):
+    connect_kakao(merchant_client, standin, SHOP)  # the other shop has no KakaoTalk of its own
+    answer = api(merchant_client, standin, "POST", "kakao/test", shop=OTHER_SHOP)
+    assert answer.status_code == 409 and sandbox.received("me") == []
+
+
 def test_the_history_holds_only_this_shops_deliveries(merchant_client, standin):
     connect_kakao(merchant_client, standin, SHOP)
     connect_kakao(merchant_client, standin, OTHER_SHOP)
