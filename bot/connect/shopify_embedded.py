@@ -24,9 +24,10 @@ from bot.connect.shopify_install import (
     keep_install,
     resolve_app,
     shop_graphql,
+    token_request,
 )
 from bot.connect.webhook_needs import sync_shop
-from bot.shopify.errors import ShopifyBadCredentials, ShopifyError, ShopifyOAuthError, ShopifySessionTokenRefused
+from bot.shopify.errors import ShopifySessionTokenRefused
 from bot.shopify.session_tokens import InvalidSessionToken, SessionToken, verify_session_token
 from tokens.shopify import InstallStatus
 
@@ -93,22 +94,12 @@ def ensure_installed(app: App, session: Session) -> ShopConnection:
         return ShopConnection(status)
     shopify_app = resolve_app(app, session.app_name)
     shop, app_name = session.shop, session.app_name
-    try:
-        answer = app.shopify_oauth(app_name).exchange_session_token(shop, session.raw)
-    except ShopifySessionTokenRefused as exc:
-        log.warning("Shopify %s: token exchange for app %r refused the session token: %s", shop, app_name, exc)
-        raise SessionRefused("Shopify refused the session token: get a fresh one and try again") from None
-    except ShopifyBadCredentials as exc:
-        log.error("Shopify %s: token exchange for app %r refused our credentials: %s", shop, app_name, exc)
-        raise InstallRefused(502, "app_credentials_refused",
-                             f"Shopify refused the credentials of app {app_name!r}; the operator must check its "
-                             "client id and secret on this server") from None
-    except ShopifyOAuthError as exc:
-        log.error("Shopify %s: token exchange for app %r refused: %s", shop, app_name, exc)
-        raise InstallRefused(502, "token_exchange_refused", f"Shopify refused the token exchange: {exc}") from None
-    except ShopifyError as exc:
-        log.error("Shopify %s: token exchange for app %r failed: %s", shop, app_name, exc)
-        raise InstallRefused(502, "shopify_unavailable", f"the token exchange with Shopify failed: {exc}") from None
+    with token_request(shop, app_name, "token exchange", refused=(502, "token_exchange_refused", "the token exchange")):
+        try:
+            answer = app.shopify_oauth(app_name).exchange_session_token(shop, session.raw)
+        except ShopifySessionTokenRefused as exc:  # the page's to retry with a fresh token: a 401, not a 502
+            log.warning("Shopify %s: token exchange for app %r refused the session token: %s", shop, app_name, exc)
+            raise SessionRefused("Shopify refused the session token: get a fresh one and try again") from None
     installed = keep_install(app, shopify_app, shop, answer)
     log.info("Shopify %s: app %r installed by token exchange", shop, app_name)
     return ShopConnection(installed.status, installed)

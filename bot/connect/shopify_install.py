@@ -18,8 +18,9 @@ shown, the install stands). Scopes the shop's jobs need and were not granted are
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 from urllib.parse import urlencode
 
 from bot.app import App
@@ -182,20 +183,30 @@ def finish_install(app: App, app_name: str, query: Query) -> Installed:
         raise InstallRefused(400, "state_other_shop",
                              "the state was issued for another shop: start the install again")
 
-    try:
+    with token_request(shop, app_name, "code exchange", refused=(400, "code_refused", "the authorization code")):
         answer = app.shopify_oauth(app_name).exchange_code(shop, code)
+    return keep_install(app, shopify_app, shop, answer)
+
+
+@contextmanager
+def token_request(shop: str, app_name: str, what: str, *, refused: tuple[int, str, str]) -> Iterator[None]:
+    """Shopify's answers to a token request (`what`: "code exchange", "token exchange") as InstallRefused:
+    our credentials refused → 502; the grant refused → `refused` (status, code, what was refused);
+    Shopify failing → 502. Each logged with the shop and app."""
+    try:
+        yield
     except ShopifyBadCredentials as exc:  # our client id/secret: this server's problem, not the request's
-        log.error("Shopify %s: code exchange for app %r refused our credentials: %s", shop, app_name, exc)
+        log.error("Shopify %s: %s for app %r refused our credentials: %s", shop, what, app_name, exc)
         raise InstallRefused(502, "app_credentials_refused",
                              f"Shopify refused the credentials of app {app_name!r}; check its client id and secret "
                              "on this server") from None
     except ShopifyOAuthError as exc:
-        log.error("Shopify %s: code exchange for app %r refused: %s", shop, app_name, exc)
-        raise InstallRefused(400, "code_refused", f"Shopify refused the authorization code: {exc}") from None
+        status, code, grant = refused
+        log.error("Shopify %s: %s for app %r refused: %s", shop, what, app_name, exc)
+        raise InstallRefused(status, code, f"Shopify refused {grant}: {exc}") from None
     except ShopifyError as exc:
-        log.error("Shopify %s: code exchange for app %r failed: %s", shop, app_name, exc)
+        log.error("Shopify %s: %s for app %r failed: %s", shop, what, app_name, exc)
         raise InstallRefused(502, "shopify_unavailable", f"the token request to Shopify failed: {exc}") from None
-    return keep_install(app, shopify_app, shop, answer)
 
 
 def keep_install(app: App, shopify_app: ShopifyApp, shop: str, answer: ShopifyTokenAnswer) -> Installed:
