@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -68,18 +69,19 @@ class MerchantState:
 
 
 def merchant_states(app: App) -> list[MerchantState]:
-    """Every shop with merchant settings or a merchant Kakao login, read in two queries whatever their number."""
+    """Every shop with merchant settings or a merchant Kakao login, read in three queries whatever their number."""
     now, vault = app.clock(), judging_vault(app)
     logins = {row.account: row for row in merchant_logins(app.db)}
     settings = {(stored.app, stored.shop): stored for stored in app.merchant_settings.all()}
     shops = set(settings) | {(status.app, status.shop) for status in app.shopify_tokens.all_status()
                              if merchant_account(status.app, status.shop) in logins}
+    jobs_of = Counter(job.sender for job in app.merchant_jobs.current())  # a merchant's jobs send from their login
     states = []
     for app_name, shop in sorted(shops, key=lambda pair: (pair[1], pair[0])):
-        login = logins.get(merchant_account(app_name, shop))
+        account = merchant_account(app_name, shop)
+        login = logins.get(account)
         kakao = ("not_connected" if login is None else
                  "needs_login" if login_problem(login, vault, now) else "connected")
         stored = settings.get((app_name, shop))
-        jobs = len([job for job in app.merchant_jobs.current() if job.sender == merchant_account(app_name, shop)])
-        states.append(MerchantState(app_name, shop, kakao, stored.version if stored else 0, jobs))
+        states.append(MerchantState(app_name, shop, kakao, stored.version if stored else 0, jobs_of[account]))
     return states
