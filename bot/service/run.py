@@ -43,7 +43,7 @@ from bot.service.systemd import Notifier
 from bot.shopify.versions import warn_if_ending
 from bot.util.native_memory import limit_arenas
 from bot.web.health import ServiceState, attach_service_state
-from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_options
+from bot.web.http_limits import Sweeper, guard, raise_open_file_limit, server_options, watch_with_poll
 from bot.web.server import MAX_BODY_BYTES, create_app
 from bot.webhooks.reconcile import INTERVAL as RECONCILE_EVERY
 from bot.webhooks.reconcile import Reconciler
@@ -246,7 +246,6 @@ class _Loop:
         self.server = server
         self.map: dict = server.map if hasattr(server, "map") else server._map
         self.dispatcher = server.task_dispatcher
-        self.use_poll = bool(server.adj.asyncore_use_poll)
         self._stopping = threading.Event()
         self._drain_timeout = DRAIN_TIMEOUT
         self._thread = threading.Thread(target=self._run, name="http-server", daemon=True)
@@ -279,7 +278,7 @@ class _Loop:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set() and self.map:
-                wasyncore.loop(timeout=POLL_TIMEOUT, map=self.map, use_poll=self.use_poll, count=1)
+                wasyncore.loop(timeout=POLL_TIMEOUT, map=self.map, use_poll=watch_with_poll(self.map), count=1)
                 self._sweep(self.map)
         except Exception:  # noqa: BLE001 - reported; run_service notices the thread is gone
             log.exception("HTTP server loop failed")
@@ -294,7 +293,7 @@ class _Loop:
         deadline = time.monotonic() + self._drain_timeout
         try:
             while time.monotonic() < deadline and self._busy():
-                wasyncore.loop(timeout=0.05, map=self.map, use_poll=self.use_poll, count=1)
+                wasyncore.loop(timeout=0.05, map=self.map, use_poll=watch_with_poll(self.map), count=1)
         except Exception:  # noqa: BLE001
             log.exception("HTTP server loop failed while draining")
         if self._busy():

@@ -59,6 +59,33 @@ def test_150_idle_connections_leave_healthz_and_a_signed_webhook_answered(served
         assert answer.status_code == 200 and answer.json() == {"status": "accepted"}
 
 
+def test_connections_past_select_reach_are_still_served(served_bot, shopify: ShopifySandbox) -> None:
+    # The event loop uses select() while it can: with descriptors at and above FD_SETSIZE it must switch to
+    # poll(), or the loop dies on "filedescriptor out of range" and nothing more is answered.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 2 * (http_limits.FD_SETSIZE + 100) + http_limits.SPARE_FILES  # both ends live in this process
+    if hard != resource.RLIM_INFINITY and hard < wanted:
+        pytest.skip(f"the hard open-file limit ({hard}) is below the {wanted} this test needs")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    bot = served_bot()
+    try:
+        with served(bot) as base, ExitStack() as idle:
+            sockets = [idle.enter_context(connect(bot.config.server.port)) for _ in range(http_limits.FD_SETSIZE + 100)]
+            assert max(sock.fileno() for sock in sockets) > http_limits.FD_SETSIZE
+            health = requests.get(f"{base}/healthz", timeout=5)
+            assert health.status_code == 200
+            answer = Hooks(shopify, base).send("orders/create", new_order(shopify), webhook_id="wh-many-1", timeout=5)
+            assert answer.status_code == 200 and answer.json() == {"status": "accepted"}
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_select_is_used_until_a_descriptor_is_out_of_its_reach() -> None:
+    assert not http_limits.watch_with_poll({})
+    assert not http_limits.watch_with_poll({3: "listener", http_limits.FD_SETSIZE - 1: "channel"})
+    assert http_limits.watch_with_poll({3: "listener", http_limits.FD_SETSIZE: "channel"})
+
+
 def test_an_idle_connection_is_closed_after_the_idle_timeout(served_bot, monkeypatch) -> None:
     monkeypatch.setattr(http_limits, "IDLE_TIMEOUT", 1.0)
     bot = served_bot()
