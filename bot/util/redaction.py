@@ -81,13 +81,29 @@ def scrub_statements(engine: Engine, redactor: Redactor) -> None:
 
 
 def _scrub_parameters(redactor: Redactor, parameters: Any) -> Any:
+    """`parameters` with secret values masked in its strings, at any depth; the very same object when
+    nothing was masked (the usual case: a webhook's row or a run's outcomes are not copied to find that out)."""
     if isinstance(parameters, str):
         return redactor.scrub_values(parameters)
     if isinstance(parameters, dict):
-        return {key: _scrub_parameters(redactor, value) for key, value in parameters.items()}
+        scrubbed = None
+        for key, value in parameters.items():
+            if isinstance(value, _SCRUBBED_TYPES):
+                cleaned = _scrub_parameters(redactor, value)
+                if cleaned is not value:
+                    scrubbed = scrubbed if scrubbed is not None else dict(parameters)
+                    scrubbed[key] = cleaned
+        return parameters if scrubbed is None else scrubbed
     if isinstance(parameters, (list, tuple)):
-        return type(parameters)(_scrub_parameters(redactor, value) for value in parameters)
+        cleaned_values = [_scrub_parameters(redactor, value) if isinstance(value, _SCRUBBED_TYPES) else value
+                          for value in parameters]
+        if all(cleaned is value for cleaned, value in zip(cleaned_values, parameters)):
+            return parameters
+        return type(parameters)(cleaned_values)
     return parameters
+
+
+_SCRUBBED_TYPES = (str, dict, list, tuple)
 
 
 class ScrubbingStream:

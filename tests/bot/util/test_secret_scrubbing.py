@@ -10,6 +10,8 @@ from typing import Any, Iterator
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine
+from sqlalchemy import text as sql
 
 from bot.app import App, load_config
 from bot.cli.main import cli
@@ -18,7 +20,7 @@ from bot.kakao.errors import KakaoLoginRequired
 from bot.sandbox.server import RunningServer, serve
 from bot.sandbox.web import create_web_app
 from bot.service.scheduler import BotScheduler
-from bot.util.redaction import MASK, MAX_VALUES, Redactor
+from bot.util.redaction import MASK, MAX_VALUES, Redactor, scrub_statements
 from bot.web.health import ServiceState, attach_service_state
 from bot.web.server import create_app
 from tokens.models import KakaoLogin
@@ -149,6 +151,25 @@ def test_the_redactor_masks_longest_first_ignores_short_values_and_stays_bounded
     assert redactor.scrub("token-000000") == "token-000000"  # the oldest were let go
     assert redactor.scrub(f"token-{MAX_VALUES + 9:06d}") == MASK
     assert "token-" not in repr(redactor)
+
+
+def test_statements_store_secret_values_masked_in_every_parameter_shape_and_other_values_untouched():
+    secret = "sk-live-0123456789abcdef"
+    redactor = Redactor()
+    redactor.add(secret)
+    engine = create_engine("sqlite://")
+    scrub_statements(engine, redactor)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT, number INTEGER)")
+        connection.execute(sql("INSERT INTO notes (body, number) VALUES (:body, :number)"),
+                           {"body": f"refused: {secret}", "number": 1})  # one row of named values
+        connection.execute(sql("INSERT INTO notes (body, number) VALUES (:body, :number)"),  # executemany
+                           [{"body": "plain", "number": 2}, {"body": f"[{secret}]", "number": 3}])
+        connection.exec_driver_sql("INSERT INTO notes (body, number) VALUES (?, ?)", (f"x{secret}x", 4))  # positional
+        connection.exec_driver_sql("INSERT INTO notes (body, number) VALUES (?, ?)", [("plain too", 5)])
+        rows = connection.exec_driver_sql("SELECT body, number FROM notes ORDER BY number").all()
+    assert [tuple(row) for row in rows] == [(f"refused: {MASK}", 1), ("plain", 2), (f"[{MASK}]", 3),
+                                            (f"x{MASK}x", 4), ("plain too", 5)]
 
 
 def test_healthz_quotes_run_outcomes_without_secret_values(make_app, secret_key):
