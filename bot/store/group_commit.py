@@ -2,11 +2,11 @@
 
 On SQLite a commit is on disk before it returns (synchronous=FULL: about a millisecond on an ordinary
 disk) and writers take turns, so one transaction per webhook caps the route near a thousand answers a
-second whatever else is fast. Here each caller queues its parameters and waits for its turn; the
-first to get it (the leader) runs every write queued by then in one transaction and hands each
-caller its own result; the others find theirs done when their turn comes and return at once.
-Nothing waits for a timer: a lone caller is committed alone, immediately. Each caller still returns
-only after its write is committed.
+second whatever else is fast. Here each caller queues its parameters; a caller that finds nobody
+committing leads: it runs every write queued by then in one transaction, hands each caller its own
+result and wakes them, and passes the lead to the first caller queued meanwhile. Nothing waits for
+a timer: a lone caller is committed alone, immediately. Each caller still returns only after its
+write is committed.
 
 If the shared transaction fails, each of its writes is run again in a transaction of its own, so a
 write that fails fails only its own caller.
@@ -27,12 +27,14 @@ RunWrite = Callable[[Callable[[Connection], Any]], Any]  # Database.run_write
 
 
 class _Pending:
-    __slots__ = ("params", "result", "error")
+    __slots__ = ("params", "result", "error", "leads", "woken")
 
     def __init__(self, params: Any):
         self.params = params
         self.result: Any = None
         self.error: BaseException | None = _NOT_RUN
+        self.leads = False  # this caller commits the queue (it found no leader, or was handed the role)
+        self.woken: threading.Event | None = None  # set when its write is done, or when it is to lead
 
 
 class GroupCommitInterrupted(RuntimeError):
@@ -44,30 +46,56 @@ _NOT_RUN = GroupCommitInterrupted("the grouped write was not run")
 
 class GroupCommit(Generic[T]):
     """`group(params)` → `write(connection, params)`'s result, committed, sharing the transaction with
-    the calls made at the same time."""
+    the calls made at the same time.
+
+    One caller at a time leads: it takes every write queued so far, commits them, wakes each of their
+    callers through its own Event and hands the lead to the first caller queued meanwhile. The callers
+    of a batch wake together; none waits on a lock the others pass along one by one (a convoy in which
+    each hand-over waited for the interpreter lock: request threads spent 59% of their time there).
+    """
 
     def __init__(self, run_write: RunWrite, write: Callable[[Connection, Any], T]):
         self._run_write = run_write
         self._write = write
         self._queue: list[_Pending] = []
-        self._queue_lock = threading.Lock()
-        self._turn = threading.Lock()
+        self._lock = threading.Lock()
+        self._leading = False
 
     def __call__(self, params: Any) -> T:
         mine = _Pending(params)
-        with self._queue_lock:
+        with self._lock:
             self._queue.append(mine)
-        with self._turn:
-            # A leader that took the queue after our append committed (or failed) our write before it
-            # let go of the turn; otherwise ours is still queued and we lead.
-            if mine.error is _NOT_RUN:
-                with self._queue_lock:
-                    batch, self._queue = self._queue, []
-                if batch:
-                    self._commit(batch)
+            if self._leading:
+                mine.woken = threading.Event()
+            else:
+                self._leading = mine.leads = True
+        if not mine.leads:
+            mine.woken.wait()  # type: ignore[union-attr] - set for every caller that found a leader
+        if mine.leads:
+            self._lead()
         if mine.error is not None:
             raise mine.error
         return mine.result
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            self._commit(batch)
+        finally:
+            # Even when interrupted: the batch's callers are woken (GroupCommitInterrupted if their write
+            # was not committed) and the next caller queued leads, so nobody waits for a leader that is gone.
+            with self._lock:
+                successor = self._queue[0] if self._queue else None
+                if successor is not None:
+                    successor.leads = True
+                else:
+                    self._leading = False
+            for item in batch:
+                if item.woken is not None:
+                    item.woken.set()
+            if successor is not None:
+                successor.woken.set()  # type: ignore[union-attr] - it queued while this caller led
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:

@@ -7,7 +7,7 @@ import threading
 from typing import Any, Callable
 
 from bot.app import App
-from bot.store.group_commit import GroupCommit
+from bot.store.group_commit import GroupCommit, GroupCommitInterrupted
 from bot.webhooks.inbox import store_event
 
 from webhook_helpers import events, wait_for
@@ -64,6 +64,54 @@ def test_callers_queued_behind_a_commit_share_the_next_one() -> None:
     # One transaction for the first; the three queued shared one, which failed on "bad": each then alone.
     assert transactions.batches[0] == ["first"]
     assert sorted(transactions.batches[1:], key=str) == [["b"], ["d"]]
+
+
+def test_a_leader_stopped_mid_commit_wakes_its_batch_and_hands_the_lead_on() -> None:
+    # A leader stopped by an exception that is not an Exception (SystemExit) must not strand anyone: the
+    # callers of its batch learn their write was not committed, and the next caller queued commits the rest.
+    transactions = Transactions()
+    inside, release, stopping, later_queued = (threading.Event() for _ in range(4))
+
+    def write(writes: list, params: str) -> str:
+        if params == "first":
+            inside.set()
+            assert release.wait(10)
+        if params == "stop":
+            stopping.set()
+            assert later_queued.wait(10)
+            raise SystemExit("stopping")
+        writes.append(params)
+        return params.upper()
+
+    group = GroupCommit(transactions.run_write, write)
+    results: dict[str, Any] = {}
+
+    def call(params: str) -> None:
+        try:
+            results[params] = group(params)
+        except BaseException as exc:  # noqa: BLE001 - what each caller got is the point
+            results[params] = exc
+
+    threads = {name: threading.Thread(target=call, args=(name,)) for name in ("first", "stop", "same-batch", "later")}
+    threads["first"].start()
+    assert inside.wait(10)
+    threads["stop"].start()
+    wait_for(lambda: len(group._queue) == 1)  # noqa: SLF001 - "stop" leads the next batch
+    threads["same-batch"].start()
+    wait_for(lambda: len(group._queue) == 2)  # noqa: SLF001
+    release.set()
+    assert stopping.wait(10)  # "stop" leads ["stop", "same-batch"]; "later" queues behind it, then it dies
+    threads["later"].start()
+    wait_for(lambda: len(group._queue) == 1)  # noqa: SLF001
+    later_queued.set()
+    for thread in threads.values():
+        thread.join(10)
+        assert not thread.is_alive()
+
+    assert results["first"] == "FIRST" and results["later"] == "LATER"
+    assert isinstance(results["stop"], SystemExit)
+    assert isinstance(results["same-batch"], GroupCommitInterrupted)
+    assert ["later"] in transactions.batches and not any("same-batch" in batch for batch in transactions.batches)
 
 
 def test_a_lone_caller_is_committed_at_once() -> None:
