@@ -26,6 +26,31 @@ class Transactions:
         return result
 
 
+class Callers:
+    """Calls a GroupCommit from threads of their own, keeping what each call returned or raised."""
+
+    def __init__(self, group: GroupCommit) -> None:
+        self.group = group
+        self.results: dict[str, Any] = {}
+        self.threads: list[threading.Thread] = []
+
+    def start(self, params: str) -> None:
+        thread = threading.Thread(target=self._call, args=(params,))
+        self.threads.append(thread)
+        thread.start()
+
+    def _call(self, params: str) -> None:
+        try:
+            self.results[params] = self.group(params)
+        except BaseException as exc:  # noqa: BLE001 - what each caller got is the point
+            self.results[params] = exc
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(10)
+            assert not thread.is_alive()
+
+
 def test_callers_queued_behind_a_commit_share_the_next_one() -> None:
     transactions = Transactions()
     inside, release = threading.Event(), threading.Event()
@@ -40,24 +65,15 @@ def test_callers_queued_behind_a_commit_share_the_next_one() -> None:
         return params.upper()
 
     group = GroupCommit(transactions.run_write, write)
-    results: dict[str, Any] = {}
-
-    def call(params: str) -> None:
-        try:
-            results[params] = group(params)
-        except ValueError as exc:
-            results[params] = exc
-
-    first = threading.Thread(target=call, args=("first",))
-    first.start()
+    callers = Callers(group)
+    callers.start("first")
     assert inside.wait(10)
-    others = [threading.Thread(target=call, args=(name,)) for name in ("b", "bad", "d")]
-    for thread in others:
-        thread.start()
+    for name in ("b", "bad", "d"):
+        callers.start(name)
     wait_for(lambda: len(group._queue) == 3)  # noqa: SLF001 - all three queued behind the first commit
     release.set()
-    for thread in [first, *others]:
-        thread.join(10)
+    callers.join()
+    results = callers.results
 
     assert {name: value for name, value in results.items() if name != "bad"} == {"first": "FIRST", "b": "B", "d": "D"}
     assert isinstance(results["bad"], ValueError)
@@ -84,29 +100,20 @@ def test_a_leader_stopped_mid_commit_wakes_its_batch_and_hands_the_lead_on() -> 
         return params.upper()
 
     group = GroupCommit(transactions.run_write, write)
-    results: dict[str, Any] = {}
-
-    def call(params: str) -> None:
-        try:
-            results[params] = group(params)
-        except BaseException as exc:  # noqa: BLE001 - what each caller got is the point
-            results[params] = exc
-
-    threads = {name: threading.Thread(target=call, args=(name,)) for name in ("first", "stop", "same-batch", "later")}
-    threads["first"].start()
+    callers = Callers(group)
+    callers.start("first")
     assert inside.wait(10)
-    threads["stop"].start()
+    callers.start("stop")
     wait_for(lambda: len(group._queue) == 1)  # noqa: SLF001 - "stop" leads the next batch
-    threads["same-batch"].start()
+    callers.start("same-batch")
     wait_for(lambda: len(group._queue) == 2)  # noqa: SLF001
     release.set()
     assert stopping.wait(10)  # "stop" leads ["stop", "same-batch"]; "later" queues behind it, then it dies
-    threads["later"].start()
+    callers.start("later")
     wait_for(lambda: len(group._queue) == 1)  # noqa: SLF001
     later_queued.set()
-    for thread in threads.values():
-        thread.join(10)
-        assert not thread.is_alive()
+    callers.join()
+    results = callers.results
 
     assert results["first"] == "FIRST" and results["later"] == "LATER"
     assert isinstance(results["stop"], SystemExit)
