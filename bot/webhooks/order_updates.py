@@ -16,7 +16,7 @@ worker got to it) is none — the merchant is told what the order is now, as an 
 late would tell anyway. Only `orders/updated` coalesces: no other handler reads it (cancellations
 and refunds have topics of their own, each delivery of which is handled).
 
-The snapshots of the whole run are read in one statement and written in one (`upsert_snapshots`,
+The snapshots of the whole run are read in one statement and written in one round trip (`upsert_snapshots`,
 guarded so that no older state overwrites a newer one written meanwhile by another worker); the
 caller writes them in the transaction that records the outcomes. Alerts go out before that
 transaction: a crash in between re-compares after the restart, and the deliveries table (its

@@ -32,8 +32,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import (Connection, Integer, String, Text, and_, bindparam, column, delete, or_, select, update,
-                        values)
+from sqlalchemy import Connection, and_, bindparam, delete, or_, select, update
 
 from bot.app import App
 from bot.delivery.alerts import AlertFailed, AlertSender
@@ -93,18 +92,11 @@ _FINISH = (update(WebhookEvent)
 
 
 def _finish_many(connection: Connection, owner: str, now: datetime, rows: list[tuple[int, str, str]]) -> int | None:
-    """Record (id, status, result) outcomes; how many rows matched, None when the driver cannot tell."""
-    if connection.dialect.name == "postgresql":
-        # One UPDATE … FROM (VALUES …) for the whole run: an executemany is an UPDATE per row.
-        given = values(column("row_id", Integer), column("new_status", String), column("outcome", Text),
-                       name="given").data(rows)
-        return connection.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.id == given.c.row_id, WebhookEvent.status == "processing",
-                   WebhookEvent.claimed_by == owner)
-            .values(status=given.c.new_status, result=given.c.outcome, error=None, next_attempt_at=None, body="",
-                    processed_at=now)).rowcount
-    # SQLite: in-process, an executemany costs little (and it has no column list for a VALUES alias).
+    """Record (id, status, result) outcomes; how many rows matched, None when the driver cannot tell.
+
+    One executemany of one statement, compiled once: psycopg sends the whole run in one pipeline (one
+    round trip), SQLite runs it in-process. A statement built per run (UPDATE … FROM (VALUES …)) cost
+    more to compile than to run: the worker spent half its CPU in SQLAlchemy's and psycopg's compilers."""
     changed = connection.execute(_FINISH.values(processed_at=now), [
         dict(row_id=row_id, owner=owner, new_status=status, outcome=result)
         for row_id, status, result in rows]).rowcount
@@ -331,7 +323,7 @@ class WebhookWorker:
             self._record(connection, [(event, handled)])
 
     def _record(self, connection: Connection, outcomes: list[tuple[StoredEvent, Handled]]) -> None:
-        """Mark the events done or ignored (one statement), each only while still claimed by this worker."""
+        """Mark the events done or ignored (one statement, run for each) while each is still this worker's claim."""
         if not outcomes:
             return
         rows = [(event.id, handled.status, handled.result[:2000]) for event, handled in outcomes]
