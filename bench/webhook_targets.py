@@ -10,7 +10,8 @@
   config (one `shopify-order-alert` job on the bench shop), secrets in its environment and its log
   in a file; `.backlog()` and `.outcome()` read its database from the benchmark's process.
 
-Every one has `.port`, `.pid` and `.cpu()` (CPU seconds of its process so far, from /proc).
+Every one has `.port`, `.pid`, `.cpu()` (CPU seconds of its process so far, from /proc) and `.switches()`
+(context switches of its threads so far: where a GIL-bound server spends its kernel time).
 """
 
 from __future__ import annotations
@@ -58,6 +59,20 @@ def process_cpu(pid: int) -> float:
     """CPU seconds (user + system, all threads) process `pid` has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def process_switches(pid: int) -> int:
+    """Context switches (voluntary and not) of every thread of process `pid` so far (threads that ended
+    are not counted: the servers here keep theirs)."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            lines = status.read_text().splitlines()
+        except OSError:  # the thread ended meanwhile
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.endswith(tuple("0123456789"))
+                     and line.split(":")[0] in ("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches"))
+    return total
 
 
 # -- bare Flask and the stack floor -------------------------------------------------------------------
@@ -141,6 +156,9 @@ class ServerProcess:
     def cpu(self) -> float:
         return process_cpu(self.pid)
 
+    def switches(self) -> int:
+        return process_switches(self.pid)
+
     def close(self) -> None:
         self._process.terminate()
         self._process.join(10)
@@ -181,6 +199,9 @@ class BotService:
 
     def cpu(self) -> float:
         return process_cpu(self.pid)
+
+    def switches(self) -> int:
+        return process_switches(self.pid)
 
     def last_id(self) -> int:
         """The id of the last stored event (0 if none)."""

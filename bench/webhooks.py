@@ -17,7 +17,9 @@ What is measured, and how:
   `--warmup` load not counted. Per target: requests/s (requests / first send → last answer) and
   p50 / p99 / max answer time, min / median / max over the rounds; the ratio run / bare of each
   round, min / median / max (goal ≥ 0.40×, 0.5× better; p99 ≤ 15 ms); the CPU of the server's
-  process and of the clients during the load, so that the bare rate shows the client is not the limit.
+  process and of the clients during the load, so that the bare rate shows the client is not the limit;
+  and per request the server's CPU (µs) and its threads' context switches (each time the interpreter
+  lock passes between threads the kernel switches twice: on 2 cores a GIL-bound server's kernel time).
 - Processing to the last event: after each load on `run`, the benchmark polls the database for
   this round's events not yet `done` / `ignored` and prints how long after the last answer the
   backlog was empty; then checks answers (accepted = unique sent, duplicate = redeliveries),
@@ -67,6 +69,7 @@ class Figures:
 
     load: LoadResult
     server_cpu: float
+    switches: int  # context switches of the server's threads during the load
     drained: float | None = None  # seconds from the last answer until the backlog was empty
     problems: list[str] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)  # this round's events by status, once drained
@@ -74,14 +77,21 @@ class Figures:
     def cores(self, cpu: float) -> float:
         return cpu / self.load.wall if self.load.wall > 0 else 0.0
 
+    def cpu_per_request(self) -> float:
+        """The server's CPU per request, in µs (its worker's processing included, for `run`)."""
+        return self.server_cpu / len(self.load.latencies) * 1e6
+
+    def switches_per_request(self) -> float:
+        return self.switches / len(self.load.latencies)
+
 
 def measure(clients: LoadClients, target: Target, work: list[Delivery], deadline: float) -> Figures:
     """One load on `target`; on the bot, also until its backlog is empty, and the outcome checked."""
     after = target.server.last_id() if target.bot else 0
     raw = [delivery.request() for delivery in work]
-    before = target.server.cpu()
+    before, switched = target.server.cpu(), target.server.switches()
     load = clients.run(target.server.port, raw)
-    figures = Figures(load, target.server.cpu() - before)
+    figures = Figures(load, target.server.cpu() - before, target.server.switches() - switched)
     if target.bot:
         figures.drained = wait_drained(target.server, after, load.last, deadline)
         figures.problems, figures.statuses = check(target.server, after, work, load, figures.drained)
@@ -135,7 +145,7 @@ def sustained(args: argparse.Namespace, clients: LoadClients, targets: list[Targ
                 args.drain_deadline)
     table: dict[str, list[Figures]] = {target.label: [] for target in targets}
     print(f"{'round':<6}{'target':<24}{'req/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'server':>9}"
-          f"{'client':>9}  processed")
+          f"{'client':>9}{'µs/req':>8}{'cs/req':>7}  processed")
     for number in range(args.rounds):
         work = deliveries(args.requests, args.duplicates, seed=number, first_order=1 + number * args.requests)
         for target in targets:
@@ -147,7 +157,8 @@ def sustained(args: argparse.Namespace, clients: LoadClients, targets: list[Targ
                 else "NOT drained")
             print(f"{number + 1:<6}{target.label:<24}{load.rate:>8.0f}{ms(load, 0.5):>8.2f}{ms(load, 0.99):>8.2f}"
                   f"{ms(load, 1.0):>8.2f}{figures.cores(figures.server_cpu):>6.2f} cpu"
-                  f"{figures.cores(load.client_cpu):>6.2f} cpu  {done}")
+                  f"{figures.cores(load.client_cpu):>6.2f} cpu{figures.cpu_per_request():>8.0f}"
+                  f"{figures.switches_per_request():>7.1f}  {done}")
             for problem in figures.problems:
                 print(f"      PROBLEM: {problem}")
     report_sustained(args, clients, targets, table)
@@ -179,6 +190,12 @@ def report_sustained(args: argparse.Namespace, clients: LoadClients, targets: li
             drained = [f.drained for f in rounds if f.drained is not None]
             if drained:
                 print(f"  backlog empty after the last answer: {spread(drained, '{:.2f}', ' s')}")
+    print("the server's CPU (µs) and its threads' context switches per request (a GIL handed between threads "
+          "costs two):")
+    for target in targets:
+        rounds = table[target.label]
+        print(f"  {target.label:<22} CPU {spread([f.cpu_per_request() for f in rounds], '{:.0f}', ' µs')}; "
+              f"switches {spread([f.switches_per_request() for f in rounds], '{:.1f}')}")
     per_request = statistics.median(f.load.client_cpu / len(f.load.latencies) for f in bare) * 1e6
     print(f"client: {per_request:.0f} µs of client CPU per request (one core of client alone: "
           f"{1e6 / per_request:,.0f} req/s); at the bare rate the {clients.processes} client processes used "
