@@ -1,7 +1,8 @@
 """Benchmark: one message to 100 friends (a sender's daily maximum) through the Kakao stand-in.
 
 The Kakao stand-in runs in its own process (spawned, its own GIL: bench/standin.py), so its CPU
-is not counted as the bot's; every Kakao call costs LATENCY seconds there, and it enforces
+is not counted as the bot's; it answers every Kakao call LATENCY seconds after the call reached it,
+its own work included (`answered_after`: the floor counts each call as LATENCY), and it enforces
 Kakao's daily caps (100 messages per sender, 100 per receiver, 20 per sender-receiver pair). The
 scraped menu page is served from another process (waitress, keep-alive, like the real hosts). One
 bot (App: database, engine, HTTP sessions) does every run, as the service does its slots; each run
@@ -12,9 +13,15 @@ statements compiled once per engine): it is printed apart and not judged.
 The floor counts only the calls that can be made, one after another: the friends-list pages
 (ceil(friends / 100), every nickname must be resolved) plus ceil(sendable / 5) send calls, where
 sendable = min(friends, the sender's daily cap); a fan-out to 1,000 friends can send only 100
-messages today, so its floor is 10 pages + 20 sends. Printed per run: messages delivered (goal:
-all sendable), the Kakao calls made next to the floor's, wall time and its ratio to the floor
-(goal, at 100 friends and 50 ms: ≤ 1.1×), the bot's own time per Kakao call beyond the stand-in's
+messages today, so its floor is 10 pages + 20 sends, each LATENCY. Before each run, on a day of
+its own, a bare client (a keep-alive `requests` session making the same calls and nothing else)
+measures what those calls take against this stand-in: its HTTP server, the loopback and `requests`
+add their own time to every call, which the bot's client (also `requests`) cannot save either.
+Printed next to the floor, not judged.
+
+Printed per run: messages delivered (goal: all sendable), the Kakao calls made next to the floor's,
+wall time and its ratio to the floor (goal, at 100 friends and 50 ms: ≤ 1.1×) and to the bare
+client's time, the bot's own time per Kakao call beyond the stand-in's
 latency ((wall − calls made × latency) / calls made: all the run's own work, the scrape
 included), and the bot process's and the stand-in's CPU per call; then min / median / max over
 the runs.
@@ -25,6 +32,7 @@ the runs.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import os
@@ -36,6 +44,7 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Iterator
 
+import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
@@ -46,7 +55,7 @@ from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.web import DEMO_MENU_HTML, create_web_app
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from standin import StandinProcess, cpu_seconds, spread  # noqa: E402
+from standin import StandinProcess, answered_after, cpu_seconds, spread  # noqa: E402
 
 SEND_PATH = "/v1/api/talk/friends/message/default/send"
 FRIENDS_PATH = "/v1/api/talk/friends"
@@ -79,12 +88,12 @@ to = [{to}]
 
 def build_kakao(args: dict[str, Any]) -> tuple[KakaoSandbox, Any, dict[str, Any]]:
     """In the Kakao stand-in's process: the app with its friends; greets with its keys and caps."""
-    sandbox = KakaoSandbox(latency=args["latency"])
+    sandbox = KakaoSandbox()  # its latency is answered_after's: its own work included
     for nickname in args["nicknames"]:
         sandbox.add_friend(nickname)
     greeting = {"rest_api_key": sandbox.rest_api_key, "client_secret": sandbox.client_secret or "",
                 "sender_daily": sandbox.sender_daily}
-    return sandbox, sandbox.wsgi_app(), greeting
+    return sandbox, answered_after(sandbox.wsgi_app(), args["latency"]), greeting
 
 
 def build_web(args: dict[str, Any]) -> tuple[None, Any, None]:
@@ -134,6 +143,28 @@ def deployment(args: argparse.Namespace, nicknames: list[str], web_url: str) -> 
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def bare_calls(app: App, kakao: StandinProcess, sendable: int) -> float:
+    """Seconds a client doing nothing but the calls takes (on a new day): the friends-list pages, then
+    the sends of `sendable` messages, 5 receivers each, a text message the size of the menu's."""
+    kakao.ask(new_day)
+    headers = {"Authorization": f"Bearer {app.kakao_tokens.access_token('default')}"}
+    template = json.dumps({"object_type": "text", "text": "오늘의 메뉴\n" + "김치찌개 · 된장찌개 · 비빔밥\n" * 8,
+                           "link": {"web_url": app.config.kakao.web_domain}}, ensure_ascii=False)
+    api, uuids = app.config.kakao.api_url, []
+    with requests.Session() as session:
+        started = time.perf_counter()
+        page: str | None = f"{api}{FRIENDS_PATH}?limit={PAGE}"
+        while page:
+            answer = session.get(page, headers=headers, timeout=10).json()
+            uuids += [friend["uuid"] for friend in answer.get("elements") or []]
+            page = answer.get("after_url")
+        for start in range(0, sendable, PER_CALL):
+            session.post(f"{api}{SEND_PATH}", headers=headers, timeout=10, data={
+                "receiver_uuids": json.dumps(uuids[start:start + PER_CALL]),
+                "template_object": template}).raise_for_status()
+        return time.perf_counter() - started
+
+
 def one_run(app: App, kakao: StandinProcess, run: int) -> dict[str, Any]:
     """One fan-out on a new day (the stand-in's caps and the bot's quota book start again): its figures."""
     kakao.ask(new_day)
@@ -169,10 +200,11 @@ def main() -> int:
     with StandinProcess(build_web, {}, port=args.port, name="web-standin") as web, \
             deployment(args, nicknames, web.url) as (app, kakao):
         for run in range(args.runs + 1):  # run 0: the process's first fan-out, reported, not judged
+            sendable = min(args.friends, kakao.greeting["sender_daily"])
+            bare = bare_calls(app, kakao, sendable)
             r = one_run(app, kakao, run)
-            sendable = min(args.friends, r["sender_daily"])
             floor_calls = pages + math.ceil(sendable / PER_CALL)
-            r.update(sendable=sendable, floor_calls=floor_calls, floor=floor_calls * args.latency)
+            r.update(sendable=sendable, floor_calls=floor_calls, floor=floor_calls * args.latency, bare=bare)
             r["ratio"] = r["wall"] / r["floor"]
             r["own_ms"] = (r["wall"] - r["calls"] * args.latency) / r["calls"] * 1000
             runs.append(r)
@@ -182,7 +214,8 @@ def main() -> int:
                   f"{r['pages']} pages + {r['sends']} sends (floor {floor_calls} = {pages} + "
                   f"{math.ceil(sendable / PER_CALL)})")
             print(f"        wall {r['wall']:.3f} s, floor {r['floor']:.3f} s = {floor_calls} x "
-                  f"{args.latency * 1000:.0f} ms: {r['ratio']:.3f}x; bot's own time {r['own_ms']:.2f} ms per "
+                  f"{args.latency * 1000:.0f} ms: {r['ratio']:.3f}x (a bare client: {bare:.3f} s, "
+                  f"{r['wall'] / bare:.3f}x that); bot's own time {r['own_ms']:.2f} ms per "
                   f"Kakao call; CPU per call: bot {r['cpu'] / r['calls'] * 1000:.2f} ms, "
                   f"stand-in {r['standin_cpu'] / r['calls'] * 1000:.2f} ms")
     cold, runs = runs[0], runs[1:]
@@ -190,6 +223,9 @@ def main() -> int:
           f"(stand-ins in their own processes):")
     print(f"  wall time:             {spread([r['wall'] for r in runs], unit=' s')}")
     print(f"  ratio to the floor:    {spread([r['ratio'] for r in runs], unit='x')} (goal ≤ {GOAL}x)")
+    print(f"  a bare client's calls: {spread([r['bare'] for r in runs], unit=' s')} = "
+          f"{spread([r['bare'] / r['floor'] for r in runs], unit='x')} the floor (the stand-in's own time per call); "
+          f"the bot: {spread([r['wall'] / r['bare'] for r in runs], unit='x')} the bare client")
     print(f"  bot's own time / call: {spread([r['own_ms'] for r in runs], '{:.2f}', ' ms')} beyond the "
           f"stand-in's {args.latency * 1000:.0f} ms")
     print(f"  CPU / call:            {spread([r['cpu'] / r['calls'] * 1000 for r in runs], '{:.2f}', ' ms')} bot, "

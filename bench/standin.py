@@ -10,6 +10,11 @@ serves it on a real port, and then answers `ask(query, payload)`: it calls the t
 function `query(state, payload)` in the child and sends back the picklable result, so the
 benchmark reads the stand-in's records (calls made, costs, inboxes) after a run.
 
+`answered_after(app, latency)` wraps a stand-in's WSGI app so that each request is answered `latency`
+seconds after it reached the app, the stand-in's own work included, as a real server's latency includes
+its work: a benchmark whose floor counts each call as `latency` then does not charge the client for the
+stand-in's work.
+
 `SharedClock` is a monotonic clock plus an offset shared with the stand-in's process: a throttle
 wait advances the offset at once (simulated) or sleeps for real, and the stand-in's bucket refills
 by the same clock. `spread` prints min / median / max of a run's figures; `rss_kb`, `free_port` and
@@ -57,6 +62,20 @@ def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, A
                 conn.send((False, f"{type(exc).__name__}: {exc}"))
     finally:
         server.close()
+
+
+def answered_after(app: Callable, latency: float) -> Callable:
+    """`app`, answering each request `latency` seconds after it came in (its own work included)."""
+
+    def timed(environ: dict[str, Any], start_response: Callable) -> list[bytes]:
+        started = time.monotonic()
+        chunks = list(app(environ, start_response))  # the whole answer made, before the wait
+        remaining = latency - (time.monotonic() - started)
+        if remaining > 0:
+            time.sleep(remaining)
+        return chunks
+
+    return timed
 
 
 def cpu_seconds(state: Any, payload: Any = None) -> float:
