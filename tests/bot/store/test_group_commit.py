@@ -51,23 +51,38 @@ class Callers:
             assert not thread.is_alive()
 
 
-def test_callers_queued_behind_a_commit_share_the_next_one() -> None:
+def recorded(writes: list, params: str) -> str:
+    """The write of these tests: noted in its transaction, its result the params in capitals."""
+    writes.append(params)
+    return params.upper()
+
+
+def first_caller_held(write: Callable[[list, str], str]) -> tuple[Transactions, GroupCommit, Callers, threading.Event]:
+    """A group committing `write`, with a caller "first" started and held inside its commit until the
+    returned Event is set: whoever calls meanwhile queues behind it."""
     transactions = Transactions()
     inside, release = threading.Event(), threading.Event()
 
-    def write(writes: list, params: str) -> str:
+    def held(writes: list, params: str) -> str:
         if params == "first":
             inside.set()
             assert release.wait(10)
-        if params == "bad":
-            raise ValueError("refused")
-        writes.append(params)
-        return params.upper()
+        return write(writes, params)
 
-    group = GroupCommit(transactions.run_write, write)
+    group = GroupCommit(transactions.run_write, held)
     callers = Callers(group)
     callers.start("first")
     assert inside.wait(10)
+    return transactions, group, callers, release
+
+
+def test_callers_queued_behind_a_commit_share_the_next_one() -> None:
+    def write(writes: list, params: str) -> str:
+        if params == "bad":
+            raise ValueError("refused")
+        return recorded(writes, params)
+
+    transactions, group, callers, release = first_caller_held(write)
     for name in ("b", "bad", "d"):
         callers.start(name)
     wait_for(lambda: len(group._queue) == 3)  # noqa: SLF001 - all three queued behind the first commit
@@ -85,24 +100,16 @@ def test_callers_queued_behind_a_commit_share_the_next_one() -> None:
 def test_a_leader_stopped_mid_commit_wakes_its_batch_and_hands_the_lead_on() -> None:
     # A leader stopped by an exception that is not an Exception (SystemExit) must not strand anyone: the
     # callers of its batch learn their write was not committed, and the next caller queued commits the rest.
-    transactions = Transactions()
-    inside, release, stopping, later_queued = (threading.Event() for _ in range(4))
+    stopping, later_queued = threading.Event(), threading.Event()
 
     def write(writes: list, params: str) -> str:
-        if params == "first":
-            inside.set()
-            assert release.wait(10)
         if params == "stop":
             stopping.set()
             assert later_queued.wait(10)
             raise SystemExit("stopping")
-        writes.append(params)
-        return params.upper()
+        return recorded(writes, params)
 
-    group = GroupCommit(transactions.run_write, write)
-    callers = Callers(group)
-    callers.start("first")
-    assert inside.wait(10)
+    transactions, group, callers, release = first_caller_held(write)
     callers.start("stop")
     wait_for(lambda: len(group._queue) == 1)  # noqa: SLF001 - "stop" leads the next batch
     callers.start("same-batch")
