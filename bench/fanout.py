@@ -1,8 +1,8 @@
 """Benchmark: one message to 100 friends (a sender's daily maximum) through the Kakao stand-in.
 
 The Kakao stand-in runs in its own process (spawned, its own GIL: bench/standin.py), so its CPU
-is not counted as the bot's; it answers every Kakao call LATENCY seconds after the call reached it,
-its own work included (`answered_after`: the floor counts each call as LATENCY), and it enforces
+is not counted as the bot's; it answers every Kakao call LATENCY seconds after its server read the
+call's first bytes, its own work included (`answered_after`: the floor counts each call as LATENCY), and it enforces
 Kakao's daily caps (100 messages per sender, 100 per receiver, 20 per sender-receiver pair). The
 scraped menu page is served from another process (waitress, keep-alive, like the real hosts). One
 bot (App: database, engine, HTTP sessions) does every run, as the service does its slots; each run

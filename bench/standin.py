@@ -11,9 +11,10 @@ function `query(state, payload)` in the child and sends back the picklable resul
 benchmark reads the stand-in's records (calls made, costs, inboxes) after a run.
 
 `answered_after(app, latency)` wraps a stand-in's WSGI app so that each request is answered `latency`
-seconds after it reached the app, the stand-in's own work included, as a real server's latency includes
-its work: a benchmark whose floor counts each call as `latency` then does not charge the client for the
-stand-in's work.
+seconds after its first bytes were read by the stand-in's server (waitress's parsing and hand-over to a
+worker thread, and the stand-in's own work, included), as a real server's latency includes its work: a
+benchmark whose floor counts each call as `latency` then does not charge the client for the stand-in's
+work.
 
 `SharedClock` is a monotonic clock plus an offset shared with the stand-in's process: a throttle
 wait advances the offset at once (simulated) or sleeps for real, and the stand-in's bucket refills
@@ -38,18 +39,53 @@ from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterator, Sequence
 
 import waitress
+from waitress.channel import HTTPChannel
+from waitress.parser import HTTPRequestParser
+from waitress.task import WSGITask
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 SPAWN = multiprocessing.get_context("spawn")
+ARRIVED = "standin.arrived"  # WSGI environ key: time.monotonic() when the request's first bytes were read
+
+
+class _StampedRequest(HTTPRequestParser):
+    """waitress's request parser, stamped when made: the server's main loop makes one as it reads a
+    request's first bytes, before parsing it and handing it to a worker thread."""
+
+    def __init__(self, adj: Any):
+        super().__init__(adj)
+        self.arrived = time.monotonic()
+
+
+class _StampedTask(WSGITask):
+    """waitress's WSGI task, whose environ carries its request's arrival time (ARRIVED)."""
+
+    def get_environment(self) -> dict[str, Any]:
+        environ = super().get_environment()
+        environ[ARRIVED] = self.request.arrived
+        return environ
+
+
+class _StampedChannel(HTTPChannel):
+    parser_class = _StampedRequest
+    task_class = _StampedTask
+
+
+def stamped_server(app: Callable, port: int = 0) -> Any:
+    """A waitress server (not yet running) of `app` on 127.0.0.1:`port`, each request's environ carrying the
+    time its first bytes were read (ARRIVED)."""
+    # Threads enough for a client that holds requests open (a stand-in's latency is a sleep).
+    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=16, ident=None)
+    server.channel_class = _StampedChannel  # connections are accepted once it runs, each with this class
+    return server
 
 
 def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, Any]], args: dict[str, Any],
            port: int) -> None:
     """The stand-in's process: build and serve, then answer queries until None."""
     state, app, greeting = build(args)
-    # Threads enough for a client that holds requests open (a stand-in's latency is a sleep).
-    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=16, ident=None)
+    server = stamped_server(app, port)
     thread = threading.Thread(target=server.run, name="standin-server", daemon=True)
     thread.start()
     conn.send((f"http://127.0.0.1:{server.effective_port}", greeting))
@@ -68,7 +104,7 @@ def answered_after(app: Callable, latency: float) -> Callable:
     """`app`, answering each request `latency` seconds after it came in (its own work included)."""
 
     def timed(environ: dict[str, Any], start_response: Callable) -> list[bytes]:
-        started = time.monotonic()
+        started = environ.get(ARRIVED, time.monotonic())
         chunks = list(app(environ, start_response))  # the whole answer made, before the wait
         remaining = latency - (time.monotonic() - started)
         if remaining > 0:
