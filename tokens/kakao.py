@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Callable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from bot.kakao.client import AccessLease, KakaoAuth, TokenAnswer
@@ -50,6 +50,20 @@ def forget_login(db: Database, account: str) -> bool:
     to Kakao, so no Kakao credentials needed: the tokens are simply gone from here."""
     with db.write_session() as session:
         return session.execute(delete(KakaoLogin).where(KakaoLogin.account == account)).rowcount > 0
+
+
+# What a lease reads of a login: built once (only the account changes per call).
+LEASE_READ = select(KakaoLogin.access_token_enc, KakaoLogin.access_expires_at, KakaoLogin.needs_login_reason).where(
+    KakaoLogin.account == bindparam("account"))
+
+
+def _check_usable(row: KakaoLogin | Row | None, account: str) -> None:
+    """Raise if there is no login `account` (row None) or it needs a person (a dead refresh token)."""
+    if row is None:
+        raise KakaoNoLogin(None, "login_required", f"no Kakao login named {account!r} is stored", None,
+                           f"run `python -m bot kakao login --account {account}`")
+    if row.needs_login_reason:
+        raise login_required(account, row.needs_login_reason)
 
 
 def login_required(account: str, why: str) -> KakaoLoginRequired:
@@ -91,14 +105,17 @@ class KakaoTokens:
     def lease(self, account: str) -> AccessLease:
         """A valid access token of `account` (refreshed first if due) and until when it may be used
         without asking again: its expiry less the refresh margin."""
-        with self.db.session() as session:
-            row = self._row(session, account)
-            if self._fresh(row):
-                return self._lease(row)
+        # Every fan-out and friends list mints first: a Core read of three columns, not an ORM Session
+        # (whose set-up costs more than the read) loading the whole login.
+        with self.db.engine.connect() as connection:
+            row = connection.execute(LEASE_READ, {"account": account}).one_or_none()
+        _check_usable(row, account)
+        if self._fresh(row):
+            return self._lease(row.access_token_enc, row.access_expires_at)
         return self._refresh(account, rejected=None)
 
-    def _lease(self, row: KakaoLogin) -> AccessLease:
-        return AccessLease(self.vault.decrypt(row.access_token_enc), row.access_expires_at - self.margin, self.clock)
+    def _lease(self, access_token_enc: str, access_expires_at: datetime) -> AccessLease:
+        return AccessLease(self.vault.decrypt(access_token_enc), access_expires_at - self.margin, self.clock)
 
     def renew(self, account: str, rejected: str) -> str:
         """Kakao refused `rejected` (-401): refresh, unless another caller already did."""
@@ -113,7 +130,7 @@ class KakaoTokens:
 
     def _refresh_row(self, session: Session, account: str, rejected: str | None) -> AccessLease | DeadLogin:
         row = self._row(session, account, populate_existing=True)
-        current = self._lease(row)
+        current = self._lease(row.access_token_enc, row.access_expires_at)
         if self._fresh(row) and current.token != rejected:
             return current
         try:
@@ -148,14 +165,10 @@ class KakaoTokens:
         options = {"populate_existing": True} if populate_existing else {}
         row = session.execute(select(KakaoLogin).where(KakaoLogin.account == account)
                               .execution_options(**options)).scalar_one_or_none()
-        if row is None:
-            raise KakaoNoLogin(None, "login_required", f"no Kakao login named {account!r} is stored", None,
-                               f"run `python -m bot kakao login --account {account}`")
-        if row.needs_login_reason:
-            raise login_required(account, row.needs_login_reason)
+        _check_usable(row, account)
         return row
 
-    def _fresh(self, row: KakaoLogin) -> bool:
+    def _fresh(self, row: KakaoLogin | Row) -> bool:
         return row.access_expires_at - self.margin > self.clock()
 
     # -- reporting -------------------------------------------------------------------

@@ -87,16 +87,35 @@ def rows(app: App) -> dict[str, Delivery]:
         return {row.recipient: row for row in session.scalars(select(Delivery).where(Delivery.job == "menu"))}
 
 
+def database_outage(app: App, monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """The app's database refusing connections while the returned `["on"]` is True (from now): ORM
+    sessions, and Core reads and writes (the token lease, job memory, claims) alike."""
+    outage = {"on": True}
+    real_session, real_connect = app.db.session, app.db.engine.connect
+
+    def refused() -> OperationalError:
+        return OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    def session(*args: Any, **kwargs: Any) -> Any:
+        if outage["on"]:
+            raise refused()
+        return real_session(*args, **kwargs)
+
+    def connect(*args: Any, **kwargs: Any) -> Any:
+        if outage["on"]:
+            raise refused()
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(app.db, "session", session)
+    monkeypatch.setattr(app.db.engine, "connect", connect)
+    return outage
+
+
 def test_a_database_outage_at_the_slot_is_retried_once_it_is_back_and_sends_exactly_once(
         setup, sandbox, clock, monkeypatch):
     """PostgreSQL down from slot−20 s to slot+30 s: the run at the slot fails; the retries send it."""
     app, scheduler, retries = setup(["me", "friend:친구01"])
-    real_session = app.db.session
-
-    def down(*args: Any, **kwargs: Any) -> Any:
-        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-
-    monkeypatch.setattr(app.db, "session", down)
+    outage = database_outage(app, monkeypatch)
     clock.now = NOON
     scheduler.fire_at("menu", NOON)
     assert retries.times == [NOON + FIRST_DELAY]
@@ -104,7 +123,7 @@ def test_a_database_outage_at_the_slot_is_retried_once_it_is_back_and_sends_exac
 
     retries.run_next()  # slot+15 s: still down, a longer wait
     assert retries.times[-1] == NOON + FIRST_DELAY + 2 * FIRST_DELAY
-    monkeypatch.setattr(app.db, "session", real_session)  # back at slot+30 s
+    outage["on"] = False  # back at slot+30 s
     assert retries.run_next()  # slot+45 s
     assert {key: row.status for key, row in rows(app).items()} == {"me": "sent", "uuid:uuid-friend-01": "sent"}
     assert not retries.pending  # delivered: nothing more scheduled
@@ -152,23 +171,7 @@ def test_a_slot_caught_up_at_start_that_fails_for_a_passing_reason_is_retried_to
 def test_a_database_down_for_the_whole_grace_records_the_slot_skipped_and_reports_it(
         setup, sandbox, clock, monkeypatch):
     app, scheduler, retries = setup(["me"])
-    real_session = app.db.session
-    outage = {"on": True}
-
-    def session(*args: Any, **kwargs: Any) -> Any:
-        if outage["on"]:
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-        return real_session(*args, **kwargs)
-
-    real_connect = app.db.engine.connect
-
-    def connect(*args: Any, **kwargs: Any) -> Any:  # Core reads and writes (job memory, claims) too
-        if outage["on"]:
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-        return real_connect(*args, **kwargs)
-
-    monkeypatch.setattr(app.db, "session", session)
-    monkeypatch.setattr(app.db.engine, "connect", connect)
+    outage = database_outage(app, monkeypatch)
     clock.now = NOON
     scheduler.fire_at("menu", NOON)
     while retries.pending and retries.pending[0][1] < NOON + timedelta(minutes=29):
