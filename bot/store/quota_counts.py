@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Iterable
 
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection, bindparam, case, func, select
 from sqlalchemy.orm import Session
 
 from bot.kakao.quota import ME_RESERVE, QuotaBook
@@ -13,23 +13,28 @@ from bot.store.models import Delivery
 
 COUNTED = ("sending", "sent", "unknown")  # an unknown send may have been delivered: count it
 
+# Two queries, not four: the totals together, then both per-recipient counts in one pass over the
+# recipients' rows (a fan-out's bookkeeping before its first call). Built once: only the day, the
+# sender and the recipients change per call.
+_COUNTED = (Delivery.quota_day == bindparam("day")) & Delivery.status.in_(COUNTED)
+_BY_SENDER = case((Delivery.sender == bindparam("sender"), 1), else_=0)
+TOTALS = select(func.count(), func.sum(_BY_SENDER)).where(_COUNTED)
+PER_RECIPIENT = (select(Delivery.recipient, func.count(), func.sum(_BY_SENDER))
+                 .where(_COUNTED, Delivery.recipient.in_(bindparam("recipients", expanding=True)))
+                 .group_by(Delivery.recipient))
+
 
 def load_quota_book(session: Session | Connection, sender: str, day: str, recipients: Iterable[str],
                     reserve: int = ME_RESERVE) -> QuotaBook:
     """Today's counts of `sender` (and of `recipients`, and of the app) from the deliveries table, read
     with `session` (an ORM Session, or a Core Connection in the middle of a transaction)."""
     recipients = list(recipients)
-    counted = (Delivery.quota_day == day) & Delivery.status.in_(COUNTED)
-    by_sender = case((Delivery.sender == sender, 1), else_=0)
-    # Two queries, not four: the totals together, then both per-recipient counts in one pass over the
-    # recipients' rows (a fan-out's bookkeeping before its first call; each query was ~0.5 ms of CPU).
-    app_total, sender_total = session.execute(select(func.count(), func.sum(by_sender)).where(counted)).one()
+    app_total, sender_total = session.execute(TOTALS, {"day": day, "sender": sender}).one()
     per_recipient: Counter = Counter()
     per_pair: Counter = Counter()
     if recipients:
         for recipient, any_sender, this_sender in session.execute(
-                select(Delivery.recipient, func.count(), func.sum(by_sender))
-                .where(counted, Delivery.recipient.in_(recipients)).group_by(Delivery.recipient)):
+                PER_RECIPIENT, {"day": day, "sender": sender, "recipients": recipients}):
             if recipient != "me":
                 per_recipient[recipient] = any_sender
             if this_sender:
