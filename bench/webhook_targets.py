@@ -4,8 +4,8 @@
   waitress with the bot's thread count (bot.service.run.THREADS): the floor of the HTTP stack.
 - `ServerProcess("floor", database_url)`: a plain Flask view that checks the HMAC, parses the JSON
   and INSERTs the delivery (one SQLAlchemy Core transaction, ON CONFLICT DO NOTHING; on SQLite the
-  writers of the process take turns on a lock, as SQLite has one writer): the floor of the stack
-  with the bot's guarantee "stored before the 200".
+  writers of the process take turns on a lock, as SQLite has one writer; on PostgreSQL a pooled
+  connection per request thread): the floor of the stack with the bot's guarantee "stored before the 200".
 - `BotService(database_url)`: the real service, `python -m bot --config … run`, with a temporary
   config (one `shopify-order-alert` job on the bench shop), secrets in its environment and its log
   in a file; `.backlog()` and `.outcome()` read its database from the benchmark's process.
@@ -95,7 +95,11 @@ def _floor_app(database_url: str) -> Any:
     from flask import Flask, request
     from sqlalchemy.dialects import postgresql, sqlite
 
-    engine = create_engine(database_url, connect_args={"timeout": 30} if database_url.startswith("sqlite") else {})
+    if database_url.startswith("sqlite"):
+        engine = create_engine(database_url, connect_args={"timeout": 30})
+    else:  # a pooled connection per request thread, as `run` keeps (bot.store.db.POOL_SIZE): with SQLAlchemy's
+        # default of 5, the 6th concurrent request opened a connection (a server process) and closed it after
+        engine = create_engine(database_url, pool_size=THREADS)
     table = Table("floor_events", MetaData(), Column("id", Integer, primary_key=True, autoincrement=True),
                   Column("webhook_id", String(255), unique=True), Column("topic", String(100)), Column("body", Text))
     is_sqlite = engine.dialect.name == "sqlite"
