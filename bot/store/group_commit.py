@@ -9,7 +9,8 @@ a timer: a lone caller is committed alone, immediately. Each caller still return
 write is committed.
 
 If the shared transaction fails, each of its writes is run again in a transaction of its own, so a
-write that fails fails only its own caller.
+write that fails fails only its own caller. A leader stopped mid-commit, or a waiting caller interrupted
+(even just as the lead was handed to it), still hands the lead on: nobody waits for a leader that is gone.
 
     inserts = GroupCommit(db.run_write, lambda connection, values: connection.execute(statement, values).scalar())
     row_id = inserts(values)
@@ -70,7 +71,11 @@ class GroupCommit(Generic[T]):
             else:
                 self._leading = mine.leads = True
         if not mine.leads:
-            mine.woken.wait()  # type: ignore[union-attr] - set for every caller that found a leader
+            try:
+                mine.woken.wait()  # type: ignore[union-attr] - set for every caller that found a leader
+            except BaseException:
+                self._abandon(mine)
+                raise
         if mine.leads:
             self._lead()
         if mine.error is not None:
@@ -86,16 +91,33 @@ class GroupCommit(Generic[T]):
             # Even when interrupted: the batch's callers are woken (GroupCommitInterrupted if their write
             # was not committed) and the next caller queued leads, so nobody waits for a leader that is gone.
             with self._lock:
-                successor = self._queue[0] if self._queue else None
-                if successor is not None:
-                    successor.leads = True
-                else:
-                    self._leading = False
+                successor = self._hand_lead_on()
             for item in batch:
                 if item.woken is not None:
                     item.woken.set()
             if successor is not None:
                 successor.woken.set()  # type: ignore[union-attr] - it queued while this caller led
+
+    def _abandon(self, mine: _Pending) -> None:
+        """A waiting caller interrupted (a signal's KeyboardInterrupt): its write is dropped if no leader took
+        it yet (its caller gets the exception, not a result), and a lead handed to it meanwhile passes on to
+        the next caller queued, so the queue never waits for a leader that is gone."""
+        with self._lock:
+            self._queue = [item for item in self._queue if item is not mine]
+            if not mine.leads:
+                return
+            successor = self._hand_lead_on()
+        if successor is not None:
+            successor.woken.set()  # type: ignore[union-attr] - it queued while a leader committed
+
+    def _hand_lead_on(self) -> _Pending | None:
+        """With the lock held: the lead passes to the first caller queued (returned, to be woken), or nobody leads."""
+        successor = self._queue[0] if self._queue else None
+        if successor is not None:
+            successor.leads = True
+        else:
+            self._leading = False
+        return successor
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:

@@ -4,9 +4,13 @@ and a write that fails fails only its own caller."""
 from __future__ import annotations
 
 import threading
+from types import SimpleNamespace
 from typing import Any, Callable
 
+import pytest
+
 from bot.app import App
+from bot.store import group_commit
 from bot.store.group_commit import GroupCommit, GroupCommitInterrupted
 from bot.webhooks.inbox import store_event
 
@@ -126,6 +130,35 @@ def test_a_leader_stopped_mid_commit_wakes_its_batch_and_hands_the_lead_on() -> 
     assert isinstance(results["stop"], SystemExit)
     assert isinstance(results["same-batch"], GroupCommitInterrupted)
     assert ["later"] in transactions.batches and not any("same-batch" in batch for batch in transactions.batches)
+
+
+class _WokenThenInterrupted(threading.Event):
+    """An Event whose waiter is interrupted (KeyboardInterrupt, as a signal does) just as it wakes."""
+
+    def wait(self, timeout: float | None = None) -> bool:
+        super().wait(timeout)
+        raise KeyboardInterrupt
+
+
+def test_a_caller_interrupted_as_it_is_handed_the_lead_passes_it_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    # "handed" queues first behind the held commit, so the lead is handed to it; it is interrupted as it
+    # wakes. Its write is dropped (its caller got the exception), and "later", queued behind it, still leads.
+    transactions, group, callers, release = first_caller_held(recorded)
+    with monkeypatch.context() as patched:
+        # The module's own name for threading: the test's threads and waits keep the real Event.
+        patched.setattr(group_commit, "threading", SimpleNamespace(Event=_WokenThenInterrupted))
+        callers.start("handed")
+        wait_for(lambda: len(group._queue) == 1)  # noqa: SLF001 - queued, with its interrupting Event
+    callers.start("later")
+    wait_for(lambda: len(group._queue) == 2)  # noqa: SLF001
+    release.set()
+    callers.join()  # without the hand-over "later" would wait for a leader forever
+    results = callers.results
+
+    assert results["first"] == "FIRST" and results["later"] == "LATER"
+    assert isinstance(results["handed"], KeyboardInterrupt)
+    assert transactions.batches == [["first"], ["later"]]
+    assert group("after") == "AFTER"  # and the group still works
 
 
 def test_a_lone_caller_is_committed_at_once() -> None:
