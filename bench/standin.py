@@ -68,6 +68,8 @@ class _StampedTask(WSGITask):
 
 
 class _StampedChannel(HTTPChannel):
+    """waitress's connection, making stamped requests and tasks."""
+
     parser_class = _StampedRequest
     task_class = _StampedTask
 
