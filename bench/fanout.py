@@ -23,8 +23,9 @@ Printed per run: messages delivered (goal: all sendable), the Kakao calls made n
 wall time and its ratio to the floor (goal, at 100 friends and 50 ms: ≤ 1.1×) and to the bare
 client's time, the bot's own time per Kakao call beyond the stand-in's
 latency ((wall − calls made × latency) / calls made: all the run's own work, the scrape
-included), and the bot process's and the stand-in's CPU per call; then min / median / max over
-the runs.
+included) and how much of it the commits of outcomes take (each call's `sending`, with the
+outcome of the call before, on disk before it goes out), and the bot process's and the
+stand-in's CPU per call; then min / median / max over the runs.
 
     python bench/fanout.py [--friends 100] [--runs 3] [--latency 0.05]
 """
@@ -51,6 +52,7 @@ from sqlalchemy import text
 from bot.app import App, load_config
 from bot.config.secrets import Secrets
 from bot.delivery.runner import Runner
+from bot.store.deliveries import DeliveryLog
 from bot.sandbox.kakao import KakaoSandbox
 from bot.sandbox.web import DEMO_MENU_HTML, create_web_app
 
@@ -165,12 +167,35 @@ def bare_calls(app: App, kakao: StandinProcess, sendable: int) -> float:
         return time.perf_counter() - started
 
 
-def one_run(app: App, kakao: StandinProcess, run: int) -> dict[str, Any]:
+class CommitTimer:
+    """Wall time of a fan-out's commits of outcomes (`DeliveryLog.record`: the outcome of one call and
+    `sending` of the next, on disk before the next call goes out): what exactly-once costs per call."""
+
+    def __init__(self, log: DeliveryLog):
+        self.seconds, self.count = 0.0, 0
+        record = log.record
+
+        def timed(*args: Any, **kwargs: Any) -> set[int]:
+            started = time.perf_counter()
+            try:
+                return record(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.count += 1
+
+        log.record = timed  # type: ignore[method-assign] - this App's log only, for the benchmark's figures
+
+    def reset(self) -> None:
+        self.seconds, self.count = 0.0, 0
+
+
+def one_run(app: App, kakao: StandinProcess, run: int, commits: CommitTimer) -> dict[str, Any]:
     """One fan-out on a new day (the stand-in's caps and the bot's quota book start again): its figures."""
     kakao.ask(new_day)
     with app.db.engine.begin() as connection:  # the bot's per-day counts come from the deliveries kept
         connection.execute(text("DELETE FROM deliveries"))
     before, standin_cpu = kakao.ask(tally), kakao.ask(cpu_seconds)
+    commits.reset()
     cpu = time.process_time()
     started = time.perf_counter()
     report = Runner(app).run(app.config.job("menu"), f"bench-{run}")
@@ -179,7 +204,7 @@ def one_run(app: App, kakao: StandinProcess, run: int) -> dict[str, Any]:
     standin_cpu = kakao.ask(cpu_seconds) - standin_cpu
     after = kakao.ask(tally)
     made = {k: after[k] - before[k] for k in ("calls", "sends", "pages", "delivered")}
-    return dict(made, wall=wall, cpu=cpu, standin_cpu=standin_cpu,
+    return dict(made, wall=wall, cpu=cpu, standin_cpu=standin_cpu, commits=commits.count, commit_s=commits.seconds,
                 recorded=report.fanout.count("sent") if report.fanout else 0, sender_daily=kakao.greeting["sender_daily"])
 
 
@@ -199,10 +224,11 @@ def main() -> int:
     runs: list[dict[str, Any]] = []
     with StandinProcess(build_web, {}, port=args.port, name="web-standin") as web, \
             deployment(args, nicknames, web.url) as (app, kakao):
+        commits = CommitTimer(app.deliveries)
         for run in range(args.runs + 1):  # run 0: the process's first fan-out, reported, not judged
             sendable = min(args.friends, kakao.greeting["sender_daily"])
             bare = bare_calls(app, kakao, sendable)
-            r = one_run(app, kakao, run)
+            r = one_run(app, kakao, run, commits)
             floor_calls = pages + math.ceil(sendable / PER_CALL)
             r.update(sendable=sendable, floor_calls=floor_calls, floor=floor_calls * args.latency, bare=bare)
             r["ratio"] = r["wall"] / r["floor"]
@@ -216,8 +242,9 @@ def main() -> int:
             print(f"        wall {r['wall']:.3f} s, floor {r['floor']:.3f} s = {floor_calls} x "
                   f"{args.latency * 1000:.0f} ms: {r['ratio']:.3f}x (a bare client: {bare:.3f} s, "
                   f"{r['wall'] / bare:.3f}x that); bot's own time {r['own_ms']:.2f} ms per "
-                  f"Kakao call; CPU per call: bot {r['cpu'] / r['calls'] * 1000:.2f} ms, "
-                  f"stand-in {r['standin_cpu'] / r['calls'] * 1000:.2f} ms")
+                  f"Kakao call, of which commits {r['commit_s'] / r['calls'] * 1000:.2f} ms ({r['commits']} commits, "
+                  f"{r['commit_s'] / r['commits'] * 1000:.2f} ms each); CPU per call: bot "
+                  f"{r['cpu'] / r['calls'] * 1000:.2f} ms, stand-in {r['standin_cpu'] / r['calls'] * 1000:.2f} ms")
     cold, runs = runs[0], runs[1:]
     print(f"friends {args.friends}, {args.latency * 1000:.0f} ms per Kakao call, {len(runs)} runs after the first "
           f"(stand-ins in their own processes):")
@@ -227,7 +254,9 @@ def main() -> int:
           f"{spread([r['bare'] / r['floor'] for r in runs], unit='x')} the floor (the stand-in's own time per call); "
           f"the bot: {spread([r['wall'] / r['bare'] for r in runs], unit='x')} the bare client")
     print(f"  bot's own time / call: {spread([r['own_ms'] for r in runs], '{:.2f}', ' ms')} beyond the "
-          f"stand-in's {args.latency * 1000:.0f} ms")
+          f"stand-in's {args.latency * 1000:.0f} ms, of which the commits of outcomes and `sending` "
+          f"{spread([r['commit_s'] / r['calls'] * 1000 for r in runs], '{:.2f}', ' ms')} (each on disk before "
+          f"the next call: exactly once)")
     print(f"  CPU / call:            {spread([r['cpu'] / r['calls'] * 1000 for r in runs], '{:.2f}', ' ms')} bot, "
           f"{spread([r['standin_cpu'] / r['calls'] * 1000 for r in runs], '{:.2f}', ' ms')} stand-in")
     print(f"  first fan-out (cold):  {cold['wall']:.3f} s = {cold['ratio']:.3f}x the floor (imports, connections, "
