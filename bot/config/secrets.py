@@ -21,11 +21,14 @@ class MissingSecret(Exception):
 
 
 class Secrets:
-    """Lookup of named secrets; credential files win over the environment."""
+    """Lookup of named secrets; credential files win over the environment. Each is looked up once: the
+    environment is a copy taken at start, and systemd's credentials are fixed for the life of the service,
+    while the webhook route asks for its app's secret on every delivery (a file read each time cost ~19 µs)."""
 
     def __init__(self, environ: Mapping[str, str], credentials_dir: str | None = None):
         self._environ = dict(environ)
         self._credentials_dir = Path(credentials_dir) if credentials_dir else None
+        self._found: dict[str, str | None] = {}
 
     @classmethod
     def load(cls, config_dir: Path, environ: Mapping[str, str] | None = None) -> "Secrets":
@@ -38,6 +41,11 @@ class Secrets:
         return cls(environ, environ.get("CREDENTIALS_DIRECTORY"))
 
     def get(self, name: str) -> str | None:
+        if name not in self._found:  # two threads asking at once both read: the same value
+            self._found[name] = self._look_up(name)
+        return self._found[name]
+
+    def _look_up(self, name: str) -> str | None:
         if self._credentials_dir:
             candidate = self._credentials_dir / name.lower()
             if candidate.is_file():

@@ -77,6 +77,18 @@ def test_credentials_directory_wins_over_dotenv_and_may_come_from_it(tmp_path):
     assert Secrets.load(tmp_path, environ={}).get("KAKAO_CLIENT_SECRET") == "from-credential"
 
 
+def test_each_credential_is_read_once(tmp_path):
+    # systemd's credentials do not change while the service runs; the webhook route asks for its app's
+    # secret on every delivery, so the file is not read again (nor found missing again) each time.
+    (tmp_path / "shopify_api_secret").write_text("first", encoding="utf-8")
+    secrets = Secrets({"KAKAO_CLIENT_SECRET": "from-env"}, str(tmp_path))
+    assert secrets.get("SHOPIFY_API_SECRET") == "first" and secrets.get("KAKAO_CLIENT_SECRET") == "from-env"
+    (tmp_path / "shopify_api_secret").write_text("second", encoding="utf-8")
+    (tmp_path / "kakao_client_secret").write_text("a file made later", encoding="utf-8")
+    assert secrets.get("SHOPIFY_API_SECRET") == "first" and secrets.get("KAKAO_CLIENT_SECRET") == "from-env"
+    assert secrets.require("SHOPIFY_API_SECRET") == "first"
+
+
 def test_credential_file_names_are_lower_case(tmp_path):
     (tmp_path / "BOT_SECRET_KEY").write_text("upper-case-file", encoding="utf-8")
     secrets = Secrets({"BOT_SECRET_KEY": "from-env"}, str(tmp_path))
