@@ -7,8 +7,9 @@
   writers of the process take turns on a lock, as SQLite has one writer; on PostgreSQL a pooled
   connection per request thread): the floor of the stack with the bot's guarantee "stored before the 200".
 - `BotService(database_url)`: the real service, `python -m bot --config … run`, with a temporary
-  config (one `shopify-order-alert` job on the bench shop), secrets in its environment and its log
-  in a file; `.backlog()` and `.outcome()` read its database from the benchmark's process.
+  config (one `shopify-order-alert` job on the bench shop), its secrets as systemd credentials (files
+  in $CREDENTIALS_DIRECTORY, as deploy/ runs it) and its log in a file; `.backlog()` and `.outcome()`
+  read its database from the benchmark's process.
 
 Every one has `.port`, `.pid`, `.cpu()` (CPU seconds of its process so far, from /proc) and `.switches()`
 (context switches of its threads so far: where a GIL-bound server spends its kernel time).
@@ -178,10 +179,16 @@ class BotService:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.toml").write_text(CONFIG.format(database=database_url, port=port, shop=SHOP),
                                             encoding="utf-8")
-        skip = ("BOT_CONFIG", "BOT_DATABASE_URL", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC")
+        skip = ("BOT_CONFIG", "BOT_DATABASE_URL", "CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "WATCHDOG_USEC",
+                "BOT_SECRET_KEY", "KAKAO_REST_API_KEY", "SHOPIFY_API_KEY", "SHOPIFY_API_SECRET")
         env = {key: value for key, value in os.environ.items() if key not in skip}
-        env.update(BOT_SECRET_KEY=Fernet.generate_key().decode(), KAKAO_REST_API_KEY="unused",
-                   SHOPIFY_API_KEY="bench-client-id", SHOPIFY_API_SECRET=SECRET, PYTHONPATH=str(ROOT))
+        # The secrets as deploy/ gives them (systemd LoadCredential=): one file each in $CREDENTIALS_DIRECTORY.
+        credentials = folder / "credentials"
+        credentials.mkdir(mode=0o700, exist_ok=True)
+        for name, value in (("bot_secret_key", Fernet.generate_key().decode()), ("kakao_rest_api_key", "unused"),
+                            ("shopify_api_key", "bench-client-id"), ("shopify_api_secret", SECRET)):
+            (credentials / name).write_text(value, encoding="utf-8")
+        env.update(CREDENTIALS_DIRECTORY=str(credentials), PYTHONPATH=str(ROOT))
         self.log = folder / "run.log"
         self.port = port
         self._process = subprocess.Popen([sys.executable, "-m", "bot", "--config", "config.toml", "run"],
