@@ -111,11 +111,11 @@ class KakaoTokens:
             row = connection.execute(LEASE_READ, {"account": account}).one_or_none()
         _check_usable(row, account)
         if self._fresh(row):
-            return self._lease(row.access_token_enc, row.access_expires_at)
+            return self._lease(row)
         return self._refresh(account, rejected=None)
 
-    def _lease(self, access_token_enc: str, access_expires_at: datetime) -> AccessLease:
-        return AccessLease(self.vault.decrypt(access_token_enc), access_expires_at - self.margin, self.clock)
+    def _lease(self, row: KakaoLogin | Row) -> AccessLease:
+        return AccessLease(self.vault.decrypt(row.access_token_enc), row.access_expires_at - self.margin, self.clock)
 
     def renew(self, account: str, rejected: str) -> str:
         """Kakao refused `rejected` (-401): refresh, unless another caller already did."""
@@ -130,7 +130,7 @@ class KakaoTokens:
 
     def _refresh_row(self, session: Session, account: str, rejected: str | None) -> AccessLease | DeadLogin:
         row = self._row(session, account, populate_existing=True)
-        current = self._lease(row.access_token_enc, row.access_expires_at)
+        current = self._lease(row)
         if self._fresh(row) and current.token != rejected:
             return current
         try:
