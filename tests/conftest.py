@@ -7,10 +7,12 @@ bot gets its own, `shopify_secrets`, rather than overriding it.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import textwrap
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable, Iterator
 
 import pytest
@@ -227,3 +229,11 @@ def keep_root_logging() -> Iterator[None]:
     root.setLevel(level)
     for name, old in others.items():
         logging.getLogger(name).setLevel(old)
+
+
+@pytest.fixture
+def bench_script(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], ModuleType]:
+    """`bench_script("loadgen")`: a script of bench/ imported as the benchmarks import it (bench/ is scripts,
+    not a package); bench/ stays on the path for the test, so that processes it spawns import it too."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "bench"))
+    return importlib.import_module

@@ -5,8 +5,6 @@ The benchmark's figures mean nothing if its client sends requests the route refu
 
 from __future__ import annotations
 
-import importlib
-from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
@@ -20,15 +18,10 @@ from bot.sandbox.server import serve
 from bot.store.models import WebhookEvent
 from bot.web.server import create_app
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
 @pytest.fixture
-def loadgen(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """bench/loadgen.py as the benchmarks import it (bench/ is scripts, not a package); on the path for the
-    test, so that the client processes it spawns import it too."""
-    monkeypatch.syspath_prepend(str(BENCH))
-    return importlib.import_module("loadgen")
+def loadgen(bench_script: Callable[[str], ModuleType]) -> ModuleType:
+    """bench/loadgen.py, on the path for the test: the client processes it spawns import it too."""
+    return bench_script("loadgen")
 
 ANSWER = (b"HTTP/1.1 200 OK\r\nContent-Length: 22\r\nContent-Type: application/json\r\n"
           b"Server: waitress\r\n\r\n{\"status\": \"accepted\"}")

@@ -5,24 +5,17 @@ stand-in's own server."""
 from __future__ import annotations
 
 import http.client
-import importlib
 import json
 import threading
 import time
-from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
 @pytest.fixture
-def standin(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    """bench/standin.py as the benchmarks import it (bench/ is scripts, not a package)."""
-    monkeypatch.syspath_prepend(str(BENCH))
-    return importlib.import_module("standin")
+def standin(bench_script: Callable[[str], ModuleType]) -> ModuleType:
+    return bench_script("standin")
 
 
 def stamps(environ: dict[str, Any], start_response: Callable) -> list[bytes]:
