@@ -21,7 +21,8 @@ Printed next to the floor, not judged.
 
 Printed per run: messages delivered (goal: all sendable), the Kakao calls made next to the floor's,
 wall time and its ratio to the floor (goal, at 100 friends and 50 ms: ≤ 1.1×) and to the bare
-client's time, the bot's own time per Kakao call beyond the stand-in's
+client's time, how long the stand-in's server really held each call (first bytes read → answer
+written out; `answered_after` aims at LATENCY), the bot's own time per Kakao call beyond the stand-in's
 latency ((wall − calls made × latency) / calls made: all the run's own work, the scrape
 included) and how much of it the commits of outcomes take (each call's `sending`, with the
 outcome of the call before, on disk before it goes out), and the bot process's and the
@@ -38,6 +39,7 @@ import logging
 import math
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -194,7 +196,7 @@ def one_run(app: App, kakao: StandinProcess, run: int, commits: CommitTimer) -> 
     kakao.ask(new_day)
     with app.db.engine.begin() as connection:  # the bot's per-day counts come from the deliveries kept
         connection.execute(text("DELETE FROM deliveries"))
-    before, standin_cpu = kakao.ask(tally), kakao.ask(cpu_seconds)
+    before, standin_cpu, held_from = kakao.ask(tally), kakao.ask(cpu_seconds), len(kakao.held())
     commits.reset()
     cpu = time.process_time()
     started = time.perf_counter()
@@ -202,10 +204,12 @@ def one_run(app: App, kakao: StandinProcess, run: int, commits: CommitTimer) -> 
     wall = time.perf_counter() - started
     cpu = time.process_time() - cpu
     standin_cpu = kakao.ask(cpu_seconds) - standin_cpu
+    held = kakao.held(held_from)
     after = kakao.ask(tally)
     made = {k: after[k] - before[k] for k in ("calls", "sends", "pages", "delivered")}
     return dict(made, wall=wall, cpu=cpu, standin_cpu=standin_cpu, commits=commits.count, commit_s=commits.seconds,
-                recorded=report.fanout.count("sent") if report.fanout else 0, sender_daily=kakao.greeting["sender_daily"])
+                recorded=report.fanout.count("sent") if report.fanout else 0, sender_daily=kakao.greeting["sender_daily"],
+                held_ms=statistics.median(held) * 1000, held_max_ms=max(held) * 1000)
 
 
 def main() -> int:
@@ -244,7 +248,8 @@ def main() -> int:
                   f"{r['wall'] / bare:.3f}x that); bot's own time {r['own_ms']:.2f} ms per "
                   f"Kakao call, of which commits {r['commit_s'] / r['calls'] * 1000:.2f} ms ({r['commits']} commits, "
                   f"{r['commit_s'] / r['commits'] * 1000:.2f} ms each); CPU per call: bot "
-                  f"{r['cpu'] / r['calls'] * 1000:.2f} ms, stand-in {r['standin_cpu'] / r['calls'] * 1000:.2f} ms")
+                  f"{r['cpu'] / r['calls'] * 1000:.2f} ms, stand-in {r['standin_cpu'] / r['calls'] * 1000:.2f} ms; "
+                  f"the stand-in held each call {r['held_ms']:.2f} ms (median; max {r['held_max_ms']:.2f} ms)")
     cold, runs = runs[0], runs[1:]
     print(f"friends {args.friends}, {args.latency * 1000:.0f} ms per Kakao call, {len(runs)} runs after the first "
           f"(stand-ins in their own processes):")
@@ -259,6 +264,8 @@ def main() -> int:
           f"the next call: exactly once)")
     print(f"  CPU / call:            {spread([r['cpu'] / r['calls'] * 1000 for r in runs], '{:.2f}', ' ms')} bot, "
           f"{spread([r['standin_cpu'] / r['calls'] * 1000 for r in runs], '{:.2f}', ' ms')} stand-in")
+    print(f"  stand-in held a call:  {spread([r['held_ms'] for r in runs], '{:.2f}', ' ms')} (median of a run; "
+          f"first bytes read → answer written out), against the {args.latency * 1000:.0f} ms the floor counts")
     print(f"  first fan-out (cold):  {cold['wall']:.3f} s = {cold['ratio']:.3f}x the floor (imports, connections, "
           f"statements compiled once per process)")
     delivered = all(r["delivered"] == r["sendable"] for r in [cold, *runs])

@@ -10,11 +10,15 @@ serves it on a real port, and then answers `ask(query, payload)`: it calls the t
 function `query(state, payload)` in the child and sends back the picklable result, so the
 benchmark reads the stand-in's records (calls made, costs, inboxes) after a run.
 
-`answered_after(app, latency)` wraps a stand-in's WSGI app so that each request is answered `latency`
-seconds after its first bytes were read by the stand-in's server (waitress's parsing and hand-over to a
-worker thread, and the stand-in's own work, included), as a real server's latency includes its work: a
-benchmark whose floor counts each call as `latency` then does not charge the client for the stand-in's
-work.
+`answered_after(app, latency)` wraps a stand-in's WSGI app so that each request's answer is on the socket
+`latency` seconds after its first bytes were read by the stand-in's server (waitress's parsing and
+hand-over to a worker thread, the stand-in's own work, and writing the answer out, included), as a real
+server's latency includes its work: a benchmark whose floor counts each call as `latency` then does not
+charge the client for the stand-in's work. A plain sleep to the deadline held each call ~0.45 ms too
+long (the sleep's own overshoot, then waitress building and flushing the answer after the app returned),
+about 1% of a fan-out's floor charged to the client; so the wait ends early by the median write-out time
+of the server's recent answers (`HeldTimes`), and spins through its last millisecond. How long the
+server really held each call is kept (`StandinProcess.held`) for the benchmark to print.
 
 `SharedClock` is a monotonic clock plus an offset shared with the stand-in's process: a throttle
 wait advances the offset at once (simulated) or sleeps for real, and the stand-in's bucket refills
@@ -34,6 +38,7 @@ import socket
 import statistics
 import threading
 import time
+from collections import deque
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterator, Sequence
@@ -47,6 +52,30 @@ from sqlalchemy.engine import make_url
 
 SPAWN = multiprocessing.get_context("spawn")
 ARRIVED = "standin.arrived"  # WSGI environ key: time.monotonic() when the request's first bytes were read
+ANSWERED = "standin.answered"  # set by answered_after: time.monotonic() when its wait ended
+TIMINGS = "standin.timings"  # the server's HeldTimes
+SPIN = 0.001  # the last part of a wait is spun, not slept: time.sleep overshoots by ~0.2 ms
+WRITE_OUTS = 50  # recent answers whose write-out time sets how early a wait ends
+
+
+class HeldTimes:
+    """How long one server held its answers: per request, from its first bytes read to its answer written
+    out; and the median write-out time (answer made → on the socket) of recent answers, by which
+    answered_after ends its wait early. Appended by the server's threads (deque and list appends are
+    atomic)."""
+
+    def __init__(self) -> None:
+        self.held: list[float] = []
+        self.write_outs: deque[float] = deque(maxlen=WRITE_OUTS)
+
+    def add(self, arrived: float, answered: float, written: float) -> None:
+        self.held.append(written - arrived)
+        self.write_outs.append(written - answered)
+
+    def lead(self) -> float:
+        """How much earlier than its deadline a wait should end: the recent answers' median write-out."""
+        recent = list(self.write_outs)
+        return statistics.median(recent) if recent else 0.0
 
 
 class _StampedRequest(HTTPRequestParser):
@@ -59,12 +88,20 @@ class _StampedRequest(HTTPRequestParser):
 
 
 class _StampedTask(WSGITask):
-    """waitress's WSGI task, whose environ carries its request's arrival time (ARRIVED)."""
+    """waitress's WSGI task, whose environ carries its request's arrival time (ARRIVED) and its server's
+    HeldTimes (TIMINGS), where it adds the request's times once its answer is written out."""
 
     def get_environment(self) -> dict[str, Any]:
         environ = super().get_environment()
         environ[ARRIVED] = self.request.arrived
+        environ[TIMINGS] = self.channel.server.timings
         return environ
+
+    def service(self) -> None:
+        super().service()  # the app called and its answer written to the socket (send_bytes=1: flushed here)
+        written = time.monotonic()
+        if self.environ is not None and ANSWERED in self.environ:
+            self.environ[TIMINGS].add(self.environ[ARRIVED], self.environ[ANSWERED], written)
 
 
 class _StampedChannel(HTTPChannel):
@@ -76,10 +113,11 @@ class _StampedChannel(HTTPChannel):
 
 def stamped_server(app: Callable, port: int = 0) -> Any:
     """A waitress server (not yet running) of `app` on 127.0.0.1:`port`, each request's environ carrying the
-    time its first bytes were read (ARRIVED)."""
+    time its first bytes were read (ARRIVED) and the server's HeldTimes (TIMINGS, also `server.timings`)."""
     # Threads enough for a client that holds requests open (a stand-in's latency is a sleep).
     server = waitress.create_server(app, host="127.0.0.1", port=port, threads=16, ident=None)
     server.channel_class = _StampedChannel  # connections are accepted once it runs, each with this class
+    server.timings = HeldTimes()
     return server
 
 
@@ -95,7 +133,7 @@ def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, A
         while (message := conn.recv()) is not None:
             query, payload = message
             try:
-                conn.send((True, query(state, payload)))
+                conn.send((True, query(server.timings if query is held_since else state, payload)))
             except Exception as exc:  # reported to the benchmark, which raises it there
                 conn.send((False, f"{type(exc).__name__}: {exc}"))
     finally:
@@ -103,17 +141,27 @@ def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, A
 
 
 def answered_after(app: Callable, latency: float) -> Callable:
-    """`app`, answering each request `latency` seconds after it came in (its own work included)."""
+    """`app`, its answer written out `latency` seconds after the request came in (its own work included)."""
 
     def timed(environ: dict[str, Any], start_response: Callable) -> list[bytes]:
         started = environ.get(ARRIVED, time.monotonic())
         chunks = list(app(environ, start_response))  # the whole answer made, before the wait
-        remaining = latency - (time.monotonic() - started)
-        if remaining > 0:
-            time.sleep(remaining)
+        timings = environ.get(TIMINGS)
+        deadline = started + latency - (timings.lead() if timings else 0.0)
+        pause = deadline - SPIN - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        while time.monotonic() < deadline:
+            pass
+        environ[ANSWERED] = time.monotonic()
         return chunks
 
     return timed
+
+
+def held_since(timings: HeldTimes, first: int) -> list[float]:
+    """A query of the server: seconds it held each answer, from its `first`-th request on."""
+    return timings.held[first:]
 
 
 def cpu_seconds(state: Any, payload: Any = None) -> float:
@@ -139,6 +187,11 @@ class StandinProcess:
         if not ok:
             raise RuntimeError(f"the stand-in's {query.__name__} failed: {result}")
         return result
+
+    def held(self, first: int = 0) -> list[float]:
+        """Seconds the stand-in's server held each answer (first bytes read → answer written out), from its
+        `first`-th request on: what a latency of `answered_after` really came to."""
+        return self.ask(held_since, first)
 
     def close(self) -> None:
         """Stop serving and wait for the process (terminated after 10 s); safe to call twice."""
