@@ -133,6 +133,7 @@ def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, A
         while (message := conn.recv()) is not None:
             query, payload = message
             try:
+                # held_since asks the server, which the benchmark's own queries never see.
                 conn.send((True, query(server.timings if query is held_since else state, payload)))
             except Exception as exc:  # reported to the benchmark, which raises it there
                 conn.send((False, f"{type(exc).__name__}: {exc}"))
