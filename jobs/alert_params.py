@@ -1,8 +1,9 @@
-"""Config parsing and rendering shared by the webhook-driven alert kinds (stock, risk, unfulfilled).
+"""Config parsing and rendering shared by the webhook-driven alert kinds.
 
-Each of those kinds is a module of its own (`jobs.shopify_stock_alert`, `jobs.shopify_risk_alert`,
-`jobs.shopify_unfulfilled_alert`); like `shopify-order-alert` they are not scheduled, take `shop`,
-`to` and an optional `quiet = "HH:MM-HH:MM"`, and send through `bot.delivery.alerts.AlertSender.deliver`.
+Each kind is a module of its own (`jobs.shopify_order_alert`, `jobs.shopify_refund_alert`,
+`jobs.shopify_stock_alert`, `jobs.shopify_risk_alert`, `jobs.shopify_unfulfilled_alert`); none is
+scheduled, each takes `shop`, `to` and an optional `quiet = "HH:MM-HH:MM"`, and sends through
+`bot.delivery.alerts.AlertSender.deliver`.
 """
 
 from __future__ import annotations

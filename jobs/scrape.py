@@ -105,16 +105,7 @@ def collect(job: JobConfig, ctx: JobContext) -> Outcome:
     )
 
 
-def render(
-    job: JobConfig,
-    outcome: Outcome,
-    *,
-    audience: str,
-    web_domain: str,
-    default_link: str,
-) -> dict[str, Any]:
-    """Kakao template_object for one recipient (see `jobs.render.message_for`)."""
-    return message_for(job, outcome, audience=audience, web_domain=web_domain, default_link=default_link)
+render = message_for  # the built-in template or the job's own (jobs.render)
 
 
 def _fetch_items(name: str, params: ScrapeParams, ctx: JobContext) -> list[str]:

@@ -24,19 +24,19 @@ the scheduler sends one summary of the held alerts per job. Digests are not affe
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, replace
-from decimal import Decimal, InvalidOperation
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Callable, Iterable
 from zoneinfo import ZoneInfo
 
 from bot.config.model import ConfigError, JobConfig
 from bot.shopify.orders import order_gid
-from bot.util.quiet_hours import QuietWindow, parse_quiet
+from bot.util.quiet_hours import QuietWindow
 from bot.util.times import parse_instant
-from bot.util.urls import same_origin
 from jobs.base import JobContext, JobFailed, Outcome
-from jobs.render import message_for, won
+from jobs.alert_params import parse_quiet_param, render_alert
+from jobs.render import won
+from jobs.shopify_money import currency_code, money_amount
 from jobs.shopify_orders import parse_shop
 
 KIND = "shopify-order-alert"
@@ -96,15 +96,8 @@ def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -
         raise fail("top_items", f"must be an integer, got {type(top_items).__name__}")
     if not 1 <= top_items <= TOP_ITEMS_LIMIT:
         raise fail("top_items", f"must be between 1 and {TOP_ITEMS_LIMIT}, got {top_items}")
-    quiet = None
-    if "quiet" in raw:
-        if not isinstance(raw["quiet"], str):
-            raise fail("quiet", f"must be a string \"HH:MM-HH:MM\", got {type(raw['quiet']).__name__}")
-        try:
-            quiet = parse_quiet(raw["quiet"])
-        except ValueError as exc:
-            raise fail("quiet", str(exc)) from None
-    return ShopifyOrderAlertParams(shop, on_update, top_items, quiet, parse_min_total(raw, fail))
+    return ShopifyOrderAlertParams(shop, on_update, top_items, parse_quiet_param(raw, fail),
+                                    parse_min_total(raw, fail))
 
 
 def collect(job: JobConfig, ctx: JobContext) -> Outcome:
@@ -112,13 +105,7 @@ def collect(job: JobConfig, ctx: JobContext) -> Outcome:
     raise JobFailed(f"{job.name}: a {KIND} job is not scheduled; its alerts come from Shopify webhooks")
 
 
-def render(job: JobConfig, outcome: Outcome, *, audience: str, web_domain: str,
-           default_link: str) -> dict[str, Any]:
-    """Kakao template_object for one recipient (the values hold no customer data for anyone)."""
-    # Kakao opens only links on the registered domain: anything else would be re-pointed.
-    link = outcome.link if outcome.link and same_origin(outcome.link, web_domain) else None
-    return message_for(job, replace(outcome, link=link), audience=audience, web_domain=web_domain,
-                       default_link=default_link)
+render = render_alert
 
 
 def alert_outcome(job: JobConfig, order: dict[str, Any], *, event: str = "new",
@@ -187,14 +174,14 @@ def _total(order: dict[str, Any]) -> tuple[Decimal | None, str | None]:
     if isinstance(rest, dict):
         shop_money = rest.get("shop_money")
         if isinstance(shop_money, dict):
-            return _decimal(shop_money.get("amount")), _currency(shop_money.get("currency_code"))
+            return money_amount(shop_money.get("amount")), currency_code(shop_money.get("currency_code"))
     gql = order.get("totalPriceSet")
     if isinstance(gql, dict):
         shop_money = gql.get("shopMoney")
         if isinstance(shop_money, dict):
-            return _decimal(shop_money.get("amount")), _currency(shop_money.get("currencyCode"))
+            return money_amount(shop_money.get("amount")), currency_code(shop_money.get("currencyCode"))
     if "total_price" in order:
-        return _decimal(order.get("total_price")), _currency(order.get("currency"))
+        return money_amount(order.get("total_price")), currency_code(order.get("currency"))
     return None, None
 
 
@@ -225,17 +212,3 @@ def _quantity(value: Any) -> int:
         return max(int(value), 0)
     except (TypeError, ValueError):
         return 0
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return amount if amount.is_finite() else None
-
-
-def _currency(value: Any) -> str | None:
-    return value.strip().upper() if isinstance(value, str) and re.fullmatch(r"\s*[A-Za-z]{3}\s*", value) else None

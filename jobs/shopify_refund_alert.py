@@ -18,18 +18,18 @@ No customer data is put into the template's values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from bot.config.model import ConfigError, JobConfig
 from bot.shopify.orders import order_gid
-from bot.util.quiet_hours import QuietWindow, parse_quiet
+from bot.util.quiet_hours import QuietWindow
 from bot.util.times import parse_instant
-from bot.util.urls import same_origin
 from jobs.base import JobContext, JobFailed, Outcome
-from jobs.render import message_for, won
+from jobs.alert_params import parse_quiet_param, render_alert
+from jobs.render import won
 from jobs.shopify_order_alert import below_min_total, order_context, parse_min_total
 from jobs.shopify_orders import parse_shop
 from jobs.shopify_refunds import refund_amount, refund_gid, refund_items
@@ -62,15 +62,8 @@ def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -
     unknown = [event for event in events if event not in EVENTS]
     if unknown:
         raise fail("events", f"unknown event {unknown[0]!r}: the events are {', '.join(map(repr, EVENTS))}")
-    quiet = None
-    if "quiet" in raw:
-        if not isinstance(raw["quiet"], str):
-            raise fail("quiet", f"must be a string \"HH:MM-HH:MM\", got {type(raw['quiet']).__name__}")
-        try:
-            quiet = parse_quiet(raw["quiet"])
-        except ValueError as exc:
-            raise fail("quiet", str(exc)) from None
-    return ShopifyRefundAlertParams(shop, tuple(dict.fromkeys(events)), parse_min_total(raw, fail), quiet)
+    return ShopifyRefundAlertParams(shop, tuple(dict.fromkeys(events)), parse_min_total(raw, fail),
+                                    parse_quiet_param(raw, fail))
 
 
 def job_webhook_topics(params: ShopifyRefundAlertParams) -> tuple[str, ...]:
@@ -83,12 +76,7 @@ def collect(job: JobConfig, ctx: JobContext) -> Outcome:
     raise JobFailed(f"{job.name}: a {KIND} job is not scheduled; its alerts come from Shopify webhooks")
 
 
-def render(job: JobConfig, outcome: Outcome, *, audience: str, web_domain: str,
-           default_link: str) -> dict[str, Any]:
-    """Kakao template_object for one recipient (the values hold no customer data for anyone)."""
-    link = outcome.link if outcome.link and same_origin(outcome.link, web_domain) else None
-    return message_for(job, replace(outcome, link=link), audience=audience, web_domain=web_domain,
-                       default_link=default_link)
+render = render_alert
 
 
 def wants(job: JobConfig, event: str, amount: Any) -> bool:

@@ -9,8 +9,10 @@ subtotal_set{shop_money}, total_tax_set{shop_money}}]`. GraphQL: `id` (gid), `cr
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
+
+from jobs.shopify_money import currency_code, money_amount
 
 REFUND_GID = re.compile(r"^gid://shopify/Refund/\d+$")
 
@@ -35,11 +37,11 @@ def refund_amount(refund: dict[str, Any]) -> tuple[Decimal | None, str | None]:
     gql = refund.get("totalRefundedSet")
     if isinstance(gql, dict) and isinstance(gql.get("shopMoney"), dict):
         money = gql["shopMoney"]
-        return _decimal(money.get("amount")), _currency(money.get("currencyCode"))
+        return money_amount(money.get("amount")), currency_code(money.get("currencyCode"))
     lines_total = _line_items_total(refund)
     transactions = [t for t in refund.get("transactions") or [] if isinstance(t, dict)
                     and t.get("kind") == "refund" and t.get("status") in ("success", None)]
-    amounts = [(_decimal(t.get("amount")), _currency(t.get("currency"))) for t in transactions]
+    amounts = [(money_amount(t.get("amount")), currency_code(t.get("currency"))) for t in transactions]
     if amounts and all(amount is not None for amount, _ in amounts) and len({c for _, c in amounts}) == 1:
         paid = sum((amount for amount, _ in amounts), Decimal(0)), amounts[0][1]  # type: ignore[misc]
         # Transactions are in the customer's (presentment) currency: the shop's money wins when they differ.
@@ -57,7 +59,7 @@ def _line_items_total(refund: dict[str, Any]) -> tuple[Decimal | None, str | Non
             money = (line.get(key) or {}).get("shop_money") if isinstance(line.get(key), dict) else None
             if not isinstance(money, dict):
                 continue
-            amount, code = _decimal(money.get("amount")), _currency(money.get("currency_code"))
+            amount, code = money_amount(money.get("amount")), currency_code(money.get("currency_code"))
             if amount is None or code is None or (currency is not None and code != currency):
                 return None, None
             total, currency = total + amount, code
@@ -76,17 +78,3 @@ def refund_items(refund: dict[str, Any]) -> list[dict[str, Any]]:
         name = item.get("name") or item.get("title") or item.get("sku") or "(이름 없음)"
         items.append({"name": " ".join(str(name).split()), "sku": item.get("sku") or "", "quantity": quantity})
     return items
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return amount if amount.is_finite() else None
-
-
-def _currency(value: Any) -> str | None:
-    return value.strip().upper() if isinstance(value, str) and re.fullmatch(r"\s*[A-Za-z]{3}\s*", value) else None
