@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any, Callable
 
@@ -82,8 +83,6 @@ def missing_config_message(path: Path, explicit: bool) -> str:
 
 def display_width(text: str) -> int:
     """Terminal columns of `text`: Korean (East Asian wide) characters take two."""
-    import unicodedata
-
     return sum(0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
                for ch in text)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import datetime
 from typing import Any
@@ -69,8 +70,6 @@ def kakao_status(state: CliState, as_json: bool) -> None:
     dead = login_problems(app.db, app.vault, now, show=lambda instant: local_time(instant, app.config.timezone))
     health = [_login_health(app, status, now, dead.get(status.account)) for status in logins]
     if as_json:
-        import json
-
         click.echo(json.dumps([{"account": s.account, "status": code, "reason": reason, "action": action,
                                 "access_expires_at": s.access_expires_at.isoformat(),
                                 "refresh_expires_at": s.refresh_expires_at.isoformat(),

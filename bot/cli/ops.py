@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import click
@@ -26,8 +27,6 @@ def history(state: CliState, job: str | None, limit: int, as_json: bool) -> None
         known = ", ".join(configured.name for configured in app.config.jobs) or "none"
         raise UsageProblem(f"unknown job {job!r}: not in {app.config.path} and never delivered (jobs: {known})")
     if as_json:
-        import json
-
         click.echo(json.dumps([{"time": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat(),
                                 "job": row.job, "slot": row.slot_key, "recipient": row.recipient,
                                 "label": row.label or row.recipient, "sender": row.sender, "status": row.status,
@@ -60,8 +59,6 @@ def jobs_command(state: CliState, as_json: bool) -> None:
     app = state.app(migrate=False)  # config only: nothing is read from the database
     schedules = BotScheduler(app).next_runs()
     if as_json:
-        import json
-
         def instant(value: datetime | None) -> str | None:
             return value.isoformat() if value else None
 

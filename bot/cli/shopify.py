@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -206,8 +207,6 @@ def shopify_shops(state: CliState, as_json: bool) -> None:
     app = state.app()
     installs = app.shopify_tokens.all_status()
     if as_json:
-        import json
-
         def instant(value: datetime | None) -> str | None:
             return value.isoformat() if value else None
 
