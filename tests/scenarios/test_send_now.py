@@ -187,6 +187,23 @@ to = ["me"]
                        {"since": None, "until": None}]  # a plain run: today so far
 
 
+def test_alert_jobs_are_left_out_of_send_now(setup, sandbox, run_cli):
+    """Alerts come from webhooks, not slots: `send-now` names no alert job, and asked for one by name it
+    says which jobs it can run (exit 2), sending and recording nothing."""
+    app, config = setup("""
+[[jobs]]
+name = "new-orders"
+kind = "shopify-order-alert"
+shop = "my-store.myshopify.com"
+to = ["me"]
+""")
+    result = run_cli(config, "send-now")
+    assert result.exit_code == 2 and "no scheduled jobs configured" in result.output, result.output
+    result = run_cli(config, "send-now", "new-orders")
+    assert result.exit_code == 2 and "no scheduled job named new-orders (jobs: none)" in result.output, result.output
+    assert deliveries(app) == [] and sandbox.count(MEMO_PATH) == 0
+
+
 @pytest.mark.parametrize("extra", [(), ("--force",), ("--dry-run",)])
 def test_slot_before_its_time_is_refused_and_claims_nothing(setup, web, sandbox, run_cli, clock, extra):
     """At 01:43 in Seoul, `--slot noon` must not use up today's noon: exit 2, one line saying when the
