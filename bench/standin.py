@@ -129,12 +129,12 @@ def _child(conn: Connection, build: Callable[[dict[str, Any]], tuple[Any, Any, A
     thread = threading.Thread(target=server.run, name="standin-server", daemon=True)
     thread.start()
     conn.send((f"http://127.0.0.1:{server.effective_port}", greeting))
+    subjects = {"state": state, "server": server}  # what a query is about: the stand-in, or its server
     try:
         while (message := conn.recv()) is not None:
-            query, payload = message
+            subject, query, payload = message
             try:
-                # held_since asks the server, which the benchmark's own queries never see.
-                conn.send((True, query(server.timings if query is held_since else state, payload)))
+                conn.send((True, query(subjects[subject], payload)))
             except Exception as exc:  # reported to the benchmark, which raises it there
                 conn.send((False, f"{type(exc).__name__}: {exc}"))
     finally:
@@ -160,9 +160,9 @@ def answered_after(app: Callable, latency: float) -> Callable:
     return timed
 
 
-def held_since(timings: HeldTimes, first: int) -> list[float]:
-    """A query of the server: seconds it held each answer, from its `first`-th request on."""
-    return timings.held[first:]
+def held_since(server: Any, first: int) -> list[float]:
+    """A query of the server (a `stamped_server`): seconds it held each answer, from its `first`-th request on."""
+    return server.timings.held[first:]
 
 
 def cpu_seconds(state: Any, payload: Any = None) -> float:
@@ -183,16 +183,20 @@ class StandinProcess:
 
     def ask(self, query: Callable[[Any, Any], Any], payload: Any = None) -> Any:
         """Run the top-level function `query(state, payload)` in the stand-in's process; its result."""
-        self._conn.send((query, payload))
-        ok, result = self._conn.recv()
-        if not ok:
-            raise RuntimeError(f"the stand-in's {query.__name__} failed: {result}")
-        return result
+        return self._ask("state", query, payload)
 
     def held(self, first: int = 0) -> list[float]:
         """Seconds the stand-in's server held each answer (first bytes read → answer written out), from its
         `first`-th request on: what a latency of `answered_after` really came to."""
-        return self.ask(held_since, first)
+        return self._ask("server", held_since, first)
+
+    def _ask(self, subject: str, query: Callable[[Any, Any], Any], payload: Any) -> Any:
+        """`query(subject, payload)` in the stand-in's process, `subject` its "state" or its "server"."""
+        self._conn.send((subject, query, payload))
+        ok, result = self._conn.recv()
+        if not ok:
+            raise RuntimeError(f"the stand-in's {query.__name__} failed: {result}")
+        return result
 
     def close(self) -> None:
         """Stop serving and wait for the process (terminated after 10 s); safe to call twice."""

@@ -120,7 +120,7 @@ def test_the_server_keeps_how_long_it_held_each_answer(standin: ModuleType) -> N
     finally:
         server.close()
         thread.join(timeout=10)
-    held = standin.held_since(server.timings, 1)
+    held = standin.held_since(server, 1)
     assert len(held) == 2 and len(server.timings.write_outs) == 3
     # Held at least the latency less the write-out lead (the answer was written after the wait).
     assert all(seconds >= 0.001 - max(server.timings.write_outs) for seconds in held)
