@@ -62,8 +62,8 @@ def parse_params(raw: dict[str, Any], fail: Callable[[str, str], ConfigError]) -
     unknown = [event for event in events if event not in EVENTS]
     if unknown:
         raise fail("events", f"unknown event {unknown[0]!r}: the events are {', '.join(map(repr, EVENTS))}")
-    return ShopifyRefundAlertParams(shop, tuple(dict.fromkeys(events)), parse_min_total(raw, fail),
-                                    parse_quiet_param(raw, fail))
+    quiet = parse_quiet_param(raw, fail)  # first: with both keys wrong, the error names `quiet`, as it always has
+    return ShopifyRefundAlertParams(shop, tuple(dict.fromkeys(events)), parse_min_total(raw, fail), quiet)
 
 
 def job_webhook_topics(params: ShopifyRefundAlertParams) -> tuple[str, ...]:
